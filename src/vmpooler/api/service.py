@@ -1,0 +1,217 @@
+"""What the VM routes do, once for every API version: check out, query, modify and return VMs."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vmpooler.config import Settings
+from vmpooler.domain import Checkout
+from vmpooler.errors import BadRequest, NotFound, ServiceUnavailable
+from vmpooler.states import VMState
+from vmpooler.store.records import parse_time, rfc3339
+from vmpooler.store.redis import Store
+
+POOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})*$")
+TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
+TAG_VALUE = re.compile(r"^[\w\s\-.@:/]{0,255}$")
+MAX_VMS_PER_REQUEST = 100
+
+
+@dataclass(frozen=True, slots=True)
+class VMView:
+    """A VM's record as every API version reports it (before the version picks its hostname shape)."""
+
+    name: str
+    state: VMState
+    fields: dict[str, Any]
+    domain: str | None
+
+
+def short_name(hostname: str) -> str:
+    if len(hostname) > 255 or not HOSTNAME.match(hostname):
+        raise BadRequest("Invalid hostname format: use the VM's name as checkout returned it")
+    return hostname.split(".", 1)[0]
+
+
+def parse_count(pool: str, value: Any) -> int:
+    """A VM count given as 3 or "3"; 1..MAX_VMS_PER_REQUEST."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise BadRequest(f"VM count for {pool!r} must be an integer, got {value!r}")
+    try:
+        count = int(value)
+    except ValueError as exc:
+        raise BadRequest(f"VM count for {pool!r} must be an integer, got {value!r}") from exc
+    if count < 1:
+        raise BadRequest(f"VM count for {pool!r} must be at least 1, got {count}")
+    if count > MAX_VMS_PER_REQUEST:
+        raise BadRequest(f"VM count for {pool!r} must be at most {MAX_VMS_PER_REQUEST}, got {count}")
+    return count
+
+
+class VMService:
+    """The VM operations behind the routes; it never talks to a provider, only to the store."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._rng = random.Random()
+
+    def pool_names(self) -> list[str]:
+        return [pool.name for pool in self.settings.pools]
+
+    def _candidates(self, requested: str) -> list[str]:
+        if not POOL_NAME.match(requested):
+            raise BadRequest(f"Invalid pool name format: {requested[:100]!r}")
+        pools = [pool.name for pool in self.settings.pools_for(requested)]
+        if not pools:
+            raise NotFound(f"unknown pool or alias {requested!r}; GET /vm lists the pools", pool=requested)
+        if len(pools) > 1:
+            self._rng.shuffle(pools)  # spread an alias's checkouts over its pools
+        return pools
+
+    async def checkout(self, wanted: Mapping[str, int], fields: Mapping[str, str] | None = None) -> list[Checkout]:
+        """Check out ``count`` VMs per requested pool or alias, all or nothing."""
+        requests: list[list[str]] = []
+        names: list[str] = []
+        for requested, count in wanted.items():
+            candidates = self._candidates(requested)
+            requests += [candidates] * count
+            names += [requested] * count
+        if not requests:
+            raise BadRequest('no VMs requested: send {"<pool>": <count>, ...}')
+        taken = await self.store.checkout(requests, self.clock(), fields)
+        if isinstance(taken, int):
+            short = names[taken]
+            raise ServiceUnavailable(
+                f"not enough ready VMs in {short!r} for this request ({wanted[short]} asked); "
+                "nothing was checked out, try again shortly",
+                pool=short,
+            )
+        return [Checkout(names[i], pool, vm) for i, (pool, vm) in enumerate(taken)]
+
+    def domain_of(self, pool: str) -> str | None:
+        config = self.settings.pool(pool)
+        return self.settings.domain_for(config) if config else None
+
+    async def view(self, hostname: str) -> VMView:
+        name = short_name(hostname)
+        found = await self.store.locate(name)
+        if found is None:
+            raise NotFound(f"no VM named {name!r}")
+        pool, state = found
+        record = await self.store.vm(name)
+        now = self.clock()
+        cfg = self.settings.config
+        try:
+            lifetime = int(record.get("lifetime") or cfg.vm_lifetime)
+        except ValueError:
+            lifetime = cfg.vm_lifetime
+        fields: dict[str, Any] = {"template": record.get("template", pool), "lifetime": lifetime}
+        checkout = parse_time(record.get("checkout"))
+        if checkout is not None:
+            running = max(0.0, (now - checkout) / 3600)
+            fields["running"] = round(running, 2)
+            fields["remaining"] = round(max(0.0, lifetime - running), 2) if lifetime > 0 else None
+            fields["start_time"] = rfc3339(checkout)
+            fields["end_time"] = rfc3339(checkout + lifetime * 3600)
+        else:
+            fields["running"] = 0
+            fields["remaining"] = 0
+        fields["state"] = state.value
+        tags = {k[4:]: v for k, v in record.items() if k.startswith("tag:")}
+        if tags:
+            fields["tags"] = tags
+        fields["ip"] = record.get("ip", "")
+        if record.get("host"):
+            fields["host"] = record["host"]
+        return VMView(name, state, fields, record.get("domain") or self.domain_of(pool))
+
+    async def modify(self, hostname: str, body: Any) -> None:
+        """PUT: change ``lifetime`` (hours) and/or ``tags``; every problem is reported at once."""
+        name = short_name(hostname)
+        if await self.store.locate(name) is None:
+            raise NotFound(f"no VM named {name!r}")
+        if not isinstance(body, dict) or not body:
+            raise BadRequest('send a JSON object such as {"lifetime": 2} or {"tags": {"team": "qa"}}')
+        failures: list[str] = []
+        lifetime = self._check_lifetime(body["lifetime"], failures) if "lifetime" in body else None
+        tags = self._check_tags(body["tags"], failures) if "tags" in body else {}
+        failures += [
+            f"Unknown argument {key!r}: only 'lifetime' and 'tags' can be changed"
+            for key in body
+            if key not in ("lifetime", "tags")
+        ]
+        if failures:
+            raise BadRequest("; ".join(failures), failure=failures)
+        if lifetime is not None:
+            await self.store.update_vm(name, {"lifetime": str(lifetime)})
+        if tags:
+            await self.store.tag_vm(name, tags, self.clock())
+
+    def _check_lifetime(self, value: Any, failures: list[str]) -> int | None:
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError
+            lifetime = int(value)
+        except ValueError:
+            failures.append(f"Lifetime must be a positive integer number of hours (got {value!r})")
+            return None
+        limit = self.settings.config.max_lifetime_upper_limit
+        if lifetime <= 0:
+            failures.append(f"Lifetime must be a positive integer number of hours (got {lifetime})")
+        elif limit is not None and lifetime > limit:
+            failures.append(f"You provided a lifetime ({lifetime}) that exceeds the configured maximum of {limit}.")
+        else:
+            return lifetime
+        return None
+
+    def _check_tags(self, value: Any, failures: list[str]) -> dict[str, str]:
+        if not isinstance(value, dict):
+            failures.append('tags must be a JSON object such as {"team": "qa"}')
+            return {}
+        allowed = self.settings.config.allowed_tags
+        if allowed is not None and (unknown := sorted(set(value) - set(allowed))):
+            failures.append(f"You provided unsupported tags ({', '.join(unknown)}); allowed: {', '.join(allowed)}")
+            return {}
+        tags: dict[str, str] = {}
+        for key, raw in value.items():
+            text = "" if raw is None else str(raw)
+            if not TAG_KEY.match(str(key)):
+                failures.append(f"Tag name {str(key)[:60]!r} must be 1-50 letters, digits, '_', '.' or '-'")
+            elif not TAG_VALUE.match(text):
+                failures.append(f"Tag value for {key!r} contains invalid characters or exceeds 255 characters")
+            elif text:
+                tags[str(key)] = self._filter_tag(str(key), text)
+        return tags
+
+    def _filter_tag(self, key: str, value: str) -> str:
+        """Apply the configured ``:tagfilter:`` regex: the value becomes its joined captures."""
+        pattern = self.settings.tagfilter.get(key)
+        if not pattern:
+            return value
+        try:
+            match = re.search(pattern, value)
+        except re.error:
+            return value
+        if match is None or not match.groups():
+            return value
+        return "".join(group for group in match.groups() if group)
+
+    async def give_back(self, hostname: str) -> None:
+        """DELETE: a checked-out VM goes to completed; the manager destroys it."""
+        name = short_name(hostname)
+        found = await self.store.locate(name)
+        if found is None:
+            raise NotFound(f"no VM named {name!r}")
+        pool, state = found
+        if state is not VMState.RUNNING:
+            raise NotFound(f"VM {name!r} is not checked out (it is {state.value}); nothing to return")
+        if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED):
+            raise NotFound(f"VM {name!r} was returned already")

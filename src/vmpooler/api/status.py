@@ -1,0 +1,96 @@
+"""The live ``/status`` report: capacity, queue, clone and boot times, per-pool levels, health."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vmpooler.config import Settings
+from vmpooler.states import VMState
+from vmpooler.store.redis import Store
+
+SECTIONS = ("boot", "capacity", "clone", "pools", "queue", "status")
+
+
+def duration_stats(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"duration": {"average": 0, "min": 0, "max": 0}, "count": {"total": 0}}
+    return {
+        "duration": {
+            "average": round(sum(values) / len(values), 2),
+            "min": round(min(values), 2),
+            "max": round(max(values), 2),
+        },
+        "count": {"total": len(values)},
+    }
+
+
+class StatusService:
+    """Builds the status report from one pipelined read of every pool's set sizes."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.started_at = clock()
+
+    async def status(self, views: set[str] | None = None) -> dict[str, Any]:
+        """The report; ``views`` limits it to those sections (``status`` is always there)."""
+        wanted = set(SECTIONS) if views is None else (views & set(SECTIONS)) | {"status"}
+        pools = [pool.name for pool in self.settings.pools]
+        counts = await self.store.counts(pools)
+        sizes, _ = await self.store.pool_overrides()
+        size_of = {p.name: int(sizes.get(p.name, p.size)) for p in self.settings.pools}
+        now = self.clock()
+        report: dict[str, Any] = {}
+        empty = [p for p in pools if counts[p][VMState.READY] == 0 and size_of[p] > 0]
+        status: dict[str, Any] = {
+            "ok": not empty,
+            "message": f"Found {len(empty)} empty pools." if empty else "Battle station fully armed and operational.",
+        }
+        if empty:
+            status["empty"] = empty
+        status["uptime"] = round(now - self.started_at, 1)
+        report["status"] = status
+        ready = sum(c[VMState.READY] for c in counts.values())
+        if "capacity" in wanted:
+            total = sum(size_of.values())
+            report["capacity"] = {
+                "current": ready,
+                "total": total,
+                "percent": round(100.0 * ready / total, 1) if total else 0,
+            }
+        if "queue" in wanted:
+            pending = sum(c[VMState.PENDING] for c in counts.values())
+            cloning = min(pending, await self.store.clones_in_flight(now))
+            running = sum(c[VMState.RUNNING] for c in counts.values())
+            completed = sum(c[VMState.COMPLETED] + c[VMState.FAILED] for c in counts.values())
+            report["queue"] = {
+                "pending": pending,
+                "cloning": cloning,
+                "booting": pending - cloning,
+                "ready": ready,
+                "running": running,
+                "completed": completed,
+                "total": pending + ready + running + completed,
+            }
+        if "clone" in wanted:
+            report["clone"] = duration_stats(await self.store.durations("clone", now))
+        if "boot" in wanted:
+            report["boot"] = duration_stats(await self.store.durations("boot", now))
+        if "pools" in wanted:
+            lastboot = await self.store.lastboot()
+            report["pools"] = {}
+            for pool in self.settings.pools:
+                entry: dict[str, Any] = {
+                    "ready": counts[pool.name][VMState.READY],
+                    "running": counts[pool.name][VMState.RUNNING],
+                    "pending": counts[pool.name][VMState.PENDING],
+                    "max": size_of[pool.name],
+                    "lastBoot": lastboot.get(pool.name, ""),
+                }
+                if pool.alias:
+                    entry["alias"] = pool.alias if len(pool.alias) > 1 else pool.alias[0]
+                report["pools"][pool.name] = entry
+        return dict(sorted(report.items()))

@@ -1,0 +1,1 @@
+"""The ``vmpooler`` command line."""

@@ -1,0 +1,127 @@
+"""The ``vmpooler`` command: run the service (whole, API only, manager only) and check configuration."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from vmpooler.cli.runtime import Roles, run
+from vmpooler.config import Settings, load_settings, validate_file
+from vmpooler.errors import ConfigError, VmpoolerError
+
+app = typer.Typer(help="vmpooler: pools of ready virtual machines behind a small REST API.", no_args_is_help=True)
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config (default: $VMPOOLER_CONFIG, $VMPOOLER_CONFIG_FILE, ./vmpooler.yaml)",
+    ),
+]
+HostOption = Annotated[str, typer.Option(help="address to listen on", envvar="VMPOOLER_HOST")]
+PortOption = Annotated[int, typer.Option(help="port to listen on", envvar="VMPOOLER_PORT")]
+StateOption = Annotated[Path, typer.Option(help="where the embedded Redis keeps its data", envvar="VMPOOLER_STATE_DIR")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
+
+
+def _setup_logging(settings: Settings | None, verbose: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    logfile = settings.config.logfile if settings else None
+    if logfile:
+        try:
+            handlers.append(logging.FileHandler(logfile))
+        except OSError as exc:
+            err.print(f"[yellow]warning:[/] cannot write logfile {logfile}: {exc}; logging to stderr only")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def _load(config: Path | None) -> Settings:
+    try:
+        settings, warnings = load_settings(config)
+    except ConfigError as exc:
+        err.print("[red]configuration error[/]")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    return settings
+
+
+def _run(config: Path | None, roles: Roles, host: str, port: int, state_dir: Path, verbose: bool) -> None:
+    settings = _load(config)
+    _setup_logging(settings, verbose)
+    try:
+        import uvloop
+
+        uvloop.run(run(settings, roles, host, port, state_dir))
+    except VmpoolerError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: HostOption = "0.0.0.0",
+    port: PortOption = 4567,
+    state_dir: StateOption = Path(".vmpooler"),
+    verbose: VerboseOption = False,
+) -> None:
+    """API, manager and (when no Redis is configured) an embedded Redis, in one process."""
+    _run(config, Roles(api=True, manager=True), host, port, state_dir, verbose)
+
+
+@app.command()
+def api(
+    config: ConfigOption = None,
+    host: HostOption = "0.0.0.0",
+    port: PortOption = 4567,
+    state_dir: StateOption = Path(".vmpooler"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Only the REST API, against the configured Redis (several may share one)."""
+    _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose)
+
+
+@app.command()
+def manager(
+    config: ConfigOption = None,
+    state_dir: StateOption = Path(".vmpooler"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Only the pool manager, against the configured Redis."""
+    _run(config, Roles(api=False, manager=True), "127.0.0.1", 0, state_dir, verbose)
+
+
+@app.command("validate-config")
+def validate_config(file: Annotated[Path, typer.Argument(help="YAML file to check")]) -> None:
+    """Check a configuration file offline; exit 0 when valid, 1 when not."""
+    errors, warnings = validate_file(file, env=os.environ)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if errors:
+        err.print(f"[red]{file}: {len(errors)} problem(s)[/]", highlight=False)
+        for problem in errors:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    typer.echo(f"{file}: OK")
+
+
+if __name__ == "__main__":
+    app()

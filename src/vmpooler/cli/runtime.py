@@ -1,0 +1,110 @@
+"""Wires one process together: Redis (embedded or configured), store, providers, manager and API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from vmpooler.api.app import create_app
+from vmpooler.config import Settings
+from vmpooler.manager.loop import Manager
+from vmpooler.providers import registry
+from vmpooler.store.connection import connect
+from vmpooler.store.embedded import EmbeddedRedis
+from vmpooler.store.redis import Store
+
+log = logging.getLogger("vmpooler")
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    api: bool = True
+    manager: bool = True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns SIGTERM/SIGINT and stops everything."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def open_store(settings: Settings, state_dir: Path) -> tuple[Store, EmbeddedRedis | None]:
+    """The configured Redis, or a private one under ``state_dir`` when ``:redis:`` names no server."""
+    cfg = settings.redis
+    embedded: EmbeddedRedis | None = None
+    host, port = cfg.server, cfg.port
+    if host is None:
+        embedded = EmbeddedRedis(state_dir / "redis")
+        embedded.start()
+        host, port = "127.0.0.1", embedded.port
+    client = connect(
+        host,
+        port,
+        db=cfg.db,
+        username=cfg.username,
+        password=cfg.password_value(),
+        tls=cfg.tls,
+        socket_timeout=cfg.socket_timeout,
+        max_connections=max(cfg.connection_pool_size, 64),
+    )
+    return Store(client, data_ttl_hours=cfg.data_ttl), embedded
+
+
+async def run(settings: Settings, roles: Roles, host: str, port: int, state_dir: Path) -> None:
+    """Run until SIGTERM or SIGINT; then stop taking work, let in-flight work settle, and exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    store, embedded = open_store(settings, state_dir)
+    providers = registry.build_all(settings) if roles.manager else {}
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if roles.manager:
+            manager = Manager(settings, store, providers)
+            tasks.append(asyncio.create_task(manager.run(stop), name="manager"))
+        if roles.api:
+            app = create_app(settings, store)
+            config = uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                loop="none",
+                http="httptools",
+                lifespan="off",
+                access_log=False,
+                log_level="warning",
+                timeout_graceful_shutdown=5,
+            )
+            server = _Server(config)
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+            log.info("API listening on http://%s:%d", host, port)
+
+            async def stop_api() -> None:
+                await stop.wait()
+                server.should_exit = True
+
+            tasks.append(asyncio.create_task(stop_api(), name="api-stopper"))
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                stop.set()
+                raise task.exception()  # type: ignore[misc]
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for provider in providers.values():
+            await provider.close()
+        await store.close()
+        if embedded is not None:
+            embedded.stop()

@@ -1,0 +1,112 @@
+"""The exceptions vmpooler raises, one tree for the whole service.
+
+    VmpoolerError
+    ├── ConfigError                 a configuration file or value is wrong (names the key path)
+    ├── StoreError                  the Redis data layer failed
+    │   └── StoreUnavailable        Redis cannot be reached (API answers 503)
+    ├── StateError
+    │   └── IllegalTransition       a lifecycle move the state table forbids (a bug, never ignored)
+    ├── ProviderError               a provider call failed
+    │   ├── ProviderTimeout         it did not answer in time
+    │   ├── PermanentProviderError  retrying cannot help (bad template, bad credentials, ...)
+    │   └── NotSupported            the provider lacks this optional capability
+    └── ApiError                    a request the API refuses; carries the HTTP status
+        ├── BadRequest (400), Unauthorized (401), Forbidden (403), NotFound (404),
+        ├── MethodNotAllowed (405), Conflict (409), ServiceUnavailable (503)
+
+Foreign exceptions (redis, pydantic, provider SDKs) are translated at the boundary with
+``raise ... from exc`` so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VmpoolerError(Exception):
+    """Base of every error vmpooler raises on purpose."""
+
+    #: the statsd/prometheus label an operator can count this error by
+    metric_key: str = "error"
+
+
+class ConfigError(VmpoolerError):
+    """A configuration problem; ``problems`` lists each as ``key.path: what is wrong``."""
+
+    metric_key = "config"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class StoreError(VmpoolerError):
+    metric_key = "store"
+
+
+class StoreUnavailable(StoreError):
+    metric_key = "store_unavailable"
+
+
+class StateError(VmpoolerError):
+    metric_key = "state"
+
+
+class IllegalTransition(StateError):
+    metric_key = "illegal_transition"
+
+
+class ProviderError(VmpoolerError):
+    metric_key = "provider"
+
+
+class ProviderTimeout(ProviderError):
+    metric_key = "provider_timeout"
+
+
+class PermanentProviderError(ProviderError):
+    metric_key = "provider_permanent"
+
+
+class NotSupported(ProviderError):
+    metric_key = "provider_not_supported"
+
+
+class ApiError(VmpoolerError):
+    """An error the API turns into ``{"ok": false, "error": message, **extra}`` with ``status``."""
+
+    status: int = 400
+    metric_key = "api"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        self.message = message
+        self.extra = extra
+        super().__init__(message)
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class ServiceUnavailable(ApiError):
+    status = 503

@@ -1,0 +1,77 @@
+"""What one pool's manager works with: its settings resolved to seconds, its provider and the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from vmpooler.domain import PoolTarget
+from vmpooler.errors import ProviderError, ProviderTimeout
+from vmpooler.providers.base import Provider
+from vmpooler.states import VMState
+from vmpooler.store.redis import Fields, Store
+
+log = logging.getLogger("vmpooler.manager")
+
+T = TypeVar("T")
+
+
+@dataclass
+class PoolPolicy:
+    """A pool's knobs in the units the manager uses (seconds), resolved from config and overrides."""
+
+    size: int
+    template: str
+    timeout: float
+    ready_ttl: float
+    check_interval: float
+    lifetime_hours: float
+    prefix: str
+    domain: str | None
+    task_limit: int
+    loop_delay_min: float
+    loop_delay_max: float
+    loop_delay_decay: float
+
+
+@dataclass
+class PoolContext:
+    name: str
+    policy: PoolPolicy
+    provider: Provider
+    store: Store
+    provider_options: dict[str, object] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    call_timeout: float = 120.0
+    ready_poll_interval: float = 1.0
+
+    @property
+    def target(self) -> PoolTarget:
+        return PoolTarget(self.name, self.policy.template, dict(self.provider_options))
+
+    async def call(self, what: str, work: Awaitable[T], timeout: float | None = None) -> T:
+        """Await a provider call, bounded in time; every failure comes out as a ProviderError."""
+        limit = timeout if timeout is not None else self.call_timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await work
+        except TimeoutError as exc:
+            raise ProviderTimeout(f"{self.provider.name}.{what} gave no answer within {limit:.0f}s") from exc
+        except ProviderError:
+            raise
+        except Exception as exc:
+            # a provider bug must not take the pool down: count it as a failed call
+            raise ProviderError(f"{self.provider.name}.{what} failed: {exc!r}") from exc
+
+    async def move(
+        self, name: str, source: VMState, target: VMState, reason: str, fields: Fields | None = None
+    ) -> bool:
+        """One logged lifecycle step; False when someone else moved the VM first."""
+        moved = await self.store.move(self.name, name, source, target, fields)
+        if moved:
+            log.info("pool %s vm %s: %s -> %s (%s)", self.name, name, source, target, reason)
+        return moved

@@ -1,0 +1,130 @@
+"""The long provider work of one pool, each VM's in its own task: clone then wait for boot, destroy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from vmpooler.errors import ProviderError, StoreError
+from vmpooler.manager.context import PoolContext
+from vmpooler.manager.names import vm_name
+from vmpooler.states import VMState
+from vmpooler.store.records import format_time
+
+log = logging.getLogger("vmpooler.manager")
+
+NAME_ATTEMPTS = 8
+
+
+class Lifecycle:
+    """Starts and tracks clone and destroy tasks so a reconcile pass never waits on a provider."""
+
+    def __init__(self, ctx: PoolContext) -> None:
+        self.ctx = ctx
+        self.busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, name: str, work: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
+        assert asyncio.iscoroutine(work)
+        self.busy.add(name)
+        task: asyncio.Task[None] = asyncio.create_task(work, name=f"{self.ctx.name}:{name}")
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._tasks.discard(done)
+            self.busy.discard(name)
+            if not done.cancelled() and done.exception() is not None:
+                log.error("pool %s vm %s: task failed", self.ctx.name, name, exc_info=done.exception())
+
+        task.add_done_callback(finished)
+
+    async def start_clone(self) -> str | None:
+        """Reserve a clone slot and a name, record the VM as pending, and clone it in the background.
+
+        The pending record is written before the provider is asked, so a crash at any later point
+        leaves a record the next manager finds: the VM can never leak.
+        """
+        ctx = self.ctx
+        now = ctx.clock()
+        for attempt in range(NAME_ATTEMPTS):
+            name = vm_name(ctx.policy.prefix, attempt)
+            slot = f"{ctx.name}:{name}"
+            lease = ctx.policy.timeout + ctx.call_timeout
+            if not await ctx.store.acquire_clone_slot(slot, now, lease, ctx.policy.task_limit):
+                return None
+            fields = {"clone": format_time(now), "domain": ctx.policy.domain or ""}
+            if await ctx.store.create_pending(ctx.name, name, fields):
+                log.info("pool %s vm %s: new -> pending (filling to %d)", ctx.name, name, ctx.policy.size)
+                self._spawn(name, self._clone(name, slot))
+                return name
+            await ctx.store.release_clone_slot(slot)
+        log.warning("pool %s: no free VM name after %d draws", ctx.name, NAME_ATTEMPTS)
+        return None
+
+    async def _clone(self, name: str, slot: str) -> None:
+        ctx = self.ctx
+        started = ctx.clock()
+        deadline = time.monotonic() + ctx.policy.timeout
+        try:
+            info = await ctx.call("create_vm", ctx.provider.create_vm(ctx.target, name), ctx.policy.timeout)
+            clone_seconds = ctx.clock() - started
+            await ctx.store.update_vm(name, {"clone_time": f"{clone_seconds:.2f}", "ip": info.ip or ""})
+            await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
+            await ctx.store.release_clone_slot(slot)
+            while time.monotonic() < deadline:
+                if await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name)):
+                    now = ctx.clock()
+                    if await ctx.store.mark_ready(ctx.name, name, now, now - started):
+                        log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", ctx.name, name, now - started)
+                    return
+                await asyncio.sleep(ctx.ready_poll_interval)
+            await ctx.move(
+                name,
+                VMState.PENDING,
+                VMState.FAILED,
+                "not ready within timeout",
+                {"clone_error": f"not ready within {ctx.policy.timeout:.0f}s"},
+            )
+        except ProviderError as exc:
+            await ctx.move(
+                name,
+                VMState.PENDING,
+                VMState.FAILED,
+                f"clone failed: {exc}",
+                {"clone_error": str(exc), "clone_error_class": type(exc).__name__},
+            )
+        except StoreError as exc:
+            # Redis went away mid-clone: the pending record stays, and a later pass settles it
+            log.warning("pool %s vm %s: store unavailable during clone: %s", ctx.name, name, exc)
+        finally:
+            try:
+                await ctx.store.release_clone_slot(slot)
+            except StoreError:
+                pass  # the lease expires on its own
+
+    def start_destroy(self, name: str, state: VMState) -> None:
+        if name not in self.busy:
+            self._spawn(name, self._destroy(name, state))
+
+    async def _destroy(self, name: str, state: VMState) -> None:
+        ctx = self.ctx
+        try:
+            await ctx.call("destroy_vm", ctx.provider.destroy_vm(ctx.target, name))
+            if await ctx.store.mark_destroyed(ctx.name, name, state, ctx.clock()):
+                log.info("pool %s vm %s: %s -> destroyed", ctx.name, name, state)
+        except ProviderError as exc:
+            # stays in its doomed set, so the next pass tries again
+            log.warning("pool %s vm %s: destroy failed, will retry: %s", ctx.name, name, exc)
+        except StoreError as exc:
+            log.warning("pool %s vm %s: store unavailable after destroy: %s", ctx.name, name, exc)
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for running tasks, then cancel the rest (their records stay)."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)

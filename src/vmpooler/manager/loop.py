@@ -1,0 +1,148 @@
+"""The manager's cadence: one loop per pool, each pass followed by an adaptive, wake-able sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from vmpooler.config import PoolSettings, Settings
+from vmpooler.errors import StoreError
+from vmpooler.manager.context import PoolContext, PoolPolicy
+from vmpooler.manager.pool import PoolReconciler
+from vmpooler.providers.base import Provider
+from vmpooler.store.redis import Store
+
+log = logging.getLogger("vmpooler.manager")
+
+#: while sleeping, how often a pool loop looks for a reason to wake early (a checkout, a return,
+#: an override): one cheap pipelined read per pool
+WAKE_POLL_SECONDS = 1.0
+
+
+def policy_for(settings: Settings, pool: PoolSettings) -> PoolPolicy:
+    cfg = settings.config
+    return PoolPolicy(
+        size=pool.size,
+        template=pool.template,
+        timeout=float(pool.timeout or cfg.timeout) * 60,
+        ready_ttl=float(pool.ready_ttl or cfg.ready_ttl) * 60,
+        check_interval=float(cfg.vm_checktime) * 60,
+        lifetime_hours=float(cfg.vm_lifetime),
+        prefix=cfg.prefix,
+        domain=settings.domain_for(pool),
+        task_limit=cfg.task_limit,
+        loop_delay_min=float(pool.check_loop_delay_min or cfg.check_loop_delay_min),
+        loop_delay_max=float(pool.check_loop_delay_max or cfg.check_loop_delay_max),
+        loop_delay_decay=float(pool.check_loop_delay_decay or cfg.check_loop_delay_decay),
+    )
+
+
+def pool_record(settings: Settings, pool: PoolSettings) -> dict[str, str]:
+    """The ``vmpooler__pool__<name>`` hash, as the original publishes it for the API and operators."""
+    record = {"name": pool.name, "template": pool.template, "size": str(pool.size), "provider": pool.provider}
+    if pool.alias:
+        record["alias"] = ",".join(pool.alias)
+    domain = settings.domain_for(pool)
+    if domain:
+        record["domain"] = domain
+    return record
+
+
+class Manager:
+    """Reconciles every configured pool; ``run_once`` is one pass over all of them (for tests)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        providers: Mapping[str, Provider],
+        *,
+        clock: Callable[[], float] = time.time,
+        call_timeout: float = 120.0,
+        ready_poll_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.reconcilers: dict[str, PoolReconciler] = {}
+        for pool in settings.pools:
+            ctx = PoolContext(
+                name=pool.name,
+                policy=policy_for(settings, pool),
+                provider=providers[pool.provider],
+                store=store,
+                provider_options=dict(pool.provider_options),
+                clock=clock,
+                call_timeout=call_timeout,
+                ready_poll_interval=ready_poll_interval,
+            )
+            self.reconcilers[pool.name] = PoolReconciler(ctx)
+
+    async def register_pools(self) -> None:
+        await self.store.register_pools({p.name: pool_record(self.settings, p) for p in self.settings.pools})
+
+    async def run_once(self) -> dict[str, bool]:
+        results = await asyncio.gather(*(r.run_once() for r in self.reconcilers.values()))
+        return dict(zip(self.reconcilers, results, strict=True))
+
+    async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
+        """Loop every pool until ``stop`` is set, then let in-flight work finish for ``grace`` seconds."""
+        while not stop.is_set():
+            try:
+                await self.register_pools()
+                break
+            except StoreError as exc:
+                log.warning("manager: cannot register pools yet: %s", exc)
+                await _wait(stop, 2.0)
+        loops = [asyncio.create_task(self._pool_loop(r, stop), name=f"pool:{n}") for n, r in self.reconcilers.items()]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*(r.lifecycle.drain(grace) for r in self.reconcilers.values()))
+            log.info("manager: stopped")
+
+    async def _pool_loop(self, reconciler: PoolReconciler, stop: asyncio.Event) -> None:
+        policy = reconciler.ctx.policy
+        delay = policy.loop_delay_min
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                changed = await reconciler.run_once()
+            except StoreError as exc:
+                log.warning("pool %s: Redis unavailable, pausing: %s", reconciler.ctx.name, exc)
+                changed = False
+            except Exception:
+                # one pool's bug must not stop the others; the pass is retried after the delay
+                log.exception("pool %s: reconcile pass crashed", reconciler.ctx.name)
+                changed = False
+            log.debug("pool %s: pass took %.3fs", reconciler.ctx.name, time.monotonic() - started)
+            delay = policy.loop_delay_min if changed else min(delay * policy.loop_delay_decay, policy.loop_delay_max)
+            await self._sleep(reconciler.ctx.name, delay, stop)
+
+    async def _sleep(self, pool: str, delay: float, stop: asyncio.Event) -> None:
+        try:
+            before = await self.store.fingerprint(pool)
+        except StoreError:
+            await _wait(stop, delay)
+            return
+        deadline = time.monotonic() + delay
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await _wait(stop, min(WAKE_POLL_SECONDS, remaining))
+            try:
+                if await self.store.fingerprint(pool) != before:
+                    return
+            except StoreError:
+                continue
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,193 @@
+"""One reconcile pass over one pool: compare Redis with the provider and step each VM on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from vmpooler.errors import ProviderError
+from vmpooler.manager.context import PoolContext
+from vmpooler.manager.lifecycle import Lifecycle
+from vmpooler.states import DOOMED_STATES, VMState
+from vmpooler.store.records import format_time, parse_time
+
+log = logging.getLogger("vmpooler.manager")
+
+#: ready checks run at most this many provider calls at once per pool
+CHECK_CONCURRENCY = 16
+
+
+class PoolReconciler:
+    """Keeps one pool at its size. ``run_once`` is one pass; it returns True when it changed anything
+    (the loop then comes back soon) and never waits on a clone or destroy."""
+
+    def __init__(self, ctx: PoolContext, lifecycle: Lifecycle | None = None) -> None:
+        self.ctx = ctx
+        self.lifecycle = lifecycle or Lifecycle(ctx)
+
+    async def run_once(self) -> bool:
+        ctx = self.ctx
+        await self._apply_overrides()
+        try:
+            inventory = set(await ctx.call("vms_in_pool", ctx.provider.vms_in_pool(ctx.target)))
+        except ProviderError as exc:
+            # without an inventory nothing can be judged safely: skip the pass, keep every record
+            log.warning("pool %s: inventory failed, pass skipped: %s", ctx.name, exc)
+            return False
+        members = await ctx.store.all_members(ctx.name)
+        changed = await self._discover(inventory, members)
+        changed |= await self._check_running(inventory, members[VMState.RUNNING])
+        changed |= await self._check_ready(inventory, members[VMState.READY])
+        changed |= await self._check_pending(inventory, members[VMState.PENDING])
+        changed |= await self._template_change(members)
+        await self._destroy_doomed()
+        changed |= await self._resize()
+        return changed
+
+    async def _apply_overrides(self) -> None:
+        sizes, templates = await self.ctx.store.pool_overrides()
+        if self.ctx.name in sizes:
+            try:
+                self.ctx.policy.size = max(0, int(sizes[self.ctx.name]))
+            except ValueError:
+                log.warning("pool %s: ignoring pool size override %r", self.ctx.name, sizes[self.ctx.name])
+        if self.ctx.name in templates:
+            self.ctx.policy.template = templates[self.ctx.name]
+
+    async def _discover(self, inventory: set[str], members: dict[VMState, set[str]]) -> bool:
+        """VMs the provider has and Redis does not know are leaks: discovered, then destroyed."""
+        known = set().union(*members.values())
+        found = await self.ctx.store.discover(self.ctx.name, sorted(inventory - known))
+        changed = False
+        for name in set(found) | members[VMState.DISCOVERED]:
+            changed |= await self.ctx.move(name, VMState.DISCOVERED, VMState.COMPLETED, "unknown to Redis: leaked VM")
+        return changed
+
+    async def _check_running(self, inventory: set[str], running: set[str]) -> bool:
+        ctx = self.ctx
+        now = ctx.clock()
+        names = sorted(running)
+        changed = False
+        for name, record in zip(names, await ctx.store.vms(names), strict=True):
+            if name not in inventory:
+                changed |= await ctx.move(name, VMState.RUNNING, VMState.COMPLETED, "vanished from provider")
+                continue
+            checkout = parse_time(record.get("checkout"))
+            try:
+                lifetime = float(record.get("lifetime") or ctx.policy.lifetime_hours)
+            except ValueError:
+                lifetime = ctx.policy.lifetime_hours
+            if checkout is not None and lifetime > 0 and now - checkout >= lifetime * 3600:
+                changed |= await ctx.move(
+                    name, VMState.RUNNING, VMState.COMPLETED, f"lifetime of {lifetime:g}h ran out"
+                )
+        return changed
+
+    async def _check_ready(self, inventory: set[str], ready: set[str]) -> bool:
+        ctx = self.ctx
+        now = ctx.clock()
+        names = sorted(ready - self.lifecycle.busy)
+        changed = False
+        due: list[str] = []
+        for name, record in zip(names, await ctx.store.vms(names), strict=True):
+            became_ready = parse_time(record.get("ready"))
+            if name not in inventory:
+                changed |= await ctx.move(name, VMState.READY, VMState.COMPLETED, "vanished from provider")
+            elif became_ready is not None and now - became_ready > ctx.policy.ready_ttl:
+                changed |= await ctx.move(
+                    name, VMState.READY, VMState.COMPLETED, f"ready longer than {ctx.policy.ready_ttl:.0f}s"
+                )
+            else:
+                last_check = parse_time(record.get("check")) or became_ready or 0.0
+                if now - last_check >= ctx.policy.check_interval:
+                    due.append(name)
+        if due:
+            limit = asyncio.Semaphore(CHECK_CONCURRENCY)
+
+            async def check(name: str) -> bool:
+                async with limit:
+                    try:
+                        alive = await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
+                    except ProviderError as exc:
+                        log.warning("pool %s vm %s: ready check errored: %s", ctx.name, name, exc)
+                        return False
+                if alive:
+                    await ctx.store.update_vm(name, {"check": format_time(ctx.clock())})
+                    return False
+                return await ctx.move(
+                    name,
+                    VMState.READY,
+                    VMState.FAILED,
+                    "failed its ready check",
+                    {"clone_error": "failed a ready re-check"},
+                )
+
+            changed |= any(await asyncio.gather(*(check(name) for name in due)))
+        return changed
+
+    async def _check_pending(self, inventory: set[str], pending: set[str]) -> bool:
+        """Pending VMs with no clone task here (left by a crashed or stopped manager)."""
+        ctx = self.ctx
+        now = ctx.clock()
+        names = sorted(pending - self.lifecycle.busy)
+        changed = False
+        for name, record in zip(names, await ctx.store.vms(names), strict=True):
+            started = parse_time(record.get("clone")) or now
+            if name in inventory:
+                try:
+                    ready = await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
+                except ProviderError:
+                    ready = False
+                if ready:
+                    changed |= await ctx.store.mark_ready(ctx.name, name, now, now - started)
+                    continue
+            if now - started > ctx.policy.timeout:
+                changed |= await ctx.move(
+                    name,
+                    VMState.PENDING,
+                    VMState.FAILED,
+                    f"not ready within {ctx.policy.timeout:.0f}s",
+                    {"clone_error": "timed out"},
+                )
+        return changed
+
+    async def _template_change(self, members: dict[VMState, set[str]]) -> bool:
+        """A new template (API override): drain the VMs made from the old one."""
+        ctx = self.ctx
+        prepared = await ctx.store.prepared_template(ctx.name)
+        if prepared == ctx.policy.template:
+            return False
+        await ctx.store.set_prepared_template(ctx.name, ctx.policy.template)
+        if prepared is None:
+            return False
+        reason = f"template changed from {prepared} to {ctx.policy.template}"
+        for name in members[VMState.READY]:
+            await ctx.move(name, VMState.READY, VMState.COMPLETED, reason)
+        for name in members[VMState.PENDING]:
+            await ctx.move(name, VMState.PENDING, VMState.FAILED, reason)
+        return True
+
+    async def _destroy_doomed(self) -> None:
+        for state in DOOMED_STATES:
+            for name in await self.ctx.store.members(self.ctx.name, state):
+                self.lifecycle.start_destroy(name, state)
+
+    async def _resize(self) -> bool:
+        """Remove ready VMs beyond ``size``; clone up to ``size`` within the global task limit."""
+        ctx = self.ctx
+        counts = (await ctx.store.counts([ctx.name]))[ctx.name]
+        ready, pending = counts[VMState.READY], counts[VMState.PENDING]
+        await ctx.store.set_empty(ctx.name, ready == 0 and ctx.policy.size > 0)
+        excess = ready + pending - ctx.policy.size
+        changed = False
+        if excess > 0 and ready > 0:
+            surplus = sorted(await ctx.store.members(ctx.name, VMState.READY))[: min(excess, ready)]
+            for name in surplus:
+                changed |= await ctx.move(
+                    name, VMState.READY, VMState.COMPLETED, f"pool size lowered to {ctx.policy.size}"
+                )
+        for _ in range(max(0, -excess)):
+            if await self.lifecycle.start_clone() is None:
+                break
+            changed = True
+        return changed

@@ -1,0 +1,87 @@
+"""The provider interface: the few async calls the manager makes to create and destroy VMs.
+
+A provider is constructed once per ``:providers:`` entry with its own validated options and is
+shared by every pool that names it. It never sees Redis or the service's other settings: the
+manager records state, the provider only acts on machines. Every call is async; blocking SDKs run
+their work in a thread (``asyncio.to_thread``). Errors are raised as ``ProviderError`` subclasses:
+``PermanentProviderError`` when retrying cannot help. ``destroy_vm`` of a VM that does not exist
+succeeds, so a destroy interrupted by a crash can simply be repeated.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from vmpooler.domain import PoolTarget, VMInfo
+from vmpooler.errors import NotSupported
+
+
+class ProviderOptions(BaseModel):
+    """Options every provider accepts; a provider subclasses this with its own keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    provider_class: str | None = None
+    purge_unconfigured_resources: bool = False
+    resources_allowlist: list[str] | None = None
+    connection_pool_size: int = 1
+    connection_pool_timeout: int = 10
+
+
+class Provider(ABC):
+    """Creates, inspects and destroys the VMs of pools. Subclass and register under
+    the ``vmpooler.providers`` entry point."""
+
+    #: the pydantic model this provider's ``:providers: <name>:`` section is validated with
+    options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+
+    def __init__(self, name: str, options: ProviderOptions) -> None:
+        self.name = name
+        self.options = options
+
+    @abstractmethod
+    async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
+        """Names of every VM the provider holds for ``pool`` (the inventory used for leak cleanup)."""
+
+    @abstractmethod
+    async def get_vm(self, pool: PoolTarget, name: str) -> VMInfo | None:
+        """The VM, or None when the provider has no VM of that name in the pool."""
+
+    @abstractmethod
+    async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
+        """Clone ``pool.template`` into a new VM ``name`` and start it; return once it exists."""
+
+    @abstractmethod
+    async def destroy_vm(self, pool: PoolTarget, name: str) -> None:
+        """Power off and delete the VM; succeed when it is already gone."""
+
+    @abstractmethod
+    async def vm_ready(self, pool: PoolTarget, name: str) -> bool:
+        """True once the VM has booted and is reachable; False (not an error) while it is not."""
+
+    async def get_vm_ip_address(self, pool: PoolTarget, name: str) -> str | None:
+        vm = await self.get_vm(pool, name)
+        return vm.ip if vm else None
+
+    async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        raise NotSupported(f"provider {self.name!r} cannot take snapshots")
+
+    async def revert_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        raise NotSupported(f"provider {self.name!r} cannot revert snapshots")
+
+    async def create_disk(self, pool: PoolTarget, name: str, size_gb: int) -> None:
+        raise NotSupported(f"provider {self.name!r} cannot add disks")
+
+    async def tag_vm_user(self, pool: PoolTarget, name: str, user: str) -> None:
+        """Record who checked the VM out, where the platform supports it; a no-op by default."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections; called once at shutdown."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "class": type(self).__name__}

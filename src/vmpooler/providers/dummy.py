@@ -1,0 +1,338 @@
+"""A simulated hypervisor for development, demos and fault injection.
+
+The dummy provider keeps an inventory, ``pool -> VM name -> record``, and acts on it the way a
+hypervisor acts on machines: a clone takes time and may fail half-way, leaving a powered-off VM
+behind that someone must clean up; a VM boots ``ready_delay`` seconds after its clone finishes; a
+destroy may fail. Each fault is switched on by a ``<call>_fail_percent`` option and each call is
+slowed by ``<call>_max_time``, as in the original vmpooler's dummy provider.
+
+With ``filename`` the inventory lives in a JSON file shared by every process naming it. Each change
+is a read-modify-write under ``fcntl.flock`` on ``<filename>.lock``, written to a temporary file and
+moved into place, so several managers (or one killed with ``kill -9`` and restarted) see one
+consistent inventory and a VM outlives the process that made it. Without ``filename`` the inventory
+lives in memory and dies with the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import fcntl
+import json
+import os
+import random
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
+
+from vmpooler.domain import PoolTarget, VMInfo
+from vmpooler.errors import PermanentProviderError, ProviderError
+from vmpooler.providers.base import Provider, ProviderOptions
+
+__all__ = ["DummyOptions", "DummyProvider", "VMStatus"]
+
+T = TypeVar("T")
+Seconds = Annotated[float, Field(ge=0)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Record = dict[str, Any]
+Inventory = dict[str, dict[str, Record]]  # pool name -> VM name -> record
+
+
+class DummyOptions(ProviderOptions):
+    """The ``:providers: <name>:`` section of a dummy provider; every key is optional.
+
+    Times are seconds: a call slowed by ``<call>_max_time`` sleeps a uniform random time in
+    ``[0, max]``. ``<call>_fail_percent`` (0-100) is the chance the call raises an injected
+    ``ProviderError``. ``seed`` makes every random choice reproducible.
+    """
+
+    filename: str | None = None
+    #: accepted for compatibility with the original; ``vm_ready`` never blocks here
+    is_ready_timeout: Seconds = 5
+    ready_delay: Seconds = 2.0
+    createvm_max_time: Seconds = 0
+    createvm_fail_percent: Percent = 0
+    createdisk_max_time: Seconds = 0
+    createdisk_fail_percent: Percent = 0
+    createsnapshot_max_time: Seconds = 0
+    createsnapshot_fail_percent: Percent = 0
+    revertsnapshot_max_time: Seconds = 0
+    revertsnapshot_fail_percent: Percent = 0
+    destroyvm_max_shutdown_time: Seconds = 0
+    destroyvm_max_time: Seconds = 0
+    destroyvm_fail_percent: Percent = 0
+    #: accepted for compatibility; this interface has no migration call yet
+    migratevm_max_time: Seconds = 0
+    migratevm_fail_percent: Percent = 0
+    migratevm_couldmove_percent: Percent = 0
+    getvm_poweroff_percent: Percent = 0
+    getvm_rename_percent: Percent = 0
+    vmready_fail_percent: Percent = 0
+    seed: int | None = None
+
+
+class VMStatus(StrEnum):
+    """Where a dummy VM's clone stands; shown as ``VMInfo.extra["status"]``."""
+
+    CLONING = "cloning"
+    FAILED = "failed"  # the injected clone failure left it behind
+    RUNNING = "running"
+
+
+class _Inventory:
+    """The inventory in memory, or in a JSON file that every process naming it shares."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._memory: Inventory = {}
+        self._lock = asyncio.Lock()  # one change at a time within this process
+
+    def load(self) -> Inventory:
+        """A copy of the current inventory (blocking when file-backed)."""
+        if self.path is None:
+            return copy.deepcopy(self._memory)
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ProviderError(f"dummy inventory {self.path}: {exc}") from exc
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PermanentProviderError(f"dummy inventory {self.path} is not JSON: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("pools"), dict):
+            raise PermanentProviderError(f"dummy inventory {self.path} has no 'pools' mapping")
+        pools: Inventory = data["pools"]
+        return pools
+
+    async def read(self) -> Inventory:
+        if self.path is None:
+            return self.load()
+        return await asyncio.to_thread(self.load)
+
+    async def update(self, change: Callable[[Inventory], T]) -> T:
+        """Apply ``change`` to the inventory atomically; if it raises, nothing is written.
+
+        ``change`` must raise before it mutates anything: in memory there is no copy to roll back.
+        """
+        async with self._lock:
+            if self.path is None:
+                return change(self._memory)
+            return await asyncio.to_thread(self._update_file, self.path, change)
+
+    def _update_file(self, path: Path, change: Callable[[Inventory], T]) -> T:
+        try:
+            with open(path.with_name(path.name + ".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process dies
+                inventory = self.load()
+                result = change(inventory)
+                self._write(path, inventory)
+                return result
+        except OSError as exc:
+            raise ProviderError(f"dummy inventory {path}: {exc}") from exc
+
+    @staticmethod
+    def _write(path: Path, inventory: Inventory) -> None:
+        # Readers take no lock: os.replace lets them see the old file or the new one, never half.
+        # No fsync: the file must survive a killed process, not a power cut.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump({"pools": inventory}, out, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+class DummyProvider(Provider):
+    """A provider whose VMs are records in an inventory; see the module docstring."""
+
+    options_model = DummyOptions
+    options: DummyOptions
+
+    def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
+        if not isinstance(options, DummyOptions):
+            options = DummyOptions.model_validate(options.model_dump() if options else {})
+        super().__init__(name, options)
+        self._random = random.Random(options.seed)
+        self._inventory = _Inventory(Path(options.filename) if options.filename else None)
+
+    async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
+        return sorted((await self._inventory.read()).get(pool.name, {}))
+
+    async def get_vm(self, pool: PoolTarget, name: str) -> VMInfo | None:
+        power_off = self._roll(self.options.getvm_poweroff_percent)
+        rename = self._roll(self.options.getvm_rename_percent)
+        if not (power_off or rename):
+            record = (await self._inventory.read()).get(pool.name, {}).get(name)
+            return _info(pool.name, name, record) if record else None
+
+        def look(inventory: Inventory) -> VMInfo | None:
+            record = inventory.get(pool.name, {}).get(name)
+            if record is None:
+                return None
+            if power_off:
+                record["powered_on"] = False
+            if rename and record["hostname"] == name:
+                record["hostname"] = f"DUMMY{name}"
+            return _info(pool.name, name, record)
+
+        return await self._inventory.update(look)
+
+    async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
+        def start_clone(inventory: Inventory) -> None:
+            vms = inventory.setdefault(pool.name, {})
+            if name in vms:
+                raise ProviderError(f"dummy: VM {name!r} already exists in pool {pool.name!r}")
+            vms[name] = {
+                "template": pool.template,
+                "hostname": None,
+                "ip": None,
+                "created": time.time(),
+                "booted": None,
+                "powered_on": False,
+                "status": VMStatus.CLONING,
+                "snapshots": [],
+                "disks": [],
+                "tags": {},
+            }
+
+        def power_on(record: Record) -> VMInfo:
+            record.update(
+                hostname=name, ip=_fake_ip(name), powered_on=True, booted=time.time(), status=VMStatus.RUNNING
+            )
+            return _info(pool.name, name, record)
+
+        await self._inventory.update(start_clone)
+        try:
+            await self._simulate("createvm", f"cloning {name!r}")
+        except ProviderError:
+            # The half-made VM stays, as a failed clone can on a real hypervisor.
+            await self._set_if_present(pool, name, status=VMStatus.FAILED)
+            raise
+        return await self._change_vm(pool, name, power_on)
+
+    async def destroy_vm(self, pool: PoolTarget, name: str) -> None:
+        record = (await self._inventory.read()).get(pool.name, {}).get(name)
+        if record is None:
+            return
+        if record["powered_on"]:
+            await self._delay(self.options.destroyvm_max_shutdown_time)
+            await self._set_if_present(pool, name, powered_on=False)
+        await self._simulate("destroyvm", f"destroying {name!r}")
+
+        def remove(inventory: Inventory) -> None:
+            vms = inventory.get(pool.name, {})
+            vms.pop(name, None)
+            if not vms:
+                inventory.pop(pool.name, None)
+
+        await self._inventory.update(remove)
+
+    async def vm_ready(self, pool: PoolTarget, name: str) -> bool:
+        record = (await self._inventory.read()).get(pool.name, {}).get(name)
+        if record is None or not record["powered_on"] or record["status"] != VMStatus.RUNNING:
+            return False
+        if time.time() - record["booted"] < self.options.ready_delay:
+            return False
+        return not self._roll(self.options.vmready_fail_percent)
+
+    async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        await self._simulate("createsnapshot", f"snapshotting {name!r}")
+
+        def take(record: Record) -> None:
+            record["snapshots"].append(snapshot)
+            record["current_snapshot"] = snapshot
+
+        await self._change_vm(pool, name, take)
+
+    async def revert_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        await self._simulate("revertsnapshot", f"reverting {name!r}")
+
+        def revert(record: Record) -> None:
+            if snapshot not in record["snapshots"]:
+                raise PermanentProviderError(f"dummy: VM {name!r} has no snapshot {snapshot!r}")
+            record["current_snapshot"] = snapshot
+
+        await self._change_vm(pool, name, revert)
+
+    async def create_disk(self, pool: PoolTarget, name: str, size_gb: int) -> None:
+        if size_gb < 1:
+            raise PermanentProviderError(f"dummy: disk size must be at least 1 GB, not {size_gb}")
+        await self._simulate("createdisk", f"adding a disk to {name!r}")
+        await self._change_vm(pool, name, lambda record: record["disks"].append(size_gb))
+
+    async def tag_vm_user(self, pool: PoolTarget, name: str, user: str) -> None:
+        await self._change_vm(pool, name, lambda record: record["tags"].update(user=user))
+
+    def all_vms(self) -> dict[str, list[str]]:
+        """Pool name -> names of its VMs, read now (blocking; for tests and the CLI)."""
+        return {pool: sorted(vms) for pool, vms in sorted(self._inventory.load().items())}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "filename": self.options.filename}
+
+    async def _change_vm(self, pool: PoolTarget, name: str, change: Callable[[Record], T]) -> T:
+        """Apply ``change`` to the VM's record; PermanentProviderError when there is no such VM."""
+
+        def apply(inventory: Inventory) -> T:
+            record = inventory.get(pool.name, {}).get(name)
+            if record is None:
+                raise PermanentProviderError(f"dummy: no VM {name!r} in pool {pool.name!r}")
+            return change(record)
+
+        return await self._inventory.update(apply)
+
+    async def _set_if_present(self, pool: PoolTarget, name: str, **fields: Any) -> None:
+        """Update the VM's record unless another caller has destroyed it meanwhile."""
+        await self._inventory.update(lambda inventory: inventory.get(pool.name, {}).get(name, {}).update(fields))
+
+    def _roll(self, percent: float) -> bool:
+        """True with a chance of ``percent`` in 100."""
+        return percent > 0 and self._random.random() * 100 < percent
+
+    async def _delay(self, max_time: float) -> None:
+        if max_time > 0:
+            await asyncio.sleep(self._random.uniform(0, max_time))
+
+    async def _simulate(self, call: str, doing: str) -> None:
+        """Sleep per ``<call>_max_time``, then fail per ``<call>_fail_percent``."""
+        await self._delay(getattr(self.options, f"{call}_max_time"))
+        percent: float = getattr(self.options, f"{call}_fail_percent")
+        if self._roll(percent):
+            raise ProviderError(f"dummy: injected fault ({call}_fail_percent={percent:g}) while {doing}")
+
+
+def _fake_ip(name: str) -> str:
+    """A stable address from the documentation range (RFC 5737), derived from the name."""
+    return f"192.0.2.{zlib.crc32(name.encode()) % 254 + 1}"
+
+
+def _info(pool: str, name: str, record: Record) -> VMInfo:
+    return VMInfo(
+        name=name,
+        pool=pool,
+        template=record["template"],
+        hostname=record["hostname"],
+        ip=record["ip"],
+        powered_on=record["powered_on"],
+        boot_time=record["booted"],
+        host="dummy-host-1",
+        extra={
+            "status": str(record["status"]),
+            "created": record["created"],
+            "snapshots": list(record["snapshots"]),
+            "disks": list(record["disks"]),
+            "tags": dict(record["tags"]),
+        },
+    )

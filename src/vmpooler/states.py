@@ -1,0 +1,63 @@
+"""The VM lifecycle: the one table of allowed state transitions.
+
+Every VM is in exactly one state. In Redis each live state is one set per pool
+(``vmpooler__<state>__<pool>``), so a VM's state is the set it is in; DESTROYED is the absence
+of any set (its hash lingers for ``data_ttl`` as a record).
+
+    (clone) ──> PENDING ──> READY ──> RUNNING ──> COMPLETED ──> DESTROYED
+                   │           │                      ^
+                   └──> FAILED ┘(ready check fails)   │
+                          │          READY ───────────┘ (ttl, excess, template change)
+                          └──────────────────────────────────> DESTROYED
+    (provider has it, Redis does not) ──> DISCOVERED ──> COMPLETED
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from vmpooler.errors import IllegalTransition
+
+
+class VMState(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DISCOVERED = "discovered"
+    DESTROYED = "destroyed"
+
+
+#: States that are a Redis set per pool; DESTROYED is not held anywhere.
+LIVE_STATES: tuple[VMState, ...] = (
+    VMState.PENDING,
+    VMState.READY,
+    VMState.RUNNING,
+    VMState.COMPLETED,
+    VMState.FAILED,
+    VMState.DISCOVERED,
+)
+
+#: States whose VMs the manager destroys.
+DOOMED_STATES: tuple[VMState, ...] = (VMState.COMPLETED, VMState.FAILED)
+
+ALLOWED: dict[VMState, frozenset[VMState]] = {
+    VMState.PENDING: frozenset({VMState.READY, VMState.FAILED, VMState.RUNNING}),
+    VMState.READY: frozenset({VMState.RUNNING, VMState.COMPLETED, VMState.FAILED}),
+    VMState.RUNNING: frozenset({VMState.COMPLETED}),
+    VMState.COMPLETED: frozenset({VMState.DESTROYED}),
+    VMState.FAILED: frozenset({VMState.DESTROYED}),
+    VMState.DISCOVERED: frozenset({VMState.COMPLETED}),
+    VMState.DESTROYED: frozenset(),
+}
+
+
+def can_move(source: VMState, target: VMState) -> bool:
+    return target in ALLOWED[source]
+
+
+def check_move(source: VMState, target: VMState) -> None:
+    """Raise IllegalTransition unless the table allows ``source -> target``."""
+    if not can_move(source, target):
+        raise IllegalTransition(f"a VM may not move from {source} to {target}")

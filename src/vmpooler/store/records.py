@@ -1,0 +1,40 @@
+"""How VM records are written into Redis hashes: times in the original's format, parsed back either way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+#: Ruby's ``Time#to_s``, which the original writes into vm hashes; we write the same so that
+#: a Ruby vmpooler reading our data (or we reading its data) agree.
+RUBY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+
+
+def format_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime(RUBY_TIME_FORMAT)
+
+
+def parse_time(value: str | None) -> float | None:
+    """Epoch seconds from a Ruby ``Time#to_s``, an ISO 8601 string or a number; None when unreadable."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    for parse in (
+        lambda v: datetime.strptime(v, RUBY_TIME_FORMAT),
+        lambda v: datetime.strptime(v, "%Y-%m-%d %H:%M:%S.%f %z"),
+        datetime.fromisoformat,
+    ):
+        try:
+            moment = parse(value.strip())
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    return None
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,326 @@
+"""The Redis store: every read and atomic write of pools and VM records the service makes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from vmpooler.states import DOOMED_STATES, LIVE_STATES, VMState, check_move
+from vmpooler.store import keys
+from vmpooler.store.connection import Redis, translated
+from vmpooler.store.records import format_time
+from vmpooler.store.scripts import Scripts
+
+Fields = Mapping[str, str | int | float]
+
+
+def _pairs(fields: Fields | None) -> list[str]:
+    return [str(item) for pair in (fields or {}).items() for item in pair]
+
+
+def _mapping(fields: Fields) -> Any:
+    # redis-py types mapping keys invariantly over bytes | str | ...; ours are all str
+    return {key: str(value) for key, value in fields.items()}
+
+
+def _strs(values: Any) -> set[str]:
+    """A reply of a client made with decode_responses=True holds str only."""
+    return {str(v) for v in values}
+
+
+def _dict(reply: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in reply.items()}
+
+
+class Store:
+    """Pools, VM records and their state sets in Redis. Each state change is one Lua script."""
+
+    def __init__(self, client: Redis, *, data_ttl_hours: int = 168) -> None:
+        self.client = client
+        self.data_ttl_seconds = data_ttl_hours * 3600
+        self._scripts = Scripts.register(client)
+
+    async def ping(self) -> bool:
+        async with translated():
+            return bool(await self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # ---- pools -----------------------------------------------------------------------------
+
+    async def register_pools(self, pools: Mapping[str, Fields]) -> None:
+        """Publish the configured pools (name -> hash fields) and forget pools no longer configured."""
+        async with translated():
+            known = _strs(await self.client.smembers(keys.POOLS))
+            async with self.client.pipeline(transaction=True) as pipe:
+                for gone in known - set(pools):
+                    pipe.srem(keys.POOLS, gone)
+                    pipe.delete(keys.pool(gone))
+                for name, fields in pools.items():
+                    pipe.sadd(keys.POOLS, name)
+                    pipe.delete(keys.pool(name))
+                    if fields:
+                        pipe.hset(keys.pool(name), mapping=_mapping(fields))
+                await pipe.execute()
+
+    async def pool_overrides(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(pool -> size, pool -> template) set at run time through the API."""
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.CONFIG_POOLSIZE)
+            pipe.hgetall(keys.CONFIG_TEMPLATE)
+            sizes, templates = await pipe.execute()
+        return sizes, templates
+
+    async def prepared_template(self, pool: str) -> str | None:
+        async with translated():
+            value = await self.client.hget(keys.TEMPLATE_PREPARED, pool)
+        return None if value is None else str(value)
+
+    async def set_prepared_template(self, pool: str, template: str) -> None:
+        async with translated():
+            await self.client.hset(keys.TEMPLATE_PREPARED, pool, template)
+
+    async def counts(self, pools: Sequence[str]) -> dict[str, dict[VMState, int]]:
+        """Size of every live state set of every pool, in one round trip."""
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                for state in LIVE_STATES:
+                    pipe.scard(keys.state_set(state, pool))
+            sizes = await pipe.execute()
+        width = len(LIVE_STATES)
+        return {
+            pool: dict(zip(LIVE_STATES, sizes[i * width : (i + 1) * width], strict=True))
+            for i, pool in enumerate(pools)
+        }
+
+    async def members(self, pool: str, state: VMState) -> set[str]:
+        async with translated():
+            return _strs(await self.client.smembers(keys.state_set(state, pool)))
+
+    async def all_members(self, pool: str) -> dict[VMState, set[str]]:
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for state in LIVE_STATES:
+                pipe.smembers(keys.state_set(state, pool))
+            found = await pipe.execute()
+        return {state: set(names) for state, names in zip(LIVE_STATES, found, strict=True)}
+
+    async def set_empty(self, pool: str, empty: bool) -> None:
+        async with translated():
+            if empty:
+                await self.client.set(keys.empty_flag(pool), "true")
+            else:
+                await self.client.delete(keys.empty_flag(pool))
+
+    async def lastboot(self) -> dict[str, str]:
+        async with translated():
+            return _dict(await self.client.hgetall(keys.LASTBOOT))
+
+    # ---- VM records ---------------------------------------------------------------------------
+
+    async def vm(self, name: str) -> dict[str, str]:
+        async with translated():
+            return _dict(await self.client.hgetall(keys.vm(name)))
+
+    async def vms(self, names: Sequence[str]) -> list[dict[str, str]]:
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(keys.vm(name))
+            return [dict(found) for found in await pipe.execute()]
+
+    async def update_vm(self, name: str, fields: Fields) -> None:
+        async with translated():
+            await self.client.hset(keys.vm(name), mapping=_mapping(fields))
+
+    async def locate(self, name: str) -> tuple[str, VMState] | None:
+        """(pool, state) of a VM, DESTROYED when only its record is left; None when never known."""
+        async with translated():
+            found = await self.client.hget(keys.vm(name), "pool")
+            if found is None:
+                found = await self.client.hget(keys.vm(name), "template")
+            if found is None:
+                return None
+            pool = str(found)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for state in LIVE_STATES:
+                    pipe.sismember(keys.state_set(state, pool), name)
+                membership = await pipe.execute()
+        for state, member in zip(LIVE_STATES, membership, strict=True):
+            if member:
+                return pool, state
+        return pool, VMState.DESTROYED
+
+    # ---- lifecycle: every write that changes a VM's state ---------------------------------------
+
+    async def create_pending(self, pool: str, name: str, fields: Fields) -> bool:
+        """Record a new pending VM; False when the name is already taken."""
+        record = {"pool": pool, "template": pool, **fields}
+        async with translated():
+            done = await self._scripts.create_pending(
+                keys=[keys.state_set(VMState.PENDING, pool), keys.vm(name)], args=[name, *_pairs(record)]
+            )
+        return bool(done)
+
+    async def move(self, pool: str, name: str, source: VMState, target: VMState, fields: Fields | None = None) -> bool:
+        """Move ``name`` from ``source`` to ``target`` (a live state); False if it was no longer in
+        ``source``. Raises IllegalTransition for a move the state table forbids."""
+        check_move(source, target)
+        async with translated():
+            done = await self._scripts.move(
+                keys=[
+                    keys.state_set(source, pool),
+                    keys.state_set(target, pool),
+                    keys.vm(name),
+                    keys.active(pool),
+                    keys.ready_queue(pool),
+                ],
+                args=[
+                    name,
+                    "1" if target is VMState.READY else "0",
+                    "1" if source is VMState.RUNNING else "0",
+                    *_pairs(fields),
+                ],
+            )
+        return bool(done)
+
+    async def mark_ready(self, pool: str, name: str, now: float, boot_seconds: float) -> bool:
+        """PENDING -> READY, queued for checkout, with the boot statistics the summary reports."""
+        if not await self.move(pool, name, VMState.PENDING, VMState.READY, {"ready": format_time(now)}):
+            return False
+        day = datetime.fromtimestamp(now, UTC).date()
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.LASTBOOT, pool, format_time(now))
+            pipe.hset(keys.boot_times(day), f"{pool}:{name}", f"{boot_seconds:.2f}")
+            await pipe.execute()
+        return True
+
+    async def record_clone_time(self, pool: str, name: str, now: float, seconds: float) -> None:
+        day = datetime.fromtimestamp(now, UTC).date()
+        async with translated():
+            await self.client.hset(keys.clone_times(day), f"{pool}:{name}", f"{seconds:.2f}")
+
+    async def mark_destroyed(self, pool: str, name: str, source: VMState, now: float) -> bool:
+        """COMPLETED/FAILED -> DESTROYED: the record stays ``data_ttl`` hours for queries."""
+        check_move(source, VMState.DESTROYED)
+        assert source in DOOMED_STATES
+        async with translated():
+            done = await self._scripts.destroyed(
+                keys=[keys.state_set(source, pool), keys.vm(name), keys.active(pool)],
+                args=[name, format_time(now), self.data_ttl_seconds],
+            )
+        return bool(done)
+
+    async def discover(self, pool: str, names: Sequence[str]) -> list[str]:
+        """Mark as DISCOVERED each of ``names`` that is in none of the pool's state sets."""
+        if not names:
+            return []
+        others = [keys.state_set(s, pool) for s in LIVE_STATES if s is not VMState.DISCOVERED]
+        async with translated():
+            found = await self._scripts.discover(
+                keys=[keys.state_set(VMState.DISCOVERED, pool), *others], args=list(names)
+            )
+        return list(found)
+
+    async def checkout(
+        self, requests: Sequence[Sequence[str]], now: float, fields: Fields | None = None
+    ) -> list[tuple[str, str]] | int:
+        """Take one ready VM per request (each a list of candidate pools), all or nothing.
+
+        Returns [(pool, name), ...] in request order, or the index of the first request that
+        could not be served, in which case nothing was taken.
+        """
+        check_move(VMState.READY, VMState.RUNNING)
+        pools: list[str] = []
+        index: dict[str, int] = {}
+        args: list[str] = [format_time(now), keys.VM_PREFIX, str(len(requests))]
+        for candidates in requests:
+            args.append(str(len(candidates)))
+            for pool in candidates:
+                if pool not in index:
+                    pools.append(pool)
+                    index[pool] = len(pools)
+                args.append(str(index[pool]))
+        pairs = _pairs(fields)
+        args += [str(len(pairs) // 2), *pairs]
+        script_keys = [
+            key
+            for pool in pools
+            for key in (
+                keys.state_set(VMState.READY, pool),
+                keys.ready_queue(pool),
+                keys.state_set(VMState.RUNNING, pool),
+                keys.active(pool),
+            )
+        ]
+        async with translated():
+            reply = await self._scripts.checkout(keys=script_keys, args=args)
+        if reply[0] == 0:
+            return int(reply[1]) - 1
+        flat = reply[1:]
+        return [(pools[int(flat[i]) - 1], str(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def compact_ready_queue(self, pool: str) -> None:
+        """Rebuild a ready queue grown long with names that left ready other ways (oldest first)."""
+        async with translated():
+            queue_len = await self.client.llen(keys.ready_queue(pool))
+            ready = await self.members(pool, VMState.READY)
+            if queue_len <= 2 * len(ready) + 32:
+                return
+            names = sorted(ready)
+            records = await self.vms(names)
+            order = sorted(zip(names, records, strict=True), key=lambda pair: pair[1].get("ready", ""))
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.ready_queue(pool))
+                if order:
+                    pipe.rpush(keys.ready_queue(pool), *[name for name, _ in order])
+                await pipe.execute()
+
+    # ---- clone slots: the global task_limit ----------------------------------------------------
+
+    async def acquire_clone_slot(self, member: str, now: float, lease_seconds: float, limit: int) -> bool:
+        async with translated():
+            taken = await self._scripts.clone_slot(
+                keys=[keys.CLONE_SLOTS], args=[member, now, now + lease_seconds, limit]
+            )
+        return bool(taken)
+
+    async def release_clone_slot(self, member: str) -> None:
+        async with translated():
+            await self.client.zrem(keys.CLONE_SLOTS, member)
+
+    async def fingerprint(self, pool: str) -> tuple[object, ...]:
+        """Cheap summary that changes when a pool needs the manager: checkouts, returns, overrides."""
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            pipe.scard(keys.state_set(VMState.READY, pool))
+            pipe.scard(keys.state_set(VMState.RUNNING, pool))
+            pipe.scard(keys.state_set(VMState.COMPLETED, pool))
+            pipe.hget(keys.CONFIG_POOLSIZE, pool)
+            pipe.hget(keys.CONFIG_TEMPLATE, pool)
+            return tuple(await pipe.execute())
+
+    async def tag_vm(self, name: str, tags: Mapping[str, str], now: float) -> None:
+        """Store tags on the VM and in the day's tag summary, together."""
+        day = datetime.fromtimestamp(now, UTC).date()
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.vm(name), mapping=_mapping({f"tag:{k}": v for k, v in tags.items()}))
+            pipe.hset(keys.tags(day), mapping=_mapping({f"{name}:{k}": v for k, v in tags.items()}))
+            await pipe.execute()
+
+    async def durations(self, kind: str, now: float) -> list[float]:
+        """Today's clone or boot durations in seconds (``kind`` is 'clone' or 'boot')."""
+        day = datetime.fromtimestamp(now, UTC).date()
+        key = keys.clone_times(day) if kind == "clone" else keys.boot_times(day)
+        async with translated():
+            values = await self.client.hvals(key)
+        out: list[float] = []
+        for value in values:
+            try:
+                out.append(float(value))
+            except ValueError:
+                continue
+        return out
+
+    async def clones_in_flight(self, now: float) -> int:
+        async with translated():
+            return int(await self.client.zcount(keys.CLONE_SLOTS, now, "+inf"))

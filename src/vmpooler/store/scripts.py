@@ -1,0 +1,29 @@
+"""Loads the Lua scripts beside this module and registers them with a client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from redis.commands.core import AsyncScript
+
+from vmpooler.store.connection import Redis
+
+
+def _source(name: str) -> str:
+    return resources.files("vmpooler.store").joinpath("scripts", f"{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    create_pending: AsyncScript
+    move: AsyncScript
+    destroyed: AsyncScript
+    discover: AsyncScript
+    clone_slot: AsyncScript
+    checkout: AsyncScript
+
+    @classmethod
+    def register(cls, client: Redis) -> Scripts:
+        # EVALSHA with a fallback to EVAL: survives a Redis restart that flushed the script cache
+        return cls(**{name: client.register_script(_source(name)) for name in cls.__dataclass_fields__})

@@ -1,0 +1,74 @@
+-- Check out a batch of VMs, all or nothing, in O(batch size): no scan of any pool's members.
+-- For each distinct pool i, KEYS[4i-3..4i] = ready set, ready queue, running set, active hash.
+-- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] n requests; then per request: k, then k pool
+-- indexes (the candidates, in preference order); then m, then m field, value pairs for each vm hash.
+-- Returns {1, pool index, name, pool index, name, ...} or {0, index of the first request short of VMs}.
+local now, vm_prefix = ARGV[1], ARGV[2]
+local n = tonumber(ARGV[3])
+local pos = 4
+local requests = {}
+for r = 1, n do
+  local k = tonumber(ARGV[pos])
+  local candidates = {}
+  for c = 1, k do
+    candidates[c] = tonumber(ARGV[pos + c])
+  end
+  requests[r] = candidates
+  pos = pos + k + 1
+end
+local m = tonumber(ARGV[pos])
+local fields = {}
+for f = 1, 2 * m do
+  fields[f] = ARGV[pos + f]
+end
+
+-- Plan first, from O(1) set sizes, so a shortage changes nothing.
+local available, plan = {}, {}
+for r = 1, n do
+  local chosen = nil
+  for _, i in ipairs(requests[r]) do
+    if available[i] == nil then
+      available[i] = redis.call('SCARD', KEYS[4 * i - 3])
+    end
+    if available[i] > 0 then
+      chosen = i
+      break
+    end
+  end
+  if chosen == nil then
+    return {0, r}
+  end
+  available[chosen] = available[chosen] - 1
+  plan[r] = chosen
+end
+
+local function pop_oldest(ready, queue)
+  while true do
+    local name = redis.call('LPOP', queue)
+    if not name then
+      break
+    end
+    -- entries of VMs that left ready another way are skipped (each once, so O(1) amortised)
+    if redis.call('SISMEMBER', ready, name) == 1 then
+      return name
+    end
+  end
+  -- members the queue does not know: written by the original vmpooler or by hand
+  return redis.call('SRANDMEMBER', ready)
+end
+
+local out = {1}
+for r = 1, n do
+  local i = plan[r]
+  local ready, queue, running, active = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
+  local name = pop_oldest(ready, queue)
+  redis.call('SMOVE', ready, running, name)
+  redis.call('HSET', active, name, now)
+  redis.call('HSET', vm_prefix .. name, 'checkout', now)
+  if m > 0 then
+    redis.call('HSET', vm_prefix .. name, unpack(fields))
+  end
+  out[#out + 1] = i
+  out[#out + 1] = name
+end
+return out

@@ -1,0 +1,1 @@
+"""Test helpers: real redis-server processes and real HTTP servers on free loopback ports."""

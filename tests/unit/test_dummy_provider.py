@@ -1,0 +1,290 @@
+"""The dummy provider beyond the provider contract: its shared inventory file and its fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from vmpooler.domain import PoolTarget
+from vmpooler.errors import PermanentProviderError, ProviderError
+from vmpooler.providers import registry
+from vmpooler.providers.base import ProviderOptions
+from vmpooler.providers.dummy import DummyOptions, DummyProvider
+
+POOL = PoolTarget(name="debian-12", template="templates/debian-12")
+
+
+def _dummy(**options: Any) -> DummyProvider:
+    options.setdefault("ready_delay", 0)
+    return DummyProvider("dummy", DummyOptions(**options))
+
+
+@pytest.fixture
+def inventory_file(tmp_path: Path) -> str:
+    return str(tmp_path / "inventory.json")
+
+
+async def _create_all(provider: DummyProvider, names: list[str]) -> list[str]:
+    """Create every name; return the names whose create raised."""
+    failed = []
+    for name in names:
+        try:
+            await provider.create_vm(POOL, name)
+        except ProviderError:
+            failed.append(name)
+    return failed
+
+
+# --- the inventory file ------------------------------------------------------------------------
+
+
+async def test_a_vm_outlives_the_provider_that_made_it(inventory_file: str) -> None:
+    first = _dummy(filename=inventory_file)
+    await first.create_vm(POOL, "vm1")
+    await first.close()
+
+    second = _dummy(filename=inventory_file)  # as if the manager restarted
+
+    assert await second.vms_in_pool(POOL) == ["vm1"]
+    assert await second.vm_ready(POOL, "vm1")
+    await second.destroy_vm(POOL, "vm1")
+    assert _dummy(filename=inventory_file).all_vms() == {}
+
+
+async def test_concurrent_creates_from_two_instances_lose_nothing(inventory_file: str) -> None:
+    a, b = _dummy(filename=inventory_file), _dummy(filename=inventory_file)
+
+    await asyncio.gather(*(p.create_vm(POOL, f"vm{i:02}") for i, p in enumerate([a, b] * 10)))
+
+    assert await a.vms_in_pool(POOL) == [f"vm{i:02}" for i in range(20)]
+    infos = [await b.get_vm(POOL, f"vm{i:02}") for i in range(20)]
+    assert all(info is not None and info.powered_on for info in infos)
+
+
+async def test_concurrent_creates_from_two_processes_lose_nothing(inventory_file: str) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from vmpooler.domain import PoolTarget
+        from vmpooler.providers.dummy import DummyOptions, DummyProvider
+
+        async def main(filename, prefix):
+            provider = DummyProvider("dummy", DummyOptions(filename=filename, createvm_max_time=0.01))
+            pool = PoolTarget(name="debian-12", template="t")
+            await asyncio.gather(*(provider.create_vm(pool, f"{prefix}{i}") for i in range(10)))
+
+        asyncio.run(main(sys.argv[1], sys.argv[2]))
+        """
+    )
+    processes = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, inventory_file, prefix)
+        for prefix in ("a", "b")
+    ]
+
+    assert [await p.wait() for p in processes] == [0, 0]
+    assert len(_dummy(filename=inventory_file).all_vms()["debian-12"]) == 20
+
+
+async def test_the_inventory_file_is_readable_json(inventory_file: str) -> None:
+    await _dummy(filename=inventory_file).create_vm(POOL, "vm1")
+    text = await asyncio.to_thread(Path(inventory_file).read_text)
+
+    record = json.loads(text)["pools"]["debian-12"]["vm1"]
+
+    assert record["template"] == POOL.template
+    assert record["status"] == "running"
+
+
+async def test_a_corrupt_inventory_file_is_a_permanent_error(inventory_file: str) -> None:
+    await asyncio.to_thread(Path(inventory_file).write_text, "not json")
+
+    with pytest.raises(PermanentProviderError, match="inventory"):
+        await _dummy(filename=inventory_file).vms_in_pool(POOL)
+
+
+# --- create, ready, get, destroy ---------------------------------------------------------------
+
+
+async def test_create_returns_a_running_vm_with_a_fake_address() -> None:
+    info = await _dummy().create_vm(POOL, "vm1")
+
+    assert info.hostname == "vm1"
+    assert info.powered_on
+    assert info.template == POOL.template
+    assert info.ip is not None
+    assert info.ip.startswith("192.0.2.")
+    assert info.ip == (await _dummy().create_vm(POOL, "vm1")).ip  # deterministic from the name
+
+
+async def test_a_vm_is_not_ready_before_ready_delay() -> None:
+    provider = _dummy(ready_delay=60)
+    await provider.create_vm(POOL, "vm1")
+
+    assert not await provider.vm_ready(POOL, "vm1")
+    assert not await provider.vm_ready(POOL, "missing")
+
+
+@pytest.mark.parametrize("percent", [100, 0])
+async def test_createvm_fail_percent(percent: int) -> None:
+    provider = _dummy(createvm_fail_percent=percent)
+    names = [f"vm{i}" for i in range(30)]
+
+    failed = await _create_all(provider, names)
+
+    assert failed == (names if percent else [])
+    # a failed clone leaves a half-made, powered-off VM behind for the manager to clean up
+    assert await provider.vms_in_pool(POOL) == sorted(names)
+    info = await provider.get_vm(POOL, "vm0")
+    assert info is not None
+    assert info.powered_on is not bool(percent)
+    assert info.extra["status"] == ("failed" if percent else "running")
+
+
+async def test_an_injected_fault_names_its_option() -> None:
+    with pytest.raises(ProviderError, match="createvm_fail_percent"):
+        await _dummy(createvm_fail_percent=100).create_vm(POOL, "vm1")
+
+
+async def test_a_seed_makes_faults_reproducible() -> None:
+    names = [f"vm{i}" for i in range(40)]
+    runs = [await _create_all(_dummy(createvm_fail_percent=50, seed=7), names) for _ in range(2)]
+
+    assert runs[0] == runs[1]
+    assert 0 < len(runs[0]) < len(names)
+
+
+async def test_vmready_fail_percent_100_is_never_ready() -> None:
+    provider = _dummy(vmready_fail_percent=100)
+    await provider.create_vm(POOL, "vm1")
+
+    assert not any([await provider.vm_ready(POOL, "vm1") for _ in range(20)])
+
+
+async def test_getvm_poweroff_and_rename_percent() -> None:
+    provider = _dummy(getvm_poweroff_percent=100, getvm_rename_percent=100)
+    await provider.create_vm(POOL, "vm1")
+
+    info = await provider.get_vm(POOL, "vm1")
+
+    assert info is not None
+    assert not info.powered_on
+    assert info.hostname == "DUMMYvm1"
+    assert not await provider.vm_ready(POOL, "vm1")
+    assert await provider.get_vm(POOL, "missing") is None
+
+
+async def test_destroyvm_fail_percent_100_keeps_the_vm() -> None:
+    provider = _dummy(destroyvm_fail_percent=100)
+    await provider.create_vm(POOL, "vm1")
+
+    with pytest.raises(ProviderError, match="destroyvm_fail_percent"):
+        await provider.destroy_vm(POOL, "vm1")
+    assert await provider.vms_in_pool(POOL) == ["vm1"]
+    await provider.destroy_vm(POOL, "missing")  # still idempotent
+
+
+async def test_injected_delays_stay_within_max_time() -> None:
+    provider = _dummy(createvm_max_time=0.05, destroyvm_max_time=0.05, destroyvm_max_shutdown_time=0.05)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    await provider.create_vm(POOL, "vm1")
+    await provider.destroy_vm(POOL, "vm1")
+
+    assert loop.time() - start < 1
+
+
+# --- snapshots, disks, tags --------------------------------------------------------------------
+
+
+async def test_snapshot_and_revert() -> None:
+    provider = _dummy()
+    await provider.create_vm(POOL, "vm1")
+
+    await provider.create_snapshot(POOL, "vm1", "snap1")
+    await provider.create_snapshot(POOL, "vm1", "snap2")
+    await provider.revert_snapshot(POOL, "vm1", "snap1")
+
+    info = await provider.get_vm(POOL, "vm1")
+    assert info is not None
+    assert info.extra["snapshots"] == ["snap1", "snap2"]
+    with pytest.raises(ProviderError, match="no snapshot 'nope'"):
+        await provider.revert_snapshot(POOL, "vm1", "nope")
+
+
+async def test_create_disk_and_tag_user() -> None:
+    provider = _dummy()
+    await provider.create_vm(POOL, "vm1")
+
+    await provider.create_disk(POOL, "vm1", 20)
+    await provider.tag_vm_user(POOL, "vm1", "alice")
+
+    info = await provider.get_vm(POOL, "vm1")
+    assert info is not None
+    assert info.extra["disks"] == [20]
+    assert info.extra["tags"] == {"user": "alice"}
+    with pytest.raises(PermanentProviderError):
+        await provider.create_disk(POOL, "vm1", 0)
+
+
+@pytest.mark.parametrize(
+    ("call", "args"),
+    [
+        ("create_snapshot", ("s",)),
+        ("revert_snapshot", ("s",)),
+        ("create_disk", (10,)),
+        ("tag_vm_user", ("u",)),
+    ],
+)
+async def test_acting_on_a_missing_vm_raises(call: str, args: tuple[Any, ...]) -> None:
+    with pytest.raises(PermanentProviderError, match="no VM 'missing'"):
+        await getattr(_dummy(), call)(POOL, "missing", *args)
+
+
+@pytest.mark.parametrize(
+    ("option", "call"),
+    [
+        ("createsnapshot_fail_percent", "create_snapshot"),
+        ("revertsnapshot_fail_percent", "revert_snapshot"),
+        ("createdisk_fail_percent", "create_disk"),
+    ],
+)
+async def test_snapshot_and_disk_fail_percents(option: str, call: str) -> None:
+    provider = _dummy(**{option: 100})
+    await provider.create_vm(POOL, "vm1")
+
+    with pytest.raises(ProviderError, match=option):
+        await getattr(provider, call)(POOL, "vm1", 10 if call == "create_disk" else "s")
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("createvm_fail_percent", 150), ("vmready_fail_percent", -1), ("destroyvm_max_time", -5)],
+)
+def test_out_of_range_options_are_rejected_by_name(option: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=option):
+        DummyOptions.model_validate({option: value})
+
+
+def test_defaults_and_plain_provider_options() -> None:
+    provider = DummyProvider("dummy", ProviderOptions.model_validate({"ready_delay": 0.5}))
+
+    assert provider.options.ready_delay == 0.5
+    assert provider.options.is_ready_timeout == 5
+    assert provider.options.createvm_fail_percent == 0
+    assert DummyProvider("dummy").options.filename is None
+    assert provider.describe() == {"name": "dummy", "class": "DummyProvider", "filename": None}
+
+
+def test_the_entry_point_loads_the_dummy_provider() -> None:
+    assert registry.load("dummy") is DummyProvider
