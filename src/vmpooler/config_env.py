@@ -154,7 +154,10 @@ def _unsymbol(mapping: Mapping[Any, Any], path: str, problems: list[str]) -> dic
     """A deep copy with Ruby-symbol keys (``:config``) read as plain ones; lists are copied as is."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
-        name = key[1:] if isinstance(key, str) and key.startswith(":") else key
+        name = key
+        if isinstance(key, str) and key.startswith(":"):
+            # `:config:` in YAML is the key ":config"; quoted (':config:') it keeps both colons
+            name = key[1:-1] if key.endswith(":") and len(key) > 2 else key[1:]
         full = f"{path}.{name}" if path else str(name)
         if name in out:
             problems.append(f"{full}: given twice (as :{name}: and {name}:); keep one")

