@@ -138,7 +138,7 @@ _UPSTREAM_ONLY_KEYS: Final = frozenset(
     health_thresholds circuit_breaker_enabled circuit_breaker_failure_threshold circuit_breaker_timeout
     circuit_breaker_half_open_attempts adaptive_timeout_enabled connection_pool_timeout_min
     connection_pool_timeout_max connection_pool_timeout_initial connection_pool_monitor_enabled
-    connection_pool_monitor_interval rate_limiting_enabled""".split()  # noqa: SIM905
+    connection_pool_monitor_interval rate_limiting_enabled""".split()
 )
 
 # pool key -> the :config: key it inherits from when the pool leaves it out
