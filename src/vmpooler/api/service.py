@@ -100,12 +100,16 @@ class VMService:
         config = self.settings.pool(pool)
         return self.settings.domain_for(config) if config else None
 
-    async def view(self, hostname: str) -> VMView:
+    async def _find(self, hostname: str) -> tuple[str, str, VMState]:
+        """(name, pool, state) of a VM given by short name or FQDN; NotFound when never known."""
         name = short_name(hostname)
         found = await self.store.locate(name)
         if found is None:
             raise NotFound(f"no VM named {name!r}")
-        pool, state = found
+        return name, *found
+
+    async def view(self, hostname: str) -> VMView:
+        name, pool, state = await self._find(hostname)
         record = await self.store.vm(name)
         now = self.clock()
         cfg = self.settings.config
@@ -135,9 +139,7 @@ class VMService:
 
     async def modify(self, hostname: str, body: Any) -> None:
         """PUT: change ``lifetime`` (hours) and/or ``tags``; every problem is reported at once."""
-        name = short_name(hostname)
-        if await self.store.locate(name) is None:
-            raise NotFound(f"no VM named {name!r}")
+        name, _, _ = await self._find(hostname)
         if not isinstance(body, dict) or not body:
             raise BadRequest('send a JSON object such as {"lifetime": 2} or {"tags": {"team": "qa"}}')
         failures: list[str] = []
@@ -206,11 +208,7 @@ class VMService:
 
     async def give_back(self, hostname: str) -> None:
         """DELETE: a checked-out VM goes to completed; the manager destroys it."""
-        name = short_name(hostname)
-        found = await self.store.locate(name)
-        if found is None:
-            raise NotFound(f"no VM named {name!r}")
-        pool, state = found
+        name, pool, state = await self._find(hostname)
         if state is not VMState.RUNNING:
             raise NotFound(f"VM {name!r} is not checked out (it is {state.value}); nothing to return")
         if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED):

@@ -1,0 +1,84 @@
+"""The manager's cadence as it runs in production: wake-ups on checkout, clean stop, Redis outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+from tests.support.pools import dummy, manager_for, settings_with
+from tests.support.servers import make_store, start_redis
+from vmpooler.states import VMState
+from vmpooler.store.redis import Store
+
+POOL = {"name": "deb", "template": "t/deb", "size": 2}
+
+
+async def wait_for(check, timeout: float = 15.0) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with contextlib.suppress(Exception):
+            if await check():
+                return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not reached within {timeout}s")
+
+
+async def ready(store: Store, n: int) -> bool:
+    return (await store.counts(["deb"]))["deb"][VMState.READY] == n
+
+
+async def test_a_checkout_wakes_an_idle_pool_long_before_its_max_delay(store: Store, inventory_file: Path) -> None:
+    settings = settings_with([POOL], check_loop_delay_min=0.05, check_loop_delay_max=30, check_loop_delay_decay=4)
+    manager = manager_for(settings, store, dummy(inventory_file))
+    stop = asyncio.Event()
+    running = asyncio.create_task(manager.run(stop))
+    await wait_for(lambda: ready(store, 2))
+    await asyncio.sleep(1.0)  # idle: the delay has grown towards 30 s
+    assert isinstance(await store.checkout([["deb"]], now=time.time()), list)
+    refill = await wait_for(lambda: ready(store, 2))
+    assert refill < 5, f"refilled after {refill:.1f}s; the wake-up did not fire"
+    stop.set()
+    await asyncio.wait_for(running, 15)
+
+
+async def test_stop_lets_in_flight_clones_finish_and_leaves_records(store: Store, inventory_file: Path) -> None:
+    provider = dummy(inventory_file, createvm_max_time=0.5)
+    manager = manager_for(settings_with([{**POOL, "size": 3}]), store, provider)
+    stop = asyncio.Event()
+    running = asyncio.create_task(manager.run(stop, grace=10))
+    await wait_for(lambda: _pending(store))
+    stop.set()
+    await asyncio.wait_for(running, 15)
+    members = await store.all_members("deb")
+    known = set().union(*members.values())
+    assert set(provider.all_vms().get("deb", [])) <= known, "a VM exists that Redis does not know"
+
+
+async def _pending(store: Store) -> bool:
+    return (await store.counts(["deb"]))["deb"][VMState.PENDING] > 0
+
+
+async def test_manager_rides_out_a_redis_restart(tmp_path: Path, inventory_file: Path) -> None:
+    server = start_redis(tmp_path / "r", appendonly=True)
+    store = make_store(server.port)
+    provider = dummy(inventory_file)
+    manager = manager_for(settings_with([POOL]), store, provider)
+    stop = asyncio.Event()
+    running = asyncio.create_task(manager.run(stop))
+    try:
+        await wait_for(lambda: ready(store, 2))
+        before = await store.members("deb", VMState.READY)
+        server.stop()  # SIGTERM: Redis writes its AOF
+        await asyncio.sleep(2.5)  # passes fail meanwhile; the manager must not die
+        assert not running.done()
+        server = start_redis(tmp_path / "r", port=server.port, appendonly=True)
+        await wait_for(lambda: ready(store, 2))
+        assert await store.members("deb", VMState.READY) == before
+        assert set(provider.all_vms()["deb"]) == before
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+        await store.close()
+        server.stop()
