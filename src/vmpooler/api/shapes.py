@@ -48,5 +48,6 @@ class Flavor:
 
 
 V3 = Flavor("v3", fqdn_hostnames=True, domain_key=False)
+V2 = Flavor("v2", fqdn_hostnames=True, domain_key=False)
 #: the seed README's unversioned paths, as API v1 answered them
 V1 = Flavor("v1", fqdn_hostnames=False, domain_key=True)

@@ -40,7 +40,7 @@ class StatusService:
         wanted = set(SECTIONS) if views is None else (views & set(SECTIONS)) | {"status"}
         pools = [pool.name for pool in self.settings.pools]
         counts = await self.store.counts(pools)
-        sizes, _ = await self.store.pool_overrides()
+        sizes = await self.store.overrides.all("size")
         size_of = {p.name: int(sizes.get(p.name, p.size)) for p in self.settings.pools}
         now = self.clock()
         report: dict[str, Any] = {}

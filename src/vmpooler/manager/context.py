@@ -26,6 +26,7 @@ class PoolPolicy:
 
     size: int
     template: str
+    clone_target: str
     timeout: float
     ready_ttl: float
     check_interval: float
@@ -45,13 +46,18 @@ class PoolContext:
     provider: Provider
     store: Store
     provider_options: dict[str, object] = field(default_factory=dict)
+    #: this manager process, written on the VMs it clones (see Store.heartbeat)
+    manager_id: str = ""
     clock: Callable[[], float] = time.time
     call_timeout: float = 120.0
     ready_poll_interval: float = 1.0
 
     @property
     def target(self) -> PoolTarget:
-        return PoolTarget(self.name, self.policy.template, dict(self.provider_options))
+        options = dict(self.provider_options)
+        if self.policy.clone_target:
+            options["clone_target"] = self.policy.clone_target
+        return PoolTarget(self.name, self.policy.template, options)
 
     async def call(self, what: str, work: Awaitable[T], timeout: float | None = None) -> T:
         """Await a provider call, bounded in time; every failure comes out as a ProviderError."""

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from vmpooler.errors import ProviderError, StoreError
+from vmpooler.errors import PermanentProviderError, ProviderError, StoreError
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.names import vm_name
 from vmpooler.states import VMState
@@ -53,7 +53,7 @@ class Lifecycle:
             lease = ctx.policy.timeout + ctx.call_timeout
             if not await ctx.store.acquire_clone_slot(slot, now, lease, ctx.policy.task_limit):
                 return None
-            fields = {"clone": format_time(now), "domain": ctx.policy.domain or ""}
+            fields = {"clone": format_time(now), "domain": ctx.policy.domain or "", "clone_owner": ctx.manager_id}
             if await ctx.store.create_pending(ctx.name, name, fields):
                 log.info("pool %s vm %s: new -> pending (filling to %d)", ctx.name, name, ctx.policy.size)
                 self._spawn(name, self._clone(name, slot))
@@ -79,6 +79,7 @@ class Lifecycle:
                         log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", ctx.name, name, now - started)
                     return
                 await asyncio.sleep(ctx.ready_poll_interval)
+            await ctx.store.ondemand.record_clone_failure(ctx.name, "not ready within timeout", permanent=False)
             await ctx.move(
                 name,
                 VMState.PENDING,
@@ -87,6 +88,8 @@ class Lifecycle:
                 {"clone_error": f"not ready within {ctx.policy.timeout:.0f}s"},
             )
         except ProviderError as exc:
+            permanent = isinstance(exc, PermanentProviderError)
+            await ctx.store.ondemand.record_clone_failure(ctx.name, str(exc), permanent)
             await ctx.move(
                 name,
                 VMState.PENDING,

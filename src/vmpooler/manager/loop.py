@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 
 from vmpooler.config import PoolSettings, Settings
 from vmpooler.errors import StoreError
 from vmpooler.manager.context import PoolContext, PoolPolicy
+from vmpooler.manager.ondemand import OndemandProvisioner
 from vmpooler.manager.pool import PoolReconciler
+from vmpooler.manager.tasks import TaskWorker
 from vmpooler.providers.base import Provider
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.manager")
+
+#: a manager's heartbeat is renewed this often and lapses after HEARTBEAT_TTL without renewal; then
+#: other managers treat the VMs it was cloning as interrupted
+HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_TTL = 20
 
 #: while sleeping, how often a pool loop looks for a reason to wake early (a checkout, a return,
 #: an override): one cheap pipelined read per pool
@@ -26,6 +36,7 @@ def policy_for(settings: Settings, pool: PoolSettings) -> PoolPolicy:
     return PoolPolicy(
         size=pool.size,
         template=pool.template,
+        clone_target=pool.clone_target or cfg.clone_target or "",
         timeout=float(pool.timeout or cfg.timeout) * 60,
         ready_ttl=float(pool.ready_ttl or cfg.ready_ttl) * 60,
         check_interval=float(cfg.vm_checktime) * 60,
@@ -65,6 +76,7 @@ class Manager:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.manager_id = uuid.uuid4().hex[:12]
         self.reconcilers: dict[str, PoolReconciler] = {}
         for pool in settings.pools:
             ctx = PoolContext(
@@ -76,13 +88,18 @@ class Manager:
                 clock=clock,
                 call_timeout=call_timeout,
                 ready_poll_interval=ready_poll_interval,
+                manager_id=self.manager_id,
             )
             self.reconcilers[pool.name] = PoolReconciler(ctx)
+        self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()})
+        self.ondemand = OndemandProvisioner(settings, store, clock)
 
     async def register_pools(self) -> None:
         await self.store.register_pools({p.name: pool_record(self.settings, p) for p in self.settings.pools})
 
     async def run_once(self) -> dict[str, bool]:
+        """One pass of the on-demand provisioner, then one over every pool."""
+        await self.ondemand.run_once()
         results = await asyncio.gather(*(r.run_once() for r in self.reconcilers.values()))
         return dict(zip(self.reconcilers, results, strict=True))
 
@@ -96,13 +113,29 @@ class Manager:
                 log.warning("manager: cannot register pools yet: %s", exc)
                 await _wait(stop, 2.0)
         loops = [asyncio.create_task(self._pool_loop(r, stop), name=f"pool:{n}") for n, r in self.reconcilers.items()]
+        loops.append(asyncio.create_task(self.tasks.run(stop), name="vm-tasks"))
+        loops.append(asyncio.create_task(self.ondemand.run(stop), name="ondemand"))
+        loops.append(asyncio.create_task(self._heartbeat(stop), name="heartbeat"))
         try:
             await asyncio.gather(*loops)
         finally:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*(r.lifecycle.drain(grace) for r in self.reconcilers.values()))
-            log.info("manager: stopped")
+            try:
+                await self.store.retire(self.manager_id)
+            except StoreError:
+                pass  # the heartbeat lapses on its own
+            log.info("manager %s: stopped", self.manager_id)
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        description = f"{socket.gethostname()}:{os.getpid()}"
+        while not stop.is_set():
+            try:
+                await self.store.heartbeat(self.manager_id, description, HEARTBEAT_TTL)
+            except StoreError as exc:
+                log.warning("manager: heartbeat failed: %s", exc)
+            await _wait(stop, HEARTBEAT_SECONDS)
 
     async def _pool_loop(self, reconciler: PoolReconciler, stop: asyncio.Event) -> None:
         policy = reconciler.ctx.policy

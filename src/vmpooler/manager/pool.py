@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from vmpooler.errors import ProviderError
 from vmpooler.manager.context import PoolContext
@@ -24,6 +25,8 @@ class PoolReconciler:
     def __init__(self, ctx: PoolContext, lifecycle: Lifecycle | None = None) -> None:
         self.ctx = ctx
         self.lifecycle = lifecycle or Lifecycle(ctx)
+        #: the policy as configured, to fall back to when an override is removed
+        self.configured = replace(ctx.policy)
 
     async def run_once(self) -> bool:
         ctx = self.ctx
@@ -39,20 +42,22 @@ class PoolReconciler:
         changed |= await self._check_running(inventory, members[VMState.RUNNING])
         changed |= await self._check_ready(inventory, members[VMState.READY])
         changed |= await self._check_pending(inventory, members[VMState.PENDING])
-        changed |= await self._template_change(members)
+        changed |= await self._drain_if_changed(members)
         await self._destroy_doomed()
         changed |= await self._resize()
         return changed
 
     async def _apply_overrides(self) -> None:
-        sizes, templates = await self.ctx.store.pool_overrides()
-        if self.ctx.name in sizes:
-            try:
-                self.ctx.policy.size = max(0, int(sizes[self.ctx.name]))
-            except ValueError:
-                log.warning("pool %s: ignoring pool size override %r", self.ctx.name, sizes[self.ctx.name])
-        if self.ctx.name in templates:
-            self.ctx.policy.template = templates[self.ctx.name]
+        """Take the API's overrides (or, once removed, the configured values) into the policy."""
+        ctx = self.ctx
+        overrides = await ctx.store.overrides.for_pool(ctx.name)
+        try:
+            ctx.policy.size = max(0, int(overrides.get("size", self.configured.size)))
+        except ValueError:
+            log.warning("pool %s: ignoring pool size override %r", ctx.name, overrides["size"])
+            ctx.policy.size = self.configured.size
+        ctx.policy.template = overrides.get("template", self.configured.template)
+        ctx.policy.clone_target = overrides.get("clone_target", self.configured.clone_target)
 
     async def _discover(self, inventory: set[str], members: dict[VMState, set[str]]) -> bool:
         """VMs the provider has and Redis does not know are leaks: discovered, then destroyed."""
@@ -131,8 +136,15 @@ class PoolReconciler:
         now = ctx.clock()
         names = sorted(pending - self.lifecycle.busy)
         changed = False
-        for name, record in zip(names, await ctx.store.vms(names), strict=True):
+        records = await ctx.store.vms(names)
+        owners = {r["clone_owner"] for r in records if r.get("clone_owner")}
+        alive = await ctx.store.managers_alive(owners - {ctx.manager_id}) | {ctx.manager_id}
+        for name, record in zip(names, records, strict=True):
             started = parse_time(record.get("clone")) or now
+            # its clone task is gone: this manager finished it, or the manager that ran it died
+            orphaned = record.get("clone_owner") == ctx.manager_id or (
+                bool(record.get("clone_owner")) and record["clone_owner"] not in alive
+            )
             if name in inventory:
                 try:
                     ready = await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
@@ -141,7 +153,15 @@ class PoolReconciler:
                 if ready:
                     changed |= await ctx.store.mark_ready(ctx.name, name, now, now - started)
                     continue
-            if now - started > ctx.policy.timeout:
+            if orphaned:
+                changed |= await ctx.move(
+                    name,
+                    VMState.PENDING,
+                    VMState.FAILED,
+                    "clone interrupted: the manager cloning it stopped",
+                    {"clone_error": "clone interrupted"},
+                )
+            elif now - started > ctx.policy.timeout:
                 changed |= await ctx.move(
                     name,
                     VMState.PENDING,
@@ -151,16 +171,23 @@ class PoolReconciler:
                 )
         return changed
 
-    async def _template_change(self, members: dict[VMState, set[str]]) -> bool:
-        """A new template (API override): drain the VMs made from the old one."""
+    async def _drain_if_changed(self, members: dict[VMState, set[str]]) -> bool:
+        """Drain the pool's ready and pending VMs when they were made from another template or for
+        another clone target (an API override), or when a reset was asked for."""
         ctx = self.ctx
-        prepared = await ctx.store.prepared_template(ctx.name)
-        if prepared == ctx.policy.template:
+        template, target = await ctx.store.overrides.prepared(ctx.name)
+        reasons = []
+        if template is not None and template != ctx.policy.template:
+            reasons.append(f"template changed from {template} to {ctx.policy.template}")
+        if target is not None and target != ctx.policy.clone_target:
+            reasons.append(f"clone target changed from {target or 'default'} to {ctx.policy.clone_target or 'default'}")
+        if await ctx.store.overrides.take_reset(ctx.name):
+            reasons.append("pool reset requested")
+        if (template, target) != (ctx.policy.template, ctx.policy.clone_target):
+            await ctx.store.overrides.set_prepared(ctx.name, ctx.policy.template, ctx.policy.clone_target)
+        if not reasons:
             return False
-        await ctx.store.set_prepared_template(ctx.name, ctx.policy.template)
-        if prepared is None:
-            return False
-        reason = f"template changed from {prepared} to {ctx.policy.template}"
+        reason = "; ".join(reasons)
         for name in members[VMState.READY]:
             await ctx.move(name, VMState.READY, VMState.COMPLETED, reason)
         for name in members[VMState.PENDING]:
@@ -178,14 +205,14 @@ class PoolReconciler:
         counts = (await ctx.store.counts([ctx.name]))[ctx.name]
         ready, pending = counts[VMState.READY], counts[VMState.PENDING]
         await ctx.store.set_empty(ctx.name, ready == 0 and ctx.policy.size > 0)
-        excess = ready + pending - ctx.policy.size
+        # open on-demand requests waiting on this pool raise its level until they are served
+        target = ctx.policy.size + await ctx.store.ondemand.demand_for(ctx.name)
+        excess = ready + pending - target
         changed = False
         if excess > 0 and ready > 0:
             surplus = sorted(await ctx.store.members(ctx.name, VMState.READY))[: min(excess, ready)]
             for name in surplus:
-                changed |= await ctx.move(
-                    name, VMState.READY, VMState.COMPLETED, f"pool size lowered to {ctx.policy.size}"
-                )
+                changed |= await ctx.move(name, VMState.READY, VMState.COMPLETED, f"more ready VMs than {target}")
         for _ in range(max(0, -excess)):
             if await self.lifecycle.start_clone() is None:
                 break

@@ -19,7 +19,12 @@ CONFIG_POOLSIZE = f"{PREFIX}config__poolsize"
 CONFIG_TEMPLATE = f"{PREFIX}config__template"
 CONFIG_CLONE_TARGET = f"{PREFIX}config__clone_target"
 TEMPLATE_PREPARED = f"{PREFIX}template__prepared"
+#: ours: the clone target each pool's VMs were made for, so a change drains the pool exactly once
+CLONE_TARGET_PREPARED = f"{PREFIX}clone_target__prepared"
 POOLRESET = f"{PREFIX}poolreset"
+TASKS_SNAPSHOT = f"{PREFIX}tasks__snapshot"
+TASKS_SNAPSHOT_REVERT = f"{PREFIX}tasks__snapshot-revert"
+TASKS_DISK = f"{PREFIX}tasks__disk"
 #: ours: in-flight clones as a zset member -> lease expiry, so a crashed manager's slots expire
 #: (the original's ``vmpooler__tasks__clone`` counter leaks a slot per crash)
 CLONE_SLOTS = f"{PREFIX}tasks__clone_slots"
@@ -64,4 +69,47 @@ def tags(day: date) -> str:
 
 
 def token(value: str) -> str:
+    """A token record: the original keys it by the token itself; we key it by the token's hash."""
     return f"{PREFIX}token__{value}"
+
+
+def user_tokens(user: str) -> str:
+    """Ours: the ids of a user's tokens, so listing them needs no scan."""
+    return f"{PREFIX}user_tokens__{user}"
+
+
+def token_vms(token_id: str) -> str:
+    """Ours: the VMs checked out with a token, so ``GET /token/<t>`` needs no scan of every pool."""
+    return f"{PREFIX}token_vms__{token_id}"
+
+
+def request_vms(request_id: str, alias: str, pool: str) -> str:
+    """The VMs delivered to one item of an on-demand request, as the original names the set."""
+    return f"{PREFIX}{request_id}__{alias}__{pool}"
+
+
+PROVISIONING_REQUEST = f"{PREFIX}provisioning__request"
+PROVISIONING_PROCESSING = f"{PREFIX}provisioning__processing"
+#: ours: VMs each pool must clone beyond its size for open on-demand requests (pool -> count)
+ONDEMAND_DEMAND = f"{PREFIX}ondemand__demand"
+#: ours: held by the one manager that runs the on-demand provisioner at a time
+ONDEMAND_LOCK = f"{PREFIX}ondemand__lock"
+
+
+def ondemand_request(request_id: str) -> str:
+    return f"{PREFIX}odrequest__{request_id}"
+
+
+def clone_failures(pool: str) -> str:
+    """Ours: a counter of failed clones, so an on-demand request can count failures since it began."""
+    return f"{PREFIX}clone_failures__{pool}"
+
+
+def clone_permanent_error(pool: str) -> str:
+    """Ours: the last clone error retrying cannot fix (bad template...), kept briefly."""
+    return f"{PREFIX}clone_permanent_error__{pool}"
+
+
+def manager(manager_id: str) -> str:
+    """Ours: present while that manager process lives (a heartbeat with a short expiry)."""
+    return f"{PREFIX}manager__{manager_id}"

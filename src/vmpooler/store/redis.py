@@ -9,8 +9,12 @@ from typing import Any
 from vmpooler.states import DOOMED_STATES, LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.ondemand import OndemandStore
+from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.records import format_time
 from vmpooler.store.scripts import Scripts
+from vmpooler.store.tasks import TaskStore
+from vmpooler.store.tokens import TokenStore
 
 Fields = Mapping[str, str | int | float]
 
@@ -40,6 +44,10 @@ class Store:
         self.client = client
         self.data_ttl_seconds = data_ttl_hours * 3600
         self._scripts = Scripts.register(client)
+        self.tokens = TokenStore(client)
+        self.overrides = OverrideStore(client)
+        self.tasks = TaskStore(client)
+        self.ondemand = OndemandStore(client)
 
     async def ping(self) -> bool:
         async with translated():
@@ -64,23 +72,6 @@ class Store:
                     if fields:
                         pipe.hset(keys.pool(name), mapping=_mapping(fields))
                 await pipe.execute()
-
-    async def pool_overrides(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(pool -> size, pool -> template) set at run time through the API."""
-        async with translated(), self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.CONFIG_POOLSIZE)
-            pipe.hgetall(keys.CONFIG_TEMPLATE)
-            sizes, templates = await pipe.execute()
-        return sizes, templates
-
-    async def prepared_template(self, pool: str) -> str | None:
-        async with translated():
-            value = await self.client.hget(keys.TEMPLATE_PREPARED, pool)
-        return None if value is None else str(value)
-
-    async def set_prepared_template(self, pool: str, template: str) -> None:
-        async with translated():
-            await self.client.hset(keys.TEMPLATE_PREPARED, pool, template)
 
     async def counts(self, pools: Sequence[str]) -> dict[str, dict[VMState, int]]:
         """Size of every live state set of every pool, in one round trip."""
@@ -223,9 +214,16 @@ class Store:
         return list(found)
 
     async def checkout(
-        self, requests: Sequence[Sequence[str]], now: float, fields: Fields | None = None
+        self,
+        requests: Sequence[Sequence[str]],
+        now: float,
+        fields: Fields | None = None,
+        token_id: str | None = None,
+        ondemand: tuple[str, str, str] | None = None,
     ) -> list[tuple[str, str]] | int:
-        """Take one ready VM per request (each a list of candidate pools), all or nothing.
+        """Take one ready VM per request (each a list of candidate pools), all or nothing. In the
+        same step the VMs are indexed under ``token_id`` and under the on-demand request
+        ``(request_id, alias, pool)`` they are delivered to.
 
         Returns [(pool, name), ...] in request order, or the index of the first request that
         could not be served, in which case nothing was taken.
@@ -233,7 +231,7 @@ class Store:
         check_move(VMState.READY, VMState.RUNNING)
         pools: list[str] = []
         index: dict[str, int] = {}
-        args: list[str] = [format_time(now), keys.VM_PREFIX, str(len(requests))]
+        args: list[str] = [format_time(now), keys.VM_PREFIX, "", str(len(requests))]
         for candidates in requests:
             args.append(str(len(candidates)))
             for pool in candidates:
@@ -243,6 +241,7 @@ class Store:
                 args.append(str(index[pool]))
         pairs = _pairs(fields)
         args += [str(len(pairs) // 2), *pairs]
+        args[2] = str(len(pools))
         script_keys = [
             key
             for pool in pools
@@ -253,6 +252,10 @@ class Store:
                 keys.active(pool),
             )
         ]
+        if token_id is not None:
+            script_keys.append(keys.token_vms(token_id))
+        if ondemand is not None:
+            script_keys.append(keys.request_vms(*ondemand))
         async with translated():
             reply = await self._scripts.checkout(keys=script_keys, args=args)
         if reply[0] == 0:
@@ -275,6 +278,26 @@ class Store:
                 if order:
                     pipe.rpush(keys.ready_queue(pool), *[name for name, _ in order])
                 await pipe.execute()
+
+    # ---- managers: who is alive -------------------------------------------------------------
+
+    async def heartbeat(self, manager_id: str, description: str, ttl_seconds: int) -> None:
+        async with translated():
+            await self.client.set(keys.manager(manager_id), description, ex=ttl_seconds)
+
+    async def retire(self, manager_id: str) -> None:
+        async with translated():
+            await self.client.delete(keys.manager(manager_id))
+
+    async def managers_alive(self, manager_ids: set[str]) -> set[str]:
+        ids = sorted(manager_ids)
+        if not ids:
+            return set()
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for manager_id in ids:
+                pipe.exists(keys.manager(manager_id))
+            found = await pipe.execute()
+        return {manager_id for manager_id, alive in zip(ids, found, strict=True) if alive}
 
     # ---- clone slots: the global task_limit ----------------------------------------------------
 

@@ -10,6 +10,11 @@ from redis.commands.core import AsyncScript
 from vmpooler.store.connection import Redis
 
 
+def load(client: Redis, name: str) -> AsyncScript:
+    """Register ``scripts/<name>.lua`` with ``client``."""
+    return client.register_script(_source(name))
+
+
 def _source(name: str) -> str:
     return resources.files("vmpooler.store").joinpath("scripts", f"{name}.lua").read_text("utf-8")
 

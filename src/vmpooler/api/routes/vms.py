@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from vmpooler.api.deps import Body, VMs
+from vmpooler.api.deps import Auth, Body, VMs
 from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.service import parse_count
 from vmpooler.api.shapes import Flavor
@@ -34,13 +34,14 @@ def router(flavor: Flavor) -> APIRouter:
         return PrettyJSONResponse(vms.pool_names())
 
     @routes.post("/vm")
-    async def checkout_batch(vms: VMs, body: Body) -> Response:
-        taken = await vms.checkout(checkout_request(body))
+    async def checkout_batch(request: Request, vms: VMs, auth: Auth, body: Body) -> Response:
+        wanted = checkout_request(body)
+        taken = await vms.checkout(wanted, await auth.token(request, required=False))
         log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
         return ok(**flavor.checkout_body(taken, vms.domain_of))
 
     @routes.post("/vm/{spec:path}")
-    async def checkout_by_url(spec: str, vms: VMs) -> Response:
+    async def checkout_by_url(spec: str, request: Request, vms: VMs, auth: Auth) -> Response:
         # the body is ignored: the seed README's `curl -d --url .../vm/<pool>` posts "--url" as data
         wanted: dict[str, int] = {}
         for name in spec.split("+"):
@@ -49,7 +50,7 @@ def router(flavor: Flavor) -> APIRouter:
             wanted[name] = wanted.get(name, 0) + 1
         for name, count in wanted.items():
             parse_count(name, count)
-        taken = await vms.checkout(wanted)
+        taken = await vms.checkout(wanted, await auth.token(request, required=False))
         log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
         return ok(**flavor.checkout_body(taken, vms.domain_of))
 
@@ -58,13 +59,13 @@ def router(flavor: Flavor) -> APIRouter:
         return ok(**flavor.vm_body(await vms.view(hostname)))
 
     @routes.put("/vm/{hostname}")
-    async def modify(hostname: str, vms: VMs, body: Body) -> Response:
-        await vms.modify(hostname, body)
+    async def modify(hostname: str, request: Request, vms: VMs, auth: Auth, body: Body) -> Response:
+        await vms.modify(hostname, body, await auth.token(request, required=False))
         return ok()
 
     @routes.delete("/vm/{hostname}")
-    async def give_back(hostname: str, vms: VMs) -> Response:
-        await vms.give_back(hostname)
+    async def give_back(hostname: str, request: Request, vms: VMs, auth: Auth) -> Response:
+        await vms.give_back(hostname, await auth.token(request, required=False))
         log.info("returned %s", hostname)
         return ok()
 

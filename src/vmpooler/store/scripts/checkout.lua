@@ -1,11 +1,14 @@
 -- Check out a batch of VMs, all or nothing, in O(batch size): no scan of any pool's members.
--- For each distinct pool i, KEYS[4i-3..4i] = ready set, ready queue, running set, active hash.
--- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] n requests; then per request: k, then k pool
--- indexes (the candidates, in preference order); then m, then m field, value pairs for each vm hash.
+-- For each distinct pool i, KEYS[4i-3..4i] = ready set, ready queue, running set, active hash;
+-- any keys after those are index sets every VM taken is added to (its token's, its request's).
+-- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] number of pools, ARGV[4] n requests; then per
+-- request: k, then k pool indexes (the candidates, in preference order); then m, then m field,
+-- value pairs for each vm hash.
 -- Returns {1, pool index, name, pool index, name, ...} or {0, index of the first request short of VMs}.
 local now, vm_prefix = ARGV[1], ARGV[2]
-local n = tonumber(ARGV[3])
-local pos = 4
+local npools = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local pos = 5
 local requests = {}
 for r = 1, n do
   local k = tonumber(ARGV[pos])
@@ -57,6 +60,7 @@ local function pop_oldest(ready, queue)
   return redis.call('SRANDMEMBER', ready)
 end
 
+
 local out = {1}
 for r = 1, n do
   local i = plan[r]
@@ -67,6 +71,9 @@ for r = 1, n do
   redis.call('HSET', vm_prefix .. name, 'checkout', now)
   if m > 0 then
     redis.call('HSET', vm_prefix .. name, unpack(fields))
+  end
+  for k = 4 * npools + 1, #KEYS do
+    redis.call('SADD', KEYS[k], name)
   end
   out[#out + 1] = i
   out[#out + 1] = name

@@ -1,0 +1,70 @@
+"""Who is calling: HTTP basic auth checked by the auth backend, and X-AUTH-TOKEN checked by the token service."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from starlette.requests import Request
+
+from vmpooler.auth.base import AuthBackend
+from vmpooler.auth.tokens import Identity, TokenService
+from vmpooler.errors import AuthUnavailable, BadRequest, NotFound, ServiceUnavailable, Unauthorized
+
+log = logging.getLogger("vmpooler.api")
+
+TOKEN_HEADER = "X-AUTH-TOKEN"
+
+
+class ApiAuth:
+    """Authentication is on only when the configuration has an ``:auth:`` section."""
+
+    def __init__(self, backend: AuthBackend | None, tokens: TokenService) -> None:
+        self.backend = backend
+        self.tokens = tokens
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend is not None
+
+    def require_enabled(self) -> AuthBackend:
+        if self.backend is None:
+            raise NotFound("token authentication is not configured on this server (no :auth: section)")
+        return self.backend
+
+    async def basic_user(self, request: Request) -> str:
+        """The user named by valid basic-auth credentials; 401 otherwise, 503 when LDAP is down."""
+        backend = self.require_enabled()
+        header = request.headers.get("authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            raise Unauthorized("send your user name and password with HTTP basic auth (curl -u USER)")
+        try:
+            user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise BadRequest("malformed basic auth header") from exc
+        if not sep or not user:
+            raise Unauthorized("basic auth needs a user name and a password")
+        try:
+            ok = await backend.authenticate(user, password)
+        except AuthUnavailable as exc:
+            log.warning("auth backend unavailable: %s", exc)
+            raise ServiceUnavailable(f"cannot check your password right now: {exc}") from exc
+        if not ok:
+            raise Unauthorized(f"wrong user name or password for {user!r}")
+        return user
+
+    async def token(self, request: Request, *, required: bool) -> Identity | None:
+        """The caller's token identity. Without ``:auth:`` a token is ignored, as the original does."""
+        if not self.enabled:
+            return None
+        value = request.headers.get(TOKEN_HEADER)
+        if not value:
+            if required:
+                raise Unauthorized(f"this needs a token: send it in the {TOKEN_HEADER} header (POST /token makes one)")
+            return None
+        identity = await self.tokens.verify(value.strip())
+        if identity is None:
+            raise Unauthorized(f"the {TOKEN_HEADER} token is not valid (unknown or deleted)")
+        return identity

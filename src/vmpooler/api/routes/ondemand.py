@@ -1,0 +1,56 @@
+"""On-demand routes: ask for VMs that are cloned for you, poll the request, cancel it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from vmpooler.api.deps import Auth, Body
+from vmpooler.api.ondemand import OndemandService
+from vmpooler.api.responses import ok
+from vmpooler.api.service import parse_count
+from vmpooler.api.shapes import Flavor
+from vmpooler.errors import BadRequest
+
+
+def ondemand_service(request: Request) -> OndemandService:
+    service: OndemandService = request.app.state.ondemand
+    return service
+
+
+Ondemand = Annotated[OndemandService, Depends(ondemand_service)]
+
+
+def router(flavor: Flavor) -> APIRouter:
+    routes = APIRouter(tags=["ondemand"])
+
+    @routes.post("/ondemandvm")
+    async def create(request: Request, service: Ondemand, auth: Auth, body: Body) -> Response:
+        owner = await auth.token(request, required=True)
+        return ok(201, request_id=await service.create(body, owner))
+
+    @routes.post("/ondemandvm/{spec}")
+    async def create_by_url(spec: str, request: Request, service: Ondemand, auth: Auth) -> Response:
+        owner = await auth.token(request, required=True)
+        wanted: dict[str, int] = {}
+        for name in spec.split("+"):
+            if not name:
+                raise BadRequest(f"empty pool name in {spec!r}: use /ondemandvm/<pool>[+<pool>...]")
+            wanted[name] = wanted.get(name, 0) + 1
+        for name, count in wanted.items():
+            parse_count(name, count)
+        return ok(201, request_id=await service.create(wanted, owner))
+
+    @routes.get("/ondemandvm/{request_id}")
+    async def status(request_id: str, service: Ondemand) -> Response:
+        code, body = await service.status(request_id, flavor)
+        return ok(code, **body)
+
+    @routes.delete("/ondemandvm/{request_id}")
+    async def delete(request_id: str, request: Request, service: Ondemand, auth: Auth) -> Response:
+        message = await service.delete(request_id, await auth.token(request, required=True))
+        return ok(200, **({"message": message} if message else {}))
+
+    return routes

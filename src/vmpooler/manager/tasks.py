@@ -1,0 +1,76 @@
+"""Carries out the VM operations the API queued (snapshot, revert, add disk) through the providers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from vmpooler.errors import NotSupported, ProviderError, StoreError
+from vmpooler.manager.context import PoolContext
+from vmpooler.states import VMState
+from vmpooler.store.records import format_time
+from vmpooler.store.redis import Store
+
+log = logging.getLogger("vmpooler.manager")
+
+KINDS = ("snapshot", "revert", "disk")
+#: a task taken this long ago and not finished belonged to a manager that died: queue it again
+STALE_AFTER_SECONDS = 600.0
+
+
+class TaskWorker:
+    """One pass takes every queued task and runs it; ``run_once`` is what the loop and tests call."""
+
+    def __init__(self, store: Store, pools: Mapping[str, PoolContext]) -> None:
+        self.store = store
+        self.pools = pools
+
+    async def run_once(self) -> int:
+        done = 0
+        for kind in KINDS:
+            now = next(iter(self.pools.values())).clock() if self.pools else 0.0
+            await self.store.tasks.requeue_stale(kind, now - STALE_AFTER_SECONDS)
+            while (task := await self.store.tasks.take(kind, now)) is not None:
+                vm, argument = task
+                await self._run(kind, vm, argument)
+                await self.store.tasks.done(kind, vm, argument)
+                done += 1
+        return done
+
+    async def _run(self, kind: str, vm: str, argument: str) -> None:
+        found = await self.store.locate(vm)
+        if found is None or found[1] is VMState.DESTROYED or found[0] not in self.pools:
+            log.warning("%s of %s dropped: the VM is gone or its pool is not managed here", kind, vm)
+            return
+        ctx = self.pools[found[0]]
+        try:
+            if kind == "snapshot":
+                await ctx.call("create_snapshot", ctx.provider.create_snapshot(ctx.target, vm, argument))
+                await self.store.update_vm(vm, {f"snapshot:{argument}": format_time(ctx.clock())})
+            elif kind == "revert":
+                await ctx.call("revert_snapshot", ctx.provider.revert_snapshot(ctx.target, vm, argument))
+            else:
+                await ctx.call("create_disk", ctx.provider.create_disk(ctx.target, vm, int(argument)))
+                disks = (await self.store.vm(vm)).get("disk")
+                await self.store.update_vm(vm, {"disk": f"{disks}:+{argument}gb" if disks else f"+{argument}gb"})
+            log.info("pool %s vm %s: %s %s done", ctx.name, vm, kind, argument)
+        except NotSupported as exc:
+            await self.store.update_vm(vm, {f"{kind}_error": str(exc)})
+            log.warning("pool %s vm %s: %s not supported: %s", ctx.name, vm, kind, exc)
+        except ProviderError as exc:
+            await self.store.update_vm(vm, {f"{kind}_error": str(exc)})
+            log.warning("pool %s vm %s: %s %s failed: %s", ctx.name, vm, kind, argument, exc)
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except StoreError as exc:
+                log.warning("tasks: Redis unavailable: %s", exc)
+            except Exception:
+                log.exception("tasks: pass crashed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,83 @@
+"""Token records in Redis: created, looked up, touched, listed per user, revoked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vmpooler.states import VMState
+from vmpooler.store import keys
+from vmpooler.store.connection import Redis, translated
+
+
+def _dict(reply: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in reply.items()}
+
+
+class TokenStore:
+    """Tokens are keyed by an id (the token's SHA-256), never by the secret itself."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    async def create(self, token_id: str, record: dict[str, str]) -> None:
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.token(token_id), mapping=record)  # type: ignore[arg-type]
+            pipe.sadd(keys.user_tokens(record["user"]), token_id)
+            await pipe.execute()
+
+    async def get(self, token_id: str) -> dict[str, str] | None:
+        async with translated():
+            record = _dict(await self.client.hgetall(keys.token(token_id)))
+        return record or None
+
+    async def adopt_legacy(self, clear_token: str, token_id: str) -> dict[str, str] | None:
+        """A token the original vmpooler stored in clear: move it under its hash, once, atomically."""
+        async with translated():
+            record = _dict(await self.client.hgetall(keys.token(clear_token)))
+            if not record.get("user"):
+                return None
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.token(token_id), mapping=record)  # type: ignore[arg-type]
+                pipe.sadd(keys.user_tokens(record["user"]), token_id)
+                pipe.delete(keys.token(clear_token))
+                await pipe.execute()
+        return record
+
+    async def touch(self, token_id: str, when: str) -> None:
+        async with translated():
+            await self.client.hset(keys.token(token_id), "last", when)
+
+    async def of_user(self, user: str) -> dict[str, dict[str, str]]:
+        async with translated():
+            ids = sorted(str(i) for i in await self.client.smembers(keys.user_tokens(user)))
+            async with self.client.pipeline(transaction=False) as pipe:
+                for token_id in ids:
+                    pipe.hgetall(keys.token(token_id))
+                records = [_dict(r) for r in await pipe.execute()]
+        return {token_id: record for token_id, record in zip(ids, records, strict=True) if record}
+
+    async def revoke(self, token_id: str, user: str) -> None:
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.token(token_id))
+            pipe.srem(keys.user_tokens(user), token_id)
+            pipe.delete(keys.token_vms(token_id))
+            await pipe.execute()
+
+    async def running_vms(self, token_id: str) -> list[str]:
+        """The token's VMs still checked out; the rest are pruned from its index as they are found."""
+        async with translated():
+            names = sorted(str(n) for n in await self.client.smembers(keys.token_vms(token_id)))
+            if not names:
+                return []
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hget(keys.vm(name), "pool")
+                pools = await pipe.execute()
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name, pool in zip(names, pools, strict=True):
+                    pipe.sismember(keys.state_set(VMState.RUNNING, str(pool)), name)
+                running = await pipe.execute()
+            gone = [n for n, (p, r) in zip(names, zip(pools, running, strict=True), strict=True) if not (p and r)]
+            if gone:
+                await self.client.srem(keys.token_vms(token_id), *gone)
+        return [n for n in names if n not in gone]
