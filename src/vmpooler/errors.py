@@ -13,7 +13,8 @@
     │   └── NotSupported            the provider lacks this optional capability
     └── ApiError                    a request the API refuses; carries the HTTP status
         ├── BadRequest (400), Unauthorized (401), Forbidden (403), NotFound (404),
-        ├── MethodNotAllowed (405), Conflict (409), ServiceUnavailable (503)
+        ├── MethodNotAllowed (405), Conflict (409), PayloadTooLarge (413),
+        ├── TooManyRequests (429), ServiceUnavailable (503)
 
 Foreign exceptions (redis, pydantic, provider SDKs) are translated at the boundary with
 ``raise ... from exc`` so callers only ever catch these.
@@ -114,6 +115,14 @@ class MethodNotAllowed(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class TooManyRequests(ApiError):
+    status = 429
 
 
 class ServiceUnavailable(ApiError):

@@ -282,3 +282,55 @@ def test_redis_down_gives_503_json_not_a_hang(tmp_path: Path) -> None:
             assert "Redis" in reply.json()["error"]
         assert client.post("/api/v3/vm/deb").status_code == 503
         assert client.get("/healthcheck").status_code == 503
+
+
+async def test_poolstat_and_totalrunning(api: httpx.Client, store: Store) -> None:
+    await fill(store, "deb", 2)
+    await fill(store, "cent", 1)
+    api.post("/vm/deb")
+    assert api.get("/api/v3/poolstat").json() == {"pools": {}}
+    assert api.get("/api/v3/poolstat?pool=nope").json() == {"pools": {}}
+    stat = api.get("/api/v3/poolstat?pool=debian,cent").json()  # by alias and by name
+    assert stat == {
+        "pools": {"deb": {"ready": 1, "max": 5, "alias": "debian"}, "cent": {"ready": 1, "max": 5, "alias": "centos"}}
+    }
+    assert api.get("/api/v3/totalrunning").json() == {"running": 1}
+
+
+def test_an_oversized_body_is_413(api: httpx.Client) -> None:
+    reply = api.post("/api/v3/vm", content=b'{"deb": 1, "x": "' + b"a" * 70_000 + b'"}')
+    assert reply.status_code == 413 and reply.json()["ok"] is False
+
+
+@pytest.mark.parametrize("prefix", ["/api/v2", "/api/v1", ""])
+async def test_older_api_versions_answer_in_their_shape(api: httpx.Client, store: Store, prefix: str) -> None:
+    await fill(store, "deb", 1)
+    body = api.post(f"{prefix}/vm/deb").json()
+    if prefix == "/api/v2":
+        assert body == {"ok": True, "deb": {"hostname": f"deb-vm0.{DOMAIN}"}}
+    else:
+        assert body == {"ok": True, "deb": {"hostname": "deb-vm0"}, "domain": DOMAIN}
+    assert api.get(f"{prefix}/status").status_code == 200
+    assert api.delete(f"{prefix}/vm/deb-vm0").json() == {"ok": True}
+
+
+def test_backend_weight_spreads_alias_checkouts() -> None:
+    import random
+
+    from vmpooler.api.service import weighted_order
+
+    settings, _ = parse_settings(
+        {
+            "config": {"backend_weight": {"cluster-a": 3, "cluster-b": 1, "cluster-c": 0}},
+            "pools": [
+                {"name": f"p{c}", "alias": "any", "template": "t", "size": 1, "clone_target": f"cluster-{c}"}
+                for c in "abc"
+            ],
+        },
+        env={},
+    )
+    rng = random.Random(1)
+    firsts = [weighted_order(settings, ["pa", "pb", "pc"], rng)[0] for _ in range(2000)]
+    assert firsts.count("pc") == 0  # weight 0: only ever a last resort
+    assert 0.70 < firsts.count("pa") / 2000 < 0.80  # 3:1
+    assert weighted_order(settings, ["pa", "pb", "pc"], rng)[-1] == "pc"

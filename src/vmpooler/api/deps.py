@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from vmpooler.api.auth import ApiAuth
 from vmpooler.api.service import VMService
 from vmpooler.api.status import StatusService
-from vmpooler.errors import BadRequest
+from vmpooler.errors import BadRequest, PayloadTooLarge
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -34,7 +34,7 @@ async def json_body(request: Request) -> Any:
     """The body as JSON whatever its Content-Type (``curl -d`` sends form encoding); None when empty."""
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise BadRequest(f"request body is larger than {MAX_BODY_BYTES // 1024} KiB")
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES // 1024} KiB; send less")
     if not raw.strip():
         return None
     try:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from vmpooler.api.service import parse_count
+from vmpooler.api.service import parse_count, weighted_order
 from vmpooler.api.shapes import Flavor
 from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
@@ -40,15 +40,8 @@ class OndemandService:
 
     def _pick_pool(self, requested: str) -> str | None:
         """The pool behind a name or alias; an alias's pool is drawn by ``backend_weight``."""
-        pools = self.settings.pools_for(requested)
-        if not pools:
-            return None
-        if len(pools) == 1:
-            return pools[0].name
-        weights = self.settings.config.backend_weight
-        weighted = [(p.name, weights.get(p.clone_target or "", weights.get(p.name, 1))) for p in pools]
-        choices = [(name, w) for name, w in weighted if w > 0] or [(pools[0].name, 1)]
-        return self._rng.choices([n for n, _ in choices], weights=[w for _, w in choices])[0]
+        pools = [pool.name for pool in self.settings.pools_for(requested)]
+        return weighted_order(self.settings, pools, self._rng)[0] if pools else None
 
     async def create(self, body: Any, owner: Identity | None) -> str:
         if not isinstance(body, dict) or not body:

@@ -57,6 +57,26 @@ def parse_count(pool: str, value: Any) -> int:
     return count
 
 
+def weighted_order(settings: Settings, pools: list[str], rng: random.Random) -> list[str]:
+    """An alias's pools in the order to try them: drawn by ``backend_weight`` (keyed by clone target
+    or pool name; default 1), so checkouts spread as configured; weight 0 pools come last."""
+    if len(pools) < 2:
+        return pools
+    weights = settings.config.backend_weight
+    remaining = {}
+    for name in pools:
+        pool = settings.pool(name)
+        target = pool.clone_target if pool else None
+        remaining[name] = weights.get(target or "", weights.get(name, 1))
+    order: list[str] = []
+    while any(w > 0 for w in remaining.values()):
+        names = [n for n, w in remaining.items() if w > 0]
+        chosen = rng.choices(names, weights=[remaining[n] for n in names])[0]
+        order.append(chosen)
+        del remaining[chosen]
+    return order + sorted(remaining)
+
+
 class VMService:
     """The VM operations behind the routes; it never talks to a provider, only to the store."""
 
@@ -78,9 +98,7 @@ class VMService:
         pools = [pool.name for pool in self.settings.pools_for(requested)]
         if not pools:
             raise NotFound(f"unknown pool or alias {requested!r}; GET /vm lists the pools", pool=requested)
-        if len(pools) > 1:
-            self._rng.shuffle(pools)  # spread an alias's checkouts over its pools
-        return pools
+        return weighted_order(self.settings, pools, self._rng)
 
     async def checkout(self, wanted: Mapping[str, int], owner: Identity | None = None) -> list[Checkout]:
         """Check out ``count`` VMs per requested pool or alias, all or nothing; a token's owner gets

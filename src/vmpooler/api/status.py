@@ -94,3 +94,23 @@ class StatusService:
                     entry["alias"] = pool.alias if len(pool.alias) > 1 else pool.alias[0]
                 report["pools"][pool.name] = entry
         return dict(sorted(report.items()))
+
+    async def poolstat(self, names: list[str]) -> dict[str, Any]:
+        """``{pools: {pool: {ready, max, alias}}}`` for the pools named (by name or alias)."""
+        wanted = [p for p in self.settings.pools if p.name in names or set(p.alias) & set(names)]
+        counts = await self.store.counts([p.name for p in wanted])
+        sizes = await self.store.overrides.all("size")
+        out: dict[str, Any] = {}
+        for pool in wanted:
+            entry: dict[str, Any] = {
+                "ready": counts[pool.name][VMState.READY],
+                "max": int(sizes.get(pool.name, pool.size)),
+            }
+            if pool.alias:
+                entry["alias"] = pool.alias if len(pool.alias) > 1 else pool.alias[0]
+            out[pool.name] = entry
+        return {"pools": out}
+
+    async def total_running(self) -> int:
+        counts = await self.store.counts([p.name for p in self.settings.pools])
+        return sum(c[VMState.RUNNING] for c in counts.values())

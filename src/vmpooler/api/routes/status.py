@@ -23,6 +23,15 @@ def router() -> APIRouter:
             views = set()
         return PrettyJSONResponse(await service.status(views))
 
+    @routes.get("/poolstat")
+    async def poolstat(request: Request, service: Status) -> Response:
+        names = [n.strip() for n in request.query_params.get("pool", "").split(",") if n.strip()]
+        return PrettyJSONResponse(await service.poolstat(names))
+
+    @routes.get("/totalrunning")
+    async def total_running(service: Status) -> Response:
+        return PrettyJSONResponse({"running": await service.total_running()})
+
     return routes
 
 
