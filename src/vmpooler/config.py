@@ -113,6 +113,7 @@ class GlobalSettings(BaseModel):
     experimental_features: bool = False
     usage_stats: bool = False
     request_logger: bool = False
+    rate_limiting_enabled: bool = False  # the limits are in the top-level :rate_limits: (vmpooler.api.ratelimit)
     extra_config: str | None = None
     backend_weight: dict[str, int] = Field(default_factory=dict)
     purge_unconfigured_resources: bool = Field(
@@ -138,7 +139,7 @@ _UPSTREAM_ONLY_KEYS: Final = frozenset(
     health_thresholds circuit_breaker_enabled circuit_breaker_failure_threshold circuit_breaker_timeout
     circuit_breaker_half_open_attempts adaptive_timeout_enabled connection_pool_timeout_min
     connection_pool_timeout_max connection_pool_timeout_initial connection_pool_monitor_enabled
-    connection_pool_monitor_interval rate_limiting_enabled""".split()
+    connection_pool_monitor_interval""".split()
 )
 
 # pool key -> the :config: key it inherits from when the pool leaves it out

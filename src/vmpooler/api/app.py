@@ -8,11 +8,14 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from vmpooler.api.auth import ApiAuth
 from vmpooler.api.ondemand import OndemandService
+from vmpooler.api.ratelimit import RateLimitMiddleware, enabled_limits
 from vmpooler.api.responses import error, ok
 from vmpooler.api.routes import config as config_routes
 from vmpooler.api.routes import ondemand as ondemand_routes
@@ -34,6 +37,11 @@ log = logging.getLogger("vmpooler.api")
 
 API_PREFIX = "/api/v3"
 
+DESCRIPTION = """Pools of ready virtual machines. Every route exists under `/api/v3` (fully qualified
+hostnames), `/api/v2`, `/api/v1` and unversioned (short hostnames plus a `domain` key, as the 2015
+API). Request bodies are JSON whatever the Content-Type (`curl -d` works). Every error is
+`{"ok": false, "error": "<what to do>"}` with the status code that fits."""
+
 #: where each API version is mounted; the unversioned seed paths answer as v1 did
 MOUNTS: tuple[tuple[str, Flavor], ...] = (("/api/v3", V3), ("/api/v2", V2), ("/api/v1", V1), ("", V1))
 
@@ -47,7 +55,14 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app serving every API version over ``store``. The auth backend defaults to the
     one ``:auth:`` configures."""
-    app = FastAPI(title="vmpooler", version="3", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="vmpooler",
+        version="3",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     app.state.settings = settings
     app.state.store = store
     backend = auth_backend if auth_backend is not None else build_backend(settings.auth)
@@ -67,11 +82,26 @@ def create_app(
         app.include_router(token_routes.router(), prefix=prefix)
     app.include_router(status_routes.health_router())
 
+    app.mount("/api/static", StaticFiles(packages=[("vmpooler.api", "static")]), name="api-static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def docs() -> Response:
+        # served from the package, not a CDN, so the page works offline
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="vmpooler API",
+            swagger_js_url="/api/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/api/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/api/static/swagger/favicon-32x32.png",
+        )
+
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
         return ok(service=settings.config.site_name, api=API_PREFIX, status=f"{API_PREFIX}/status")
 
     install_error_handlers(app)
+    if (limits := enabled_limits(settings)) is not None:
+        app.add_middleware(RateLimitMiddleware, limits=limits, store=store.ratelimit, clock=clock)
     return app
 
 

@@ -63,6 +63,8 @@ class OndemandService:
                 unknown.append(str(requested))
             else:
                 items.append((str(requested), pool, count))
+        if not items and not unknown:
+            raise BadRequest('no VMs requested: send {"<pool>": <count>, ...}')
         if unknown:
             raise NotFound(f"unknown pool or alias: {', '.join(unknown)}", bad_templates=unknown)
         now = self.clock()

@@ -113,3 +113,10 @@ def clone_permanent_error(pool: str) -> str:
 def manager(manager_id: str) -> str:
     """Ours: present while that manager process lives (a heartbeat with a short expiry)."""
     return f"{PREFIX}manager__{manager_id}"
+
+
+def rate_limit(kind: str, subject: str) -> str:
+    """A request counter of one rate limit (``global_per_ip``...) for one client (``ip:<address>`` or
+    ``token:<hash>``), as the original names it. It expires when its window ends, so no window start
+    is part of the name."""
+    return f"{PREFIX}ratelimit__{kind}__{subject}"

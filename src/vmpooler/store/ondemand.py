@@ -77,6 +77,8 @@ class OndemandStore:
             await pipe.execute()
 
     async def forget_vms(self, request_id: str, items: Sequence[Item]) -> None:
+        if not items:
+            return
         async with translated():
             await self.client.delete(*[keys.request_vms(request_id, a, p) for a, p, _ in items])
 

@@ -11,6 +11,7 @@ from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.ondemand import OndemandStore
 from vmpooler.store.overrides import OverrideStore
+from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import format_time
 from vmpooler.store.scripts import Scripts
 from vmpooler.store.tasks import TaskStore
@@ -48,6 +49,7 @@ class Store:
         self.overrides = OverrideStore(client)
         self.tasks = TaskStore(client)
         self.ondemand = OndemandStore(client)
+        self.ratelimit = RateLimitStore(client)
 
     async def ping(self) -> bool:
         async with translated():

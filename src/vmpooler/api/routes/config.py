@@ -10,6 +10,7 @@ from starlette.responses import Response
 from vmpooler.api.deps import Auth, Body
 from vmpooler.api.responses import ok
 from vmpooler.api.runtime_config import RuntimeConfig
+from vmpooler.api.schemas import POOL_VALUES, errors, json_body
 
 
 def runtime_config(request: Request) -> RuntimeConfig:
@@ -21,7 +22,8 @@ Config = Annotated[RuntimeConfig, Depends(runtime_config)]
 
 
 def router() -> APIRouter:
-    routes = APIRouter(tags=["config"])
+    changed_responses = {201: {"description": "Changed"}, **errors(400, 401, 404, 405, 413, 503)}
+    routes = APIRouter(tags=["config"], responses=changed_responses)
 
     async def allowed(request: Request, config: RuntimeConfig, auth: Auth) -> None:
         config.require_enabled()
@@ -30,7 +32,7 @@ def router() -> APIRouter:
     def changed(did: bool) -> Response:
         return ok(201 if did else 200)
 
-    @routes.post("/config/poolsize")
+    @routes.post("/config/poolsize", openapi_extra=json_body(POOL_VALUES))
     async def set_pool_size(request: Request, config: Config, auth: Auth, body: Body) -> Response:
         await allowed(request, config, auth)
         return changed(await config.set_sizes(body))
@@ -41,7 +43,7 @@ def router() -> APIRouter:
         did, body = await config.reset_size(pool)
         return ok(201 if did else 200, **body)
 
-    @routes.post("/config/pooltemplate")
+    @routes.post("/config/pooltemplate", openapi_extra=json_body(POOL_VALUES))
     async def set_pool_template(request: Request, config: Config, auth: Auth, body: Body) -> Response:
         await allowed(request, config, auth)
         return changed(await config.set_templates(body))
@@ -52,12 +54,12 @@ def router() -> APIRouter:
         did, body = await config.reset_template(pool)
         return ok(201 if did else 200, **body)
 
-    @routes.post("/config/clonetarget")
+    @routes.post("/config/clonetarget", openapi_extra=json_body(POOL_VALUES))
     async def set_clone_target(request: Request, config: Config, auth: Auth, body: Body) -> Response:
         await allowed(request, config, auth)
         return changed(await config.set_clone_targets(body))
 
-    @routes.post("/poolreset")
+    @routes.post("/poolreset", openapi_extra=json_body(POOL_VALUES))
     async def reset_pools(request: Request, config: Config, auth: Auth, body: Body) -> Response:
         await allowed(request, config, auth)
         await config.reset_pools(body)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from vmpooler.api.deps import Auth, Body
 from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.responses import ok
+from vmpooler.api.schemas import ONDEMAND_BODY, errors, json_body
 from vmpooler.api.service import parse_count
 from vmpooler.api.shapes import Flavor
 from vmpooler.errors import BadRequest
@@ -24,14 +25,14 @@ Ondemand = Annotated[OndemandService, Depends(ondemand_service)]
 
 
 def router(flavor: Flavor) -> APIRouter:
-    routes = APIRouter(tags=["ondemand"])
+    routes = APIRouter(tags=[f"ondemand ({flavor.name})"], responses=errors(400, 401, 403, 404, 409, 413, 503))
 
-    @routes.post("/ondemandvm")
+    @routes.post("/ondemandvm", status_code=201, openapi_extra=json_body(ONDEMAND_BODY))
     async def create(request: Request, service: Ondemand, auth: Auth, body: Body) -> Response:
         owner = await auth.token(request, required=True)
         return ok(201, request_id=await service.create(body, owner))
 
-    @routes.post("/ondemandvm/{spec}")
+    @routes.post("/ondemandvm/{spec}", status_code=201)
     async def create_by_url(spec: str, request: Request, service: Ondemand, auth: Auth) -> Response:
         owner = await auth.token(request, required=True)
         wanted: dict[str, int] = {}
@@ -43,7 +44,7 @@ def router(flavor: Flavor) -> APIRouter:
             parse_count(name, count)
         return ok(201, request_id=await service.create(wanted, owner))
 
-    @routes.get("/ondemandvm/{request_id}")
+    @routes.get("/ondemandvm/{request_id}", responses={202: {"description": "Still being provisioned"}})
     async def status(request_id: str, service: Ondemand) -> Response:
         code, body = await service.status(request_id, flavor)
         return ok(code, **body)

@@ -7,11 +7,12 @@ from starlette.responses import Response
 
 from vmpooler.api.deps import Status
 from vmpooler.api.responses import PrettyJSONResponse, error, ok
+from vmpooler.api.schemas import errors
 from vmpooler.errors import StoreError
 
 
 def router() -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(tags=["status"], responses=errors(503))
 
     @routes.get("/status")
     async def status(request: Request, service: Status) -> Response:
@@ -36,7 +37,7 @@ def router() -> APIRouter:
 
 
 def health_router() -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(tags=["status"], responses=errors(503))
 
     @routes.get("/healthcheck")
     async def healthcheck(service: Status) -> Response:

@@ -7,11 +7,12 @@ from starlette.responses import Response
 
 from vmpooler.api.deps import Auth
 from vmpooler.api.responses import ok
+from vmpooler.api.schemas import errors
 from vmpooler.errors import NotFound
 
 
 def router() -> APIRouter:
-    routes = APIRouter(tags=["tokens"])
+    routes = APIRouter(tags=["tokens"], responses=errors(400, 401, 403, 404, 503))
 
     @routes.get("/token")
     async def list_tokens(request: Request, auth: Auth) -> Response:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from vmpooler.api.deps import Auth, Body, VMs
 from vmpooler.api.responses import PrettyJSONResponse, ok
+from vmpooler.api.schemas import CHECKOUT_BODY, MODIFY_BODY, errors, json_body
 from vmpooler.api.service import parse_count
 from vmpooler.api.shapes import Flavor
 from vmpooler.errors import BadRequest
@@ -27,20 +28,20 @@ def checkout_request(body: Any) -> dict[str, int]:
 
 
 def router(flavor: Flavor) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(tags=[f"VMs ({flavor.name})"], responses=errors(400, 401, 403, 404, 413, 503))
 
     @routes.get("/vm")
     async def list_pools(vms: VMs) -> Response:
         return PrettyJSONResponse(vms.pool_names())
 
-    @routes.post("/vm")
+    @routes.post("/vm", openapi_extra=json_body(CHECKOUT_BODY))
     async def checkout_batch(request: Request, vms: VMs, auth: Auth, body: Body) -> Response:
         wanted = checkout_request(body)
         taken = await vms.checkout(wanted, await auth.token(request, required=False))
         log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
         return ok(**flavor.checkout_body(taken, vms.domain_of))
 
-    @routes.post("/vm/{spec:path}")
+    @routes.post("/vm/{spec}")
     async def checkout_by_url(spec: str, request: Request, vms: VMs, auth: Auth) -> Response:
         # the body is ignored: the seed README's `curl -d --url .../vm/<pool>` posts "--url" as data
         wanted: dict[str, int] = {}
@@ -58,7 +59,7 @@ def router(flavor: Flavor) -> APIRouter:
     async def query(hostname: str, vms: VMs) -> Response:
         return ok(**flavor.vm_body(await vms.view(hostname)))
 
-    @routes.put("/vm/{hostname}")
+    @routes.put("/vm/{hostname}", openapi_extra=json_body(MODIFY_BODY))
     async def modify(hostname: str, request: Request, vms: VMs, auth: Auth, body: Body) -> Response:
         await vms.modify(hostname, body, await auth.token(request, required=False))
         return ok()
