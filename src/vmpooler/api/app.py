@@ -27,6 +27,7 @@ from vmpooler.api.runtime_config import RuntimeConfig
 from vmpooler.api.service import VMService
 from vmpooler.api.shapes import V1, V2, V3, Flavor
 from vmpooler.api.status import StatusService
+from vmpooler.api.summary import SummaryService
 from vmpooler.auth import AuthBackend, build_backend
 from vmpooler.auth.tokens import TokenService
 from vmpooler.config import Settings
@@ -71,6 +72,7 @@ def create_app(
     app.state.status = StatusService(settings, store, clock)
     app.state.runtime_config = RuntimeConfig(settings, store)
     app.state.ondemand = OndemandService(settings, store, clock)
+    app.state.summary = SummaryService(store, clock)
 
     for prefix, flavor in MOUNTS:
         # before the VM routes: POST /vm/{pools} would otherwise take /vm/<host>/snapshot

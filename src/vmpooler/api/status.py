@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from vmpooler.config import Settings
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
+from vmpooler.store.stats import DayDurations
 
 SECTIONS = ("boot", "capacity", "clone", "pools", "queue", "status")
 
 
-def duration_stats(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"duration": {"average": 0, "min": 0, "max": 0}, "count": {"total": 0}}
+def duration_stats(day: DayDurations) -> dict[str, Any]:
+    average = round(day.total / day.count, 2) if day.count else 0
     return {
-        "duration": {
-            "average": round(sum(values) / len(values), 2),
-            "min": round(min(values), 2),
-            "max": round(max(values), 2),
-        },
-        "count": {"total": len(values)},
+        "duration": {"average": average, "min": round(day.minimum, 2), "max": round(day.maximum, 2)},
+        "count": {"total": day.count},
     }
 
 
@@ -75,10 +72,10 @@ class StatusService:
                 "completed": completed,
                 "total": pending + ready + running + completed,
             }
-        if "clone" in wanted:
-            report["clone"] = duration_stats(await self.store.durations("clone", now))
-        if "boot" in wanted:
-            report["boot"] = duration_stats(await self.store.durations("boot", now))
+        today = [datetime.fromtimestamp(now, UTC).date()]
+        for kind in ("boot", "clone"):
+            if kind in wanted:
+                report[kind] = duration_stats((await self.store.stats.durations(kind, today))[0])
         if "pools" in wanted:
             lastboot = await self.store.lastboot()
             report["pools"] = {}

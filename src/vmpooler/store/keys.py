@@ -64,6 +64,11 @@ def boot_times(day: date) -> str:
     return f"{PREFIX}boot__{day.isoformat()}"
 
 
+def duration_totals(kind: str, day: date) -> str:
+    """Ours: count, total, min and max of a day's ``kind`` ('boot' or 'clone') durations."""
+    return f"{PREFIX}{kind}_totals__{day.isoformat()}"
+
+
 def tags(day: date) -> str:
     return f"{PREFIX}tag__{day.isoformat()}"
 

@@ -14,6 +14,7 @@ from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import format_time
 from vmpooler.store.scripts import Scripts
+from vmpooler.store.stats import StatsStore
 from vmpooler.store.tasks import TaskStore
 from vmpooler.store.tokens import TokenStore
 
@@ -49,6 +50,7 @@ class Store:
         self.overrides = OverrideStore(client)
         self.tasks = TaskStore(client)
         self.ondemand = OndemandStore(client)
+        self.stats = StatsStore(client)
         self.ratelimit = RateLimitStore(client)
 
     async def ping(self) -> bool:
@@ -181,17 +183,13 @@ class Store:
         """PENDING -> READY, queued for checkout, with the boot statistics the summary reports."""
         if not await self.move(pool, name, VMState.PENDING, VMState.READY, {"ready": format_time(now)}):
             return False
-        day = datetime.fromtimestamp(now, UTC).date()
-        async with translated(), self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.LASTBOOT, pool, format_time(now))
-            pipe.hset(keys.boot_times(day), f"{pool}:{name}", f"{boot_seconds:.2f}")
-            await pipe.execute()
+        async with translated():
+            await self.client.hset(keys.LASTBOOT, pool, format_time(now))
+        await self.stats.record("boot", pool, name, boot_seconds, now)
         return True
 
     async def record_clone_time(self, pool: str, name: str, now: float, seconds: float) -> None:
-        day = datetime.fromtimestamp(now, UTC).date()
-        async with translated():
-            await self.client.hset(keys.clone_times(day), f"{pool}:{name}", f"{seconds:.2f}")
+        await self.stats.record("clone", pool, name, seconds, now)
 
     async def mark_destroyed(self, pool: str, name: str, source: VMState, now: float) -> bool:
         """COMPLETED/FAILED -> DESTROYED: the record stays ``data_ttl`` hours for queries."""
@@ -331,20 +329,6 @@ class Store:
             pipe.hset(keys.vm(name), mapping=_mapping({f"tag:{k}": v for k, v in tags.items()}))
             pipe.hset(keys.tags(day), mapping=_mapping({f"{name}:{k}": v for k, v in tags.items()}))
             await pipe.execute()
-
-    async def durations(self, kind: str, now: float) -> list[float]:
-        """Today's clone or boot durations in seconds (``kind`` is 'clone' or 'boot')."""
-        day = datetime.fromtimestamp(now, UTC).date()
-        key = keys.clone_times(day) if kind == "clone" else keys.boot_times(day)
-        async with translated():
-            values = await self.client.hvals(key)
-        out: list[float] = []
-        for value in values:
-            try:
-                out.append(float(value))
-            except ValueError:
-                continue
-        return out
 
     async def clones_in_flight(self, now: float) -> int:
         async with translated():

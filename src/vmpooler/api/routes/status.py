@@ -8,6 +8,7 @@ from starlette.responses import Response
 from vmpooler.api.deps import Status
 from vmpooler.api.responses import PrettyJSONResponse, error, ok
 from vmpooler.api.schemas import errors
+from vmpooler.api.summary import SummaryService
 from vmpooler.errors import StoreError
 
 
@@ -23,6 +24,24 @@ def router() -> APIRouter:
         elif "view=" in request.url.query.split("&"):
             views = set()
         return PrettyJSONResponse(await service.status(views))
+
+    @routes.get("/summary", responses=errors(400))
+    async def summary(request: Request) -> Response:
+        service: SummaryService = request.app.state.summary
+        q = request.query_params
+        return PrettyJSONResponse(await service.summary(q.get("from"), q.get("to")))
+
+    @routes.get("/summary/{section}", responses=errors(400, 404))
+    async def summary_section(section: str, request: Request) -> Response:
+        service: SummaryService = request.app.state.summary
+        q = request.query_params
+        return PrettyJSONResponse(await service.summary(q.get("from"), q.get("to"), section))
+
+    @routes.get("/summary/{section}/{key}", responses=errors(400, 404))
+    async def summary_key(section: str, key: str, request: Request) -> Response:
+        service: SummaryService = request.app.state.summary
+        q = request.query_params
+        return PrettyJSONResponse(await service.summary(q.get("from"), q.get("to"), section, key))
 
     @routes.get("/poolstat")
     async def poolstat(request: Request, service: Status) -> Response:
