@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import (
     AliasChoices,
@@ -113,6 +113,7 @@ class GlobalSettings(BaseModel):
     experimental_features: bool = False
     usage_stats: bool = False
     request_logger: bool = False
+    log_format: Literal["plain", "json"] = "plain"  # ours: JSON lines for log shippers
     rate_limiting_enabled: bool = False  # the limits are in the top-level :rate_limits: (vmpooler.api.ratelimit)
     extra_config: str | None = None
     backend_weight: dict[str, int] = Field(default_factory=dict)

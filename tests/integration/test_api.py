@@ -245,9 +245,14 @@ async def test_status_reports_every_pool(api: httpx.Client, store: Store) -> Non
     assert set(api.get("/status?view=").json()) == {"status"}
 
 
-def test_healthcheck(api: httpx.Client) -> None:
+async def test_healthcheck_needs_redis_and_a_live_manager(api: httpx.Client, store: Store) -> None:
+    lonely = api.get("/healthcheck")
+    assert lonely.status_code == 503 and "no pool manager" in lonely.json()["error"]
+    await store.heartbeat("m1", "host:1", 20, time.time())
     reply = api.get("/healthcheck")
-    assert reply.status_code == 200 and reply.json()["ok"] is True
+    assert reply.status_code == 200 and reply.json() == {"ok": True, "redis": True, "managers": 1}
+    await store.retire("m1")
+    assert api.get("/healthcheck").status_code == 503
 
 
 async def test_concurrent_http_checkouts_never_share_a_vm(api: httpx.Client, store: Store) -> None:
@@ -281,7 +286,8 @@ def test_redis_down_gives_503_json_not_a_hang(tmp_path: Path) -> None:
             assert reply.json() == {"ok": False, "error": reply.json()["error"]}
             assert "Redis" in reply.json()["error"]
         assert client.post("/api/v3/vm/deb").status_code == 503
-        assert client.get("/healthcheck").status_code == 503
+        health = client.get("/healthcheck")
+        assert health.status_code == 503 and health.json()["redis"] is False
 
 
 async def test_poolstat_and_totalrunning(api: httpx.Client, store: Store) -> None:

@@ -24,7 +24,8 @@ async def test_schemathesis_finds_no_server_error(redis_port: int, store: Store,
     settings = settings_with(
         [{"name": "deb", "alias": "debian", "template": "t", "size": 2}], experimental_features=True
     )
-    for i in range(20):
+    await store.heartbeat("fuzz-manager", "test", 300, time.time())  # a healthy service: a manager is alive
+    for i in range(40):
         await store.create_pending("deb", f"vm{i}", {})
         await store.mark_ready("deb", f"vm{i}", time.time(), 1.0)
     with ApiThread(settings, redis_port) as api:

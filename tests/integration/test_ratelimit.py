@@ -85,7 +85,7 @@ def test_health_and_static_paths_are_never_limited(client_for: Start) -> None:
     api = client_for(limited(global_per_ip={"limit": 1}))
     for _ in range(3):
         reply = api.get("/healthcheck")
-        assert reply.status_code == 200
+        assert reply.status_code in (200, 503)  # 503: no manager runs in this test; never 429
         assert "X-RateLimit-Limit" not in reply.headers
         assert api.get("/api/static/swagger/LICENSE").status_code != 429
     assert api.get("/").status_code == 200

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from vmpooler.api.auth import ApiAuth
+from vmpooler.api.observe import ObserveRequests
 from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.ratelimit import RateLimitMiddleware, enabled_limits
 from vmpooler.api.responses import error, ok
@@ -32,6 +33,7 @@ from vmpooler.auth import AuthBackend, build_backend
 from vmpooler.auth.tokens import TokenService
 from vmpooler.config import Settings
 from vmpooler.errors import ApiError, StoreError, StoreUnavailable
+from vmpooler.metrics import Metrics, build_metrics
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.api")
@@ -52,6 +54,7 @@ def create_app(
     store: Store,
     *,
     auth_backend: AuthBackend | None = None,
+    metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """A FastAPI app serving every API version over ``store``. The auth backend defaults to the
@@ -66,9 +69,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = store
+    metrics = metrics if metrics is not None else build_metrics(settings)
+    app.state.metrics = metrics
     backend = auth_backend if auth_backend is not None else build_backend(settings.auth)
     app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock))
-    app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None)
+    app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None, metrics=metrics)
     app.state.status = StatusService(settings, store, clock)
     app.state.runtime_config = RuntimeConfig(settings, store)
     app.state.ondemand = OndemandService(settings, store, clock)
@@ -82,7 +87,8 @@ def create_app(
         app.include_router(ondemand_routes.router(flavor), prefix=prefix)
         app.include_router(status_routes.router(), prefix=prefix)
         app.include_router(token_routes.router(), prefix=prefix)
-    app.include_router(status_routes.health_router())
+    prometheus_path = str((settings.prometheus or {}).get("prometheus_endpoint") or "/prometheus")
+    app.include_router(status_routes.health_router(prometheus_path))
 
     app.mount("/api/static", StaticFiles(packages=[("vmpooler.api", "static")]), name="api-static")
 
@@ -101,6 +107,7 @@ def create_app(
     async def index() -> Response:
         return ok(service=settings.config.site_name, api=API_PREFIX, status=f"{API_PREFIX}/status")
 
+    app.add_middleware(ObserveRequests, metrics=metrics, log_requests=settings.config.request_logger)
     install_error_handlers(app)
     if (limits := enabled_limits(settings)) is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, store=store.ratelimit, clock=clock)

@@ -14,6 +14,7 @@ from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
 from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.records import parse_time, rfc3339
 from vmpooler.store.redis import Store
@@ -81,12 +82,19 @@ class VMService:
     """The VM operations behind the routes; it never talks to a provider, only to the store."""
 
     def __init__(
-        self, settings: Settings, store: Store, clock: Callable[[], float] = time.time, *, auth_enabled: bool = False
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        *,
+        auth_enabled: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.auth_enabled = auth_enabled
+        self.metrics = metrics or Metrics()
         self._rng = random.Random()
 
     def pool_names(self) -> list[str]:
@@ -97,6 +105,7 @@ class VMService:
             raise BadRequest(f"Invalid pool name format: {requested[:100]!r}")
         pools = [pool.name for pool in self.settings.pools_for(requested)]
         if not pools:
+            self.metrics.checkout("unknown", "invalid")
             raise NotFound(f"unknown pool or alias {requested!r}; GET /vm lists the pools", pool=requested)
         return weighted_order(self.settings, pools, self._rng)
 
@@ -119,11 +128,16 @@ class VMService:
         taken = await self.store.checkout(requests, self.clock(), fields, token_id=owner.token_id if owner else None)
         if isinstance(taken, int):
             short = names[taken]
+            self.metrics.checkout(short, "empty")
             raise ServiceUnavailable(
                 f"not enough ready VMs in {short!r} for this request ({wanted[short]} asked); "
                 "nothing was checked out, try again shortly",
                 pool=short,
             )
+        for pool, _ in taken:
+            self.metrics.checkout(pool, "success")
+            if owner is not None and self.settings.config.usage_stats:
+                self.metrics.usage(owner.user, "allocate", pool)
         return [Checkout(names[i], pool, vm) for i, (pool, vm) in enumerate(taken)]
 
     def domain_of(self, pool: str) -> str | None:
@@ -257,9 +271,12 @@ class VMService:
         name, pool, state = await self._find(hostname)
         await self._check_owner(name, caller, needs_token=False)
         if state is not VMState.RUNNING:
+            self.metrics.returned("failed")
             raise NotFound(f"VM {name!r} is not checked out (it is {state.value}); nothing to return")
         if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED):
+            self.metrics.returned("failed")
             raise NotFound(f"VM {name!r} was returned already")
+        self.metrics.returned("success")
 
     async def queue_snapshot(self, hostname: str, caller: Identity | None) -> str:
         """Queue a snapshot for the manager; returns the snapshot's id (32 characters)."""

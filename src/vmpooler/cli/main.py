@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from vmpooler.cli.runtime import Roles, run
 from vmpooler.config import Settings, load_settings, validate_file
 from vmpooler.errors import ConfigError, VmpoolerError
+from vmpooler.logs import setup_logging
 
 app = typer.Typer(help="vmpooler: pools of ready virtual machines behind a small REST API.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -32,20 +32,10 @@ StateOption = Annotated[Path, typer.Option(help="where the embedded Redis keeps 
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
 
 
-def _setup_logging(settings: Settings | None, verbose: bool) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    logfile = settings.config.logfile if settings else None
-    if logfile:
-        try:
-            handlers.append(logging.FileHandler(logfile))
-        except OSError as exc:
-            err.print(f"[yellow]warning:[/] cannot write logfile {logfile}: {exc}; logging to stderr only")
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
+def _setup_logging(settings: Settings, verbose: bool) -> None:
+    cfg = settings.config
+    for warning in setup_logging(logging.DEBUG if verbose else logging.INFO, cfg.log_format, cfg.logfile):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def _load(config: Path | None) -> Settings:

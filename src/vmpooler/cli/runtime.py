@@ -15,6 +15,7 @@ import uvicorn
 from vmpooler.api.app import create_app
 from vmpooler.config import Settings
 from vmpooler.manager.loop import Manager
+from vmpooler.metrics import build_metrics
 from vmpooler.providers import registry
 from vmpooler.store.connection import connect
 from vmpooler.store.embedded import EmbeddedRedis
@@ -66,14 +67,15 @@ async def run(settings: Settings, roles: Roles, host: str, port: int, state_dir:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     store, embedded = open_store(settings, state_dir)
+    metrics = build_metrics(settings)
     providers = registry.build_all(settings) if roles.manager else {}
     tasks: list[asyncio.Task[None]] = []
     try:
         if roles.manager:
-            manager = Manager(settings, store, providers)
+            manager = Manager(settings, store, providers, metrics=metrics)
             tasks.append(asyncio.create_task(manager.run(stop), name="manager"))
         if roles.api:
-            app = create_app(settings, store)
+            app = create_app(settings, store, metrics=metrics)
             config = uvicorn.Config(
                 app,
                 host=host,

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import ProviderError, ProviderTimeout
+from vmpooler.metrics.base import Metrics
 from vmpooler.providers.base import Provider
 from vmpooler.states import VMState
 from vmpooler.store.redis import Fields, Store
@@ -48,6 +49,7 @@ class PoolContext:
     provider_options: dict[str, object] = field(default_factory=dict)
     #: this manager process, written on the VMs it clones (see Store.heartbeat)
     manager_id: str = ""
+    metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.time
     call_timeout: float = 120.0
     ready_poll_interval: float = 1.0

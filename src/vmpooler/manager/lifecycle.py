@@ -71,15 +71,18 @@ class Lifecycle:
             clone_seconds = ctx.clock() - started
             await ctx.store.update_vm(name, {"clone_time": f"{clone_seconds:.2f}", "ip": info.ip or ""})
             await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
+            ctx.metrics.cloned(ctx.name, clone_seconds)
             await ctx.store.release_clone_slot(slot)
             while time.monotonic() < deadline:
                 if await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name)):
                     now = ctx.clock()
                     if await ctx.store.mark_ready(ctx.name, name, now, now - started):
+                        ctx.metrics.became_ready(ctx.name, now - started)
                         log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", ctx.name, name, now - started)
                     return
                 await asyncio.sleep(ctx.ready_poll_interval)
             await ctx.store.ondemand.record_clone_failure(ctx.name, "not ready within timeout", permanent=False)
+            ctx.metrics.error("markedasfailed", ctx.name)
             await ctx.move(
                 name,
                 VMState.PENDING,
@@ -90,6 +93,7 @@ class Lifecycle:
         except ProviderError as exc:
             permanent = isinstance(exc, PermanentProviderError)
             await ctx.store.ondemand.record_clone_failure(ctx.name, str(exc), permanent)
+            ctx.metrics.error("permanently_failed" if permanent else "clone_failed", ctx.name)
             await ctx.move(
                 name,
                 VMState.PENDING,
@@ -112,12 +116,15 @@ class Lifecycle:
 
     async def _destroy(self, name: str, state: VMState) -> None:
         ctx = self.ctx
+        started = time.monotonic()
         try:
             await ctx.call("destroy_vm", ctx.provider.destroy_vm(ctx.target, name))
+            ctx.metrics.destroyed(ctx.name, time.monotonic() - started)
             if await ctx.store.mark_destroyed(ctx.name, name, state, ctx.clock()):
                 log.info("pool %s vm %s: %s -> destroyed", ctx.name, name, state)
         except ProviderError as exc:
             # stays in its doomed set, so the next pass tries again
+            ctx.metrics.error("destroy_failed", ctx.name)
             log.warning("pool %s vm %s: destroy failed, will retry: %s", ctx.name, name, exc)
         except StoreError as exc:
             log.warning("pool %s vm %s: store unavailable after destroy: %s", ctx.name, name, exc)

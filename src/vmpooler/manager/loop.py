@@ -16,6 +16,7 @@ from vmpooler.manager.context import PoolContext, PoolPolicy
 from vmpooler.manager.ondemand import OndemandProvisioner
 from vmpooler.manager.pool import PoolReconciler
 from vmpooler.manager.tasks import TaskWorker
+from vmpooler.metrics.base import Metrics
 from vmpooler.providers.base import Provider
 from vmpooler.store.redis import Store
 
@@ -73,6 +74,7 @@ class Manager:
         clock: Callable[[], float] = time.time,
         call_timeout: float = 120.0,
         ready_poll_interval: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -89,6 +91,7 @@ class Manager:
                 call_timeout=call_timeout,
                 ready_poll_interval=ready_poll_interval,
                 manager_id=self.manager_id,
+                metrics=metrics or Metrics(),
             )
             self.reconcilers[pool.name] = PoolReconciler(ctx)
         self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()})
@@ -132,7 +135,7 @@ class Manager:
         description = f"{socket.gethostname()}:{os.getpid()}"
         while not stop.is_set():
             try:
-                await self.store.heartbeat(self.manager_id, description, HEARTBEAT_TTL)
+                await self.store.heartbeat(self.manager_id, description, HEARTBEAT_TTL, time.time())
             except StoreError as exc:
                 log.warning("manager: heartbeat failed: %s", exc)
             await _wait(stop, HEARTBEAT_SECONDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 
 from vmpooler.errors import ProviderError
@@ -29,6 +30,13 @@ class PoolReconciler:
         self.configured = replace(ctx.policy)
 
     async def run_once(self) -> bool:
+        started = time.perf_counter()
+        try:
+            return await self._pass()
+        finally:
+            self.ctx.metrics.manager_pass(self.ctx.name, time.perf_counter() - started)
+
+    async def _pass(self) -> bool:
         ctx = self.ctx
         await self._apply_overrides()
         try:
@@ -119,6 +127,7 @@ class PoolReconciler:
                 if alive:
                     await ctx.store.update_vm(name, {"check": format_time(ctx.clock())})
                     return False
+                ctx.metrics.error("ready_check_failed", ctx.name)
                 return await ctx.move(
                     name,
                     VMState.READY,
@@ -204,6 +213,7 @@ class PoolReconciler:
         ctx = self.ctx
         counts = (await ctx.store.counts([ctx.name]))[ctx.name]
         ready, pending = counts[VMState.READY], counts[VMState.PENDING]
+        ctx.metrics.levels(ctx.name, ready, counts[VMState.RUNNING], pending, ctx.policy.size)
         await ctx.store.set_empty(ctx.name, ready == 0 and ctx.policy.size > 0)
         # open on-demand requests waiting on this pool raise its level until they are served
         target = ctx.policy.size + await ctx.store.ondemand.demand_for(ctx.name)

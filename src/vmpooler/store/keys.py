@@ -115,6 +115,10 @@ def clone_permanent_error(pool: str) -> str:
     return f"{PREFIX}clone_permanent_error__{pool}"
 
 
+#: ours: manager id -> time of its last heartbeat, so /healthcheck can tell whether any manager runs
+MANAGERS = f"{PREFIX}managers"
+
+
 def manager(manager_id: str) -> str:
     """Ours: present while that manager process lives (a heartbeat with a short expiry)."""
     return f"{PREFIX}manager__{manager_id}"

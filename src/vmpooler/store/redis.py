@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -281,13 +282,23 @@ class Store:
 
     # ---- managers: who is alive -------------------------------------------------------------
 
-    async def heartbeat(self, manager_id: str, description: str, ttl_seconds: int) -> None:
-        async with translated():
-            await self.client.set(keys.manager(manager_id), description, ex=ttl_seconds)
+    async def heartbeat(self, manager_id: str, description: str, ttl_seconds: int, now: float = 0.0) -> None:
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.set(keys.manager(manager_id), description, ex=ttl_seconds)
+            pipe.zadd(keys.MANAGERS, {manager_id: now or time.time()})
+            await pipe.execute()
 
     async def retire(self, manager_id: str) -> None:
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.manager(manager_id))
+            pipe.zrem(keys.MANAGERS, manager_id)
+            await pipe.execute()
+
+    async def live_managers(self, since: float) -> int:
+        """How many managers sent a heartbeat after ``since`` (epoch seconds)."""
         async with translated():
-            await self.client.delete(keys.manager(manager_id))
+            await self.client.zremrangebyscore(keys.MANAGERS, "-inf", since - 3600)
+            return int(await self.client.zcount(keys.MANAGERS, since, "+inf"))
 
     async def managers_alive(self, manager_ids: set[str]) -> set[str]:
         ids = sorted(manager_ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from vmpooler.api.deps import Status
@@ -10,6 +11,8 @@ from vmpooler.api.responses import PrettyJSONResponse, error, ok
 from vmpooler.api.schemas import errors
 from vmpooler.api.summary import SummaryService
 from vmpooler.errors import StoreError
+from vmpooler.metrics import prometheus_of
+from vmpooler.states import VMState
 
 
 def router() -> APIRouter:
@@ -55,15 +58,42 @@ def router() -> APIRouter:
     return routes
 
 
-def health_router() -> APIRouter:
+#: a manager silent this long (seconds) counts as gone for /healthcheck (its heartbeat is every 5 s)
+MANAGER_SILENCE_SECONDS = 30.0
+
+
+def health_router(prometheus_path: str = "/prometheus") -> APIRouter:
     routes = APIRouter(tags=["status"], responses=errors(503))
 
     @routes.get("/healthcheck")
     async def healthcheck(service: Status) -> Response:
+        """200 when Redis answers and a pool manager has sent a heartbeat recently; 503 otherwise."""
         try:
             await service.store.ping()
+            managers = await service.store.live_managers(service.clock() - MANAGER_SILENCE_SECONDS)
         except StoreError as exc:
-            return error(503, f"unhealthy: {exc}", redis=False)
-        return ok(redis=True)
+            return error(503, f"unhealthy: Redis does not answer: {exc}", redis=False, managers=0)
+        if managers == 0:
+            return error(
+                503, "unhealthy: no pool manager is running (start `vmpooler manager`)", redis=True, managers=0
+            )
+        return ok(redis=True, managers=managers)
+
+    @routes.get(prometheus_path, include_in_schema=False)
+    async def prometheus(request: Request, service: Status) -> Response:
+        sink = prometheus_of(request.app.state.metrics)
+        if sink is None:
+            return error(404, "Prometheus metrics are not enabled")
+        # pool levels are read from Redis at scrape time: right whichever process runs the managers
+        try:
+            counts = await service.store.counts([p.name for p in service.settings.pools])
+            sizes = await service.store.overrides.all("size")
+            for pool in service.settings.pools:
+                c = counts[pool.name]
+                size = int(sizes.get(pool.name, pool.size))
+                sink.levels(pool.name, c[VMState.READY], c[VMState.RUNNING], c[VMState.PENDING], size)
+        except StoreError:
+            pass  # serve the process's own counters even while Redis is away
+        return Response(generate_latest(sink.registry), media_type=CONTENT_TYPE_LATEST)
 
     return routes

@@ -1,0 +1,64 @@
+"""ASGI middleware that sees every request: a request id, timing, metrics by route, the request log."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vmpooler.logs import request_id
+from vmpooler.metrics.base import Metrics
+
+log = logging.getLogger("vmpooler.api.requests")
+
+HEADER = b"x-request-id"
+
+
+def route_template(scope: Scope) -> str:
+    """``/api/v3/vm/{hostname}``: the matched route with its version prefix, or ``unmatched``.
+    (Routes are declared once per version without the prefix, so it is taken from the path.)"""
+    template = getattr(scope.get("route"), "path", None)
+    if not template:
+        return "unmatched"
+    path: str = scope["path"]
+    if path.startswith("/api/v") and not template.startswith("/api/"):
+        template = "/".join(path.split("/")[:3]) + template
+    return str(template)
+
+
+class ObserveRequests:
+    """Gives each request an id (the caller's X-Request-Id, or a new one) that every log line of the
+    request carries and the reply echoes; counts it by route template; logs it when ``request_logger``."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = False) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")[:64]
+        rid = given if given.isprintable() and given else uuid.uuid4().hex[:16]
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (HEADER, rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.http(scope["method"], route_template(scope), status, seconds)
+            if self.log_requests:
+                log.info("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, seconds * 1000)
+            request_id.reset(token)

@@ -1,0 +1,57 @@
+"""Logging set-up: plain or JSON lines, each carrying the API request id when there is one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+#: the id of the API request being served (set by the API's middleware), for every log line it causes
+request_id: ContextVar[str] = ContextVar("request_id", default="")
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request_tag)s: %(message)s"
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id.get()
+        record.request_id = rid
+        record.request_tag = f" [{rid}]" if rid else ""
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, and exception text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", "")
+        if rid:
+            entry["request_id"] = rid
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: int = logging.INFO, fmt: str = "plain", logfile: str | None = None) -> list[str]:
+    """Configure the root logger; returns warnings (e.g. an unwritable logfile) for the caller to show."""
+    warnings: list[str] = []
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if logfile:
+        try:
+            handlers.append(logging.FileHandler(logfile))
+        except OSError as exc:
+            warnings.append(f"cannot write logfile {logfile}: {exc}; logging to stderr only")
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else logging.Formatter(PLAIN_FORMAT)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(_RequestIdFilter())
+    logging.basicConfig(level=level, handlers=handlers, force=True)
+    return warnings
