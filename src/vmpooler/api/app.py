@@ -5,20 +5,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from vmpooler.api.auth import ApiAuth
+from vmpooler.api.dashboard import DashboardService
 from vmpooler.api.observe import ObserveRequests
 from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.ratelimit import RateLimitMiddleware, enabled_limits
-from vmpooler.api.responses import error, ok
+from vmpooler.api.responses import error
 from vmpooler.api.routes import config as config_routes
+from vmpooler.api.routes import dashboard as dashboard_routes
 from vmpooler.api.routes import ondemand as ondemand_routes
 from vmpooler.api.routes import status as status_routes
 from vmpooler.api.routes import tokens as token_routes
@@ -78,6 +82,7 @@ def create_app(
     app.state.runtime_config = RuntimeConfig(settings, store)
     app.state.ondemand = OndemandService(settings, store, clock)
     app.state.summary = SummaryService(store, clock)
+    app.state.dashboard = DashboardService(settings, store, clock)
 
     for prefix, flavor in MOUNTS:
         # before the VM routes: POST /vm/{pools} would otherwise take /vm/<host>/snapshot
@@ -103,15 +108,27 @@ def create_app(
             swagger_favicon_url="/api/static/swagger/favicon-32x32.png",
         )
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> Response:
-        return ok(service=settings.config.site_name, api=API_PREFIX, status=f"{API_PREFIX}/status")
+    app.include_router(dashboard_routes.feeds())
+    # mounted after the JSON feeds above, which live under the same prefix
+    app.mount("/dashboard", StaticFiles(packages=[("vmpooler.dashboard", "static")], html=True), name="dashboard")
 
     app.add_middleware(ObserveRequests, metrics=metrics, log_requests=settings.config.request_logger)
     install_error_handlers(app)
+    app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     if (limits := enabled_limits(settings)) is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, store=store.ratelimit, clock=clock)
     return app
+
+
+def openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents 422 for validation errors; ours answer 400 (see install_error_handlers)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def install_error_handlers(app: FastAPI) -> None:

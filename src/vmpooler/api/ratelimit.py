@@ -24,7 +24,7 @@ What counts, and where this departs from the original:
 * Snapshot and disk requests (POST /vm/<host>/...) are not checkouts; the original's substring
   match counted them as ``vm_creation``.
 * Windows are fixed and shared by every API process on the Redis (see vmpooler.store.ratelimit).
-* Never limited: ``/healthcheck``, ``/dashboard/...``, ``/static/...`` and ``/api/static/...``.
+* Never limited: ``/healthcheck``, ``/prometheus``, ``/dashboard/...``, ``/static/...`` and ``/api/static/...``.
 * When Redis cannot be reached requests go through (the route then answers 503); logged once
   per outage.
 * The client address is the socket peer; X-Forwarded-For is read only when the peer is a trusted
@@ -59,7 +59,7 @@ from vmpooler.store.ratelimit import Quota, RateLimitStore, Usage, Verdict
 
 log = logging.getLogger("vmpooler.api")
 
-EXEMPT_PATHS = ("/healthcheck", "/dashboard", "/static", "/api/static")
+EXEMPT_PATHS = ("/healthcheck", "/prometheus", "/dashboard", "/static", "/api/static")
 
 # under every mount (app.MOUNTS); a checkout names its pools in one segment (deb+deb+cent), while
 # snapshot and disk routes (/vm/<host>/snapshot...) have more segments and are not checkouts

@@ -134,10 +134,14 @@ class VMService:
                 "nothing was checked out, try again shortly",
                 pool=short,
             )
+        per_pool: dict[str, int] = {}
         for pool, _ in taken:
+            per_pool[pool] = per_pool.get(pool, 0) + 1
             self.metrics.checkout(pool, "success")
             if owner is not None and self.settings.config.usage_stats:
                 self.metrics.usage(owner.user, "allocate", pool)
+        for pool, n in per_pool.items():
+            await self.store.history.count(pool, "checkouts", self.clock(), n)
         return [Checkout(names[i], pool, vm) for i, (pool, vm) in enumerate(taken)]
 
     def domain_of(self, pool: str) -> str | None:
@@ -170,8 +174,8 @@ class VMService:
             fields["start_time"] = rfc3339(checkout)
             fields["end_time"] = rfc3339(checkout + lifetime * 3600)
         else:
-            fields["running"] = 0
-            fields["remaining"] = 0
+            fields["running"] = 0.0
+            fields["remaining"] = 0.0
         fields["state"] = state.value
         tags = {k[4:]: v for k, v in record.items() if k.startswith("tag:")}
         if tags:
@@ -199,7 +203,8 @@ class VMService:
     async def modify(self, hostname: str, body: Any, caller: Identity | None = None) -> None:
         """PUT: change ``lifetime`` (hours) and/or ``tags``; every problem is reported at once."""
         name, _, _ = await self._find(hostname)
-        await self._check_owner(name, caller, needs_token=True)
+        # as the original: changing the lifetime needs a token, tagging does not (unless someone's VM)
+        await self._check_owner(name, caller, needs_token=isinstance(body, dict) and "lifetime" in body)
         if not isinstance(body, dict) or not body:
             raise BadRequest('send a JSON object such as {"lifetime": 2} or {"tags": {"team": "qa"}}')
         failures: list[str] = []
@@ -211,7 +216,7 @@ class VMService:
             if key not in ("lifetime", "tags")
         ]
         if failures:
-            raise BadRequest("; ".join(failures), failure=failures)
+            raise BadRequest(" ".join(f if f.endswith(".") else f"{f}." for f in failures), failure=failures)
         if lifetime is not None:
             await self.store.update_vm(name, {"lifetime": str(lifetime)})
         if tags:

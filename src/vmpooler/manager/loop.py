@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from vmpooler.config import PoolSettings, Settings
 from vmpooler.errors import StoreError
 from vmpooler.manager.context import PoolContext, PoolPolicy
+from vmpooler.manager.history import HistorySampler
 from vmpooler.manager.ondemand import OndemandProvisioner
 from vmpooler.manager.pool import PoolReconciler
 from vmpooler.manager.tasks import TaskWorker
@@ -96,6 +97,7 @@ class Manager:
             self.reconcilers[pool.name] = PoolReconciler(ctx)
         self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()})
         self.ondemand = OndemandProvisioner(settings, store, clock)
+        self.history = HistorySampler(settings, store, clock)
 
     async def register_pools(self) -> None:
         await self.store.register_pools({p.name: pool_record(self.settings, p) for p in self.settings.pools})
@@ -119,6 +121,7 @@ class Manager:
         loops.append(asyncio.create_task(self.tasks.run(stop), name="vm-tasks"))
         loops.append(asyncio.create_task(self.ondemand.run(stop), name="ondemand"))
         loops.append(asyncio.create_task(self._heartbeat(stop), name="heartbeat"))
+        loops.append(asyncio.create_task(self.history.run(stop), name="history"))
         try:
             await asyncio.gather(*loops)
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from vmpooler.metrics.base import Metrics
 
@@ -21,6 +21,8 @@ class PrometheusMetrics(Metrics):
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, prefix: str = "vmpooler") -> None:
+        # the *_created series double the exposition and nothing reads them (process-wide switch)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry or CollectorRegistry()
         r, p = self.registry, prefix
         self.checkouts = Counter(f"{p}_checkouts", "VM checkouts by result", ["pool", "result"], registry=r)

@@ -129,3 +129,22 @@ def rate_limit(kind: str, subject: str) -> str:
     ``token:<hash>``), as the original names it. It expires when its window ends, so no window start
     is part of the name."""
     return f"{PREFIX}ratelimit__{kind}__{subject}"
+
+
+def history(pool: str, resolution: str) -> str:
+    """Ours: a pool's time series at ``resolution`` ('1m' or '1h'): zset of JSON points by time."""
+    return f"{PREFIX}history__{pool}__{resolution}"
+
+
+def history_counts(pool: str) -> str:
+    """Ours: per-minute event counts waiting to be folded into the next history point."""
+    return f"{PREFIX}history_counts__{pool}"
+
+
+def history_boots(pool: str, minute: int) -> str:
+    """Ours: boot durations of one minute, for that minute's percentiles."""
+    return f"{PREFIX}history_boots__{pool}__{minute}"
+
+
+def history_lock(minute: int) -> str:
+    return f"{PREFIX}history_lock__{minute}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -114,9 +115,10 @@ class OndemandStore:
             value = await self.client.get(keys.clone_permanent_error(pool))
         return None if value is None else str(value)
 
-    async def record_clone_failure(self, pool: str, message: str, permanent: bool) -> None:
+    async def record_clone_failure(self, pool: str, message: str, permanent: bool, now: float = 0.0) -> None:
         async with translated(), self.client.pipeline(transaction=False) as pipe:
             pipe.incr(keys.clone_failures(pool))
+            pipe.hincrby(keys.history_counts(pool), f"failures:{int((now or time.time()) // 60 * 60)}", 1)
             if permanent:
                 pipe.set(keys.clone_permanent_error(pool), message, ex=300)
             await pipe.execute()

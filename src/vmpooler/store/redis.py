@@ -10,6 +10,7 @@ from typing import Any
 from vmpooler.states import DOOMED_STATES, LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.history import HistoryStore
 from vmpooler.store.ondemand import OndemandStore
 from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.ratelimit import RateLimitStore
@@ -52,6 +53,7 @@ class Store:
         self.tasks = TaskStore(client)
         self.ondemand = OndemandStore(client)
         self.stats = StatsStore(client)
+        self.history = HistoryStore(client)
         self.ratelimit = RateLimitStore(client)
 
     async def ping(self) -> bool:
@@ -187,6 +189,7 @@ class Store:
         async with translated():
             await self.client.hset(keys.LASTBOOT, pool, format_time(now))
         await self.stats.record("boot", pool, name, boot_seconds, now)
+        await self.history.boot(pool, boot_seconds, now)
         return True
 
     async def record_clone_time(self, pool: str, name: str, now: float, seconds: float) -> None:

@@ -71,11 +71,15 @@ def health_router(prometheus_path: str = "/prometheus") -> APIRouter:
         try:
             await service.store.ping()
             managers = await service.store.live_managers(service.clock() - MANAGER_SILENCE_SECONDS)
-        except StoreError as exc:
-            return error(503, f"unhealthy: Redis does not answer: {exc}", redis=False, managers=0)
+        except StoreError:
+            return error(503, "unhealthy: Redis does not answer", headers={"Retry-After": "5"}, redis=False, managers=0)
         if managers == 0:
             return error(
-                503, "unhealthy: no pool manager is running (start `vmpooler manager`)", redis=True, managers=0
+                503,
+                "unhealthy: no pool manager is running (start `vmpooler manager`)",
+                headers={"Retry-After": "5"},
+                redis=True,
+                managers=0,
             )
         return ok(redis=True, managers=managers)
 

@@ -1,0 +1,104 @@
+"""The figures the dashboard draws: pool levels, their history, and who has what running."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vmpooler.config import Settings
+from vmpooler.errors import BadRequest, NotFound
+from vmpooler.states import VMState
+from vmpooler.store.history import Point
+from vmpooler.store.redis import Store
+
+#: range name -> (seconds back, resolution)
+RANGES = {
+    "1h": (3600, "1m"),
+    "6h": (6 * 3600, "1m"),
+    "1d": (24 * 3600, "1m"),
+    "7d": (7 * 24 * 3600, "1h"),
+    "30d": (30 * 24 * 3600, "1h"),
+    "90d": (90 * 24 * 3600, "1h"),
+}
+SUMMED = ("ready", "running", "pending", "size", "checkouts", "failures", "boots")
+
+
+def overall(series: dict[str, list[Point]]) -> list[Point]:
+    """Every pool's points added up per timestamp (boot percentiles: the worst pool's)."""
+    by_time: dict[int, Point] = {}
+    for points in series.values():
+        for p in points:
+            total = by_time.setdefault(p["t"], {"t": p["t"], **dict.fromkeys(SUMMED, 0), "boot_p50": 0, "boot_p90": 0})
+            for key in SUMMED:
+                total[key] = round(total[key] + p.get(key, 0), 1)
+            total["boot_p50"] = max(total["boot_p50"], p.get("boot_p50", 0))
+            total["boot_p90"] = max(total["boot_p90"], p.get("boot_p90", 0))
+    return [by_time[t] for t in sorted(by_time)]
+
+
+class DashboardService:
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    async def history(self, pool: str | None, range_name: str) -> dict[str, Any]:
+        if range_name not in RANGES:
+            raise BadRequest(f"range must be one of {', '.join(RANGES)}, got {range_name!r}")
+        if pool is not None and self.settings.pool(pool) is None:
+            raise NotFound(f"unknown pool {pool!r}")
+        seconds, resolution = RANGES[range_name]
+        pools = [pool] if pool else [p.name for p in self.settings.pools]
+        series = await self.store.history.points_of(pools, resolution, self.clock() - seconds)
+        return {"range": range_name, "resolution": resolution, "pools": series, "overall": overall(series)}
+
+    async def pool_stats(self, with_history: bool) -> dict[str, Any]:
+        """The original dashboard's ``/dashboard/stats/vmpooler/pool``: ``{pool: {size, ready[, history]}}``."""
+        names = [p.name for p in self.settings.pools]
+        counts = await self.store.counts(names)
+        sizes = await self.store.overrides.all("size")
+        series = await self.store.history.points_of(names, "1m", self.clock() - 3600) if with_history else {}
+        out: dict[str, Any] = {}
+        for pool in self.settings.pools:
+            entry: dict[str, Any] = {
+                "size": int(sizes.get(pool.name, pool.size)),
+                "ready": counts[pool.name][VMState.READY],
+                "running": counts[pool.name][VMState.RUNNING],
+                "pending": counts[pool.name][VMState.PENDING],
+            }
+            if with_history:
+                entry["history"] = [p["ready"] for p in series[pool.name]]
+            out[pool.name] = entry
+        return out
+
+    async def running_stats(self, with_history: bool) -> dict[str, Any]:
+        """The original's ``/dashboard/stats/vmpooler/running``: running VMs per platform (the pool
+        name before its first '-')."""
+        names = [p.name for p in self.settings.pools]
+        counts = await self.store.counts(names)
+        series = await self.store.history.points_of(names, "1m", self.clock() - 3600) if with_history else {}
+        out: dict[str, Any] = {}
+        for name in names:
+            major = name.split("-", 1)[0]
+            entry = out.setdefault(major, {"running": 0, **({"history": []} if with_history else {})})
+            entry["running"] += counts[name][VMState.RUNNING]
+            if with_history:
+                history: list[int] = entry["history"]
+                for i, point in enumerate(series[name]):
+                    if i < len(history):
+                        history[i] += point["running"]
+                    else:
+                        history.append(point["running"])
+        return out
+
+    async def users(self) -> dict[str, dict[str, int]]:
+        """Running VMs per user (``token:user``; 'anonymous' without a token) and pool."""
+        out: dict[str, dict[str, int]] = {}
+        for pool in self.settings.pools:
+            names = sorted(await self.store.members(pool.name, VMState.RUNNING))
+            for record in await self.store.vms(names):
+                user = record.get("token:user") or "anonymous"
+                out.setdefault(user, {})
+                out[user][pool.name] = out[user].get(pool.name, 0) + 1
+        return out

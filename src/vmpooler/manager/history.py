@@ -1,0 +1,101 @@
+"""Writes each pool's history point every minute, and folds each hour's minutes into an hour point."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+import time
+from collections.abc import Callable
+
+from vmpooler.config import Settings
+from vmpooler.errors import StoreError
+from vmpooler.states import VMState
+from vmpooler.store.history import Point, minute_of
+from vmpooler.store.redis import Store
+
+log = logging.getLogger("vmpooler.manager")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
+
+
+def fold(points: list[Point], start: int) -> Point:
+    """One hour point from its minute points: mean levels, summed events, boot p50 mean and p90 max."""
+
+    def mean(key: str) -> float:
+        return round(statistics.fmean(p.get(key, 0) for p in points), 1)
+
+    timed = [p for p in points if p.get("boots")]
+    return {
+        "t": start,
+        "ready": mean("ready"),
+        "running": mean("running"),
+        "pending": mean("pending"),
+        "size": mean("size"),
+        "checkouts": sum(p.get("checkouts", 0) for p in points),
+        "failures": sum(p.get("failures", 0) for p in points),
+        "boots": sum(p.get("boots", 0) for p in points),
+        "boot_p50": round(statistics.fmean(p["boot_p50"] for p in timed), 2) if timed else 0.0,
+        "boot_p90": max((p["boot_p90"] for p in timed), default=0.0),
+    }
+
+
+class HistorySampler:
+    """``run_once(now)`` writes the points of the minute before ``now`` (once, whichever manager)."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    async def run_once(self, now: float | None = None) -> bool:
+        now = self.clock() if now is None else now
+        minute = minute_of(now) - 60
+        if not await self.store.history.claim_minute(minute):
+            return False
+        pools = [p.name for p in self.settings.pools]
+        counts = await self.store.counts(pools)
+        sizes = await self.store.overrides.all("size")
+        for pool in self.settings.pools:
+            events, boots = await self.store.history.take_minute(pool.name, minute)
+            level = counts[pool.name]
+            point: Point = {
+                "t": minute,
+                "ready": level[VMState.READY],
+                "running": level[VMState.RUNNING],
+                "pending": level[VMState.PENDING],
+                "size": int(sizes.get(pool.name, pool.size)),
+                "checkouts": events.get("checkouts", 0),
+                "failures": events.get("failures", 0),
+                "boots": len(boots),
+                "boot_p50": percentile(boots, 0.5),
+                "boot_p90": percentile(boots, 0.9),
+            }
+            await self.store.history.add(pool.name, "1m", point)
+            if (minute + 60) % 3600 == 0:
+                hour = minute + 60 - 3600
+                minutes = [p for p in await self.store.history.points(pool.name, "1m", hour) if p["t"] < hour + 3600]
+                if minutes:
+                    await self.store.history.add(pool.name, "1h", fold(minutes, hour))
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            # a couple of seconds past each minute, so the minute's events are all in
+            wait = 60 - (self.clock() % 60) + 2
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            if stop.is_set():
+                return
+            try:
+                await self.run_once()
+            except StoreError as exc:
+                log.warning("history: Redis unavailable: %s", exc)
+            except Exception:
+                log.exception("history: sampling failed")

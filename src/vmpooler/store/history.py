@@ -1,0 +1,83 @@
+"""Per-pool time series kept in Redis, so the dashboard has history without Graphite.
+
+Each minute one point per pool: levels (ready, running, pending, size), checkouts and clone
+failures in that minute, and boot-time percentiles. One-minute points are kept a day; every hour
+they are folded into one-hour points kept 90 days.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from vmpooler.store import keys
+from vmpooler.store.connection import Redis, translated
+
+MINUTE_RETENTION = 24 * 3600
+HOUR_RETENTION = 90 * 24 * 3600
+RESOLUTIONS = {"1m": 60, "1h": 3600}
+
+Point = dict[str, Any]
+
+
+def minute_of(now: float) -> int:
+    return int(now // 60 * 60)
+
+
+class HistoryStore:
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    async def count(self, pool: str, event: str, now: float, amount: int = 1) -> None:
+        """Add to this minute's count of ``event`` (checkouts, failures) for the pool."""
+        async with translated():
+            await self.client.hincrby(keys.history_counts(pool), f"{event}:{minute_of(now)}", amount)
+
+    async def boot(self, pool: str, seconds: float, now: float) -> None:
+        minute = minute_of(now)
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            pipe.rpush(keys.history_boots(pool, minute), f"{seconds:.2f}")
+            pipe.expire(keys.history_boots(pool, minute), 7200)
+            await pipe.execute()
+
+    async def claim_minute(self, minute: int) -> bool:
+        """True for the one manager that writes the points of ``minute``."""
+        async with translated():
+            return bool(await self.client.set(keys.history_lock(minute), "1", nx=True, ex=600))
+
+    async def take_minute(self, pool: str, minute: int) -> tuple[dict[str, int], list[float]]:
+        """The counts and boot times of a finished minute, removed from the waiting area."""
+        async with translated():
+            counts = await self.client.hgetall(keys.history_counts(pool))
+            mine = {f: int(v) for f, v in counts.items() if str(f).endswith(f":{minute}")}
+            stale = [f for f in counts if int(str(f).rsplit(":", 1)[1]) <= minute]
+            async with self.client.pipeline(transaction=True) as pipe:
+                if stale:
+                    pipe.hdel(keys.history_counts(pool), *stale)
+                pipe.lrange(keys.history_boots(pool, minute), 0, -1)
+                pipe.delete(keys.history_boots(pool, minute))
+                replies = await pipe.execute()
+        boots = [float(b) for b in replies[-2]]
+        return {str(f).split(":", 1)[0]: n for f, n in mine.items()}, boots
+
+    async def add(self, pool: str, resolution: str, point: Point) -> None:
+        retention = MINUTE_RETENTION if resolution == "1m" else HOUR_RETENTION
+        key = keys.history(pool, resolution)
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, point["t"], point["t"])  # a re-run of the same minute replaces it
+            pipe.zadd(key, {json.dumps(point, separators=(",", ":")): point["t"]})
+            pipe.zremrangebyscore(key, "-inf", point["t"] - retention)
+            await pipe.execute()
+
+    async def points(self, pool: str, resolution: str, since: float) -> list[Point]:
+        async with translated():
+            found = await self.client.zrangebyscore(keys.history(pool, resolution), since, "+inf")
+        return [json.loads(str(p)) for p in found]
+
+    async def points_of(self, pools: Sequence[str], resolution: str, since: float) -> dict[str, list[Point]]:
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.zrangebyscore(keys.history(pool, resolution), since, "+inf")
+            found = await pipe.execute()
+        return {pool: [json.loads(str(p)) for p in points] for pool, points in zip(pools, found, strict=True)}
