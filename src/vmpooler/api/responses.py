@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 
@@ -12,7 +12,7 @@ class PrettyJSONResponse(JSONResponse):
     """Two-space indented JSON, byte-for-byte what the original's ``JSON.pretty_generate`` writes."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, indent=2, ensure_ascii=False).encode("utf-8")
+        return orjson.dumps(content, option=orjson.OPT_INDENT_2)
 
 
 def ok(status_code: int = 200, /, **body: Any) -> PrettyJSONResponse:

@@ -134,14 +134,10 @@ class VMService:
                 "nothing was checked out, try again shortly",
                 pool=short,
             )
-        per_pool: dict[str, int] = {}
         for pool, _ in taken:
-            per_pool[pool] = per_pool.get(pool, 0) + 1
             self.metrics.checkout(pool, "success")
             if owner is not None and self.settings.config.usage_stats:
                 self.metrics.usage(owner.user, "allocate", pool)
-        for pool, n in per_pool.items():
-            await self.store.history.count(pool, "checkouts", self.clock(), n)
         return [Checkout(names[i], pool, vm) for i, (pool, vm) in enumerate(taken)]
 
     def domain_of(self, pool: str) -> str | None:

@@ -25,14 +25,15 @@ def minute_of(now: float) -> int:
     return int(now // 60 * 60)
 
 
+def count_field(event: str, now: float) -> str:
+    """The field of ``keys.history_counts`` counting ``event`` (checkouts, failures) in now's minute;
+    the checkout script and the clone-failure counter add to it."""
+    return f"{event}:{minute_of(now)}"
+
+
 class HistoryStore:
     def __init__(self, client: Redis) -> None:
         self.client = client
-
-    async def count(self, pool: str, event: str, now: float, amount: int = 1) -> None:
-        """Add to this minute's count of ``event`` (checkouts, failures) for the pool."""
-        async with translated():
-            await self.client.hincrby(keys.history_counts(pool), f"{event}:{minute_of(now)}", amount)
 
     async def boot(self, pool: str, seconds: float, now: float) -> None:
         minute = minute_of(now)

@@ -8,6 +8,7 @@ from typing import Any
 
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.history import count_field
 from vmpooler.store.scripts import load
 
 Item = tuple[str, str, int]  # (alias as requested, pool, count)
@@ -118,7 +119,7 @@ class OndemandStore:
     async def record_clone_failure(self, pool: str, message: str, permanent: bool, now: float = 0.0) -> None:
         async with translated(), self.client.pipeline(transaction=False) as pipe:
             pipe.incr(keys.clone_failures(pool))
-            pipe.hincrby(keys.history_counts(pool), f"failures:{int((now or time.time()) // 60 * 60)}", 1)
+            pipe.hincrby(keys.history_counts(pool), count_field("failures", now or time.time()), 1)
             if permanent:
                 pipe.set(keys.clone_permanent_error(pool), message, ex=300)
             await pipe.execute()

@@ -10,7 +10,7 @@ from typing import Any
 from vmpooler.states import DOOMED_STATES, LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
-from vmpooler.store.history import HistoryStore
+from vmpooler.store.history import HistoryStore, count_field
 from vmpooler.store.ondemand import OndemandStore
 from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.ratelimit import RateLimitStore
@@ -235,7 +235,7 @@ class Store:
         check_move(VMState.READY, VMState.RUNNING)
         pools: list[str] = []
         index: dict[str, int] = {}
-        args: list[str] = [format_time(now), keys.VM_PREFIX, "", str(len(requests))]
+        args: list[str] = [format_time(now), keys.VM_PREFIX, "", str(len(requests)), count_field("checkouts", now)]
         for candidates in requests:
             args.append(str(len(candidates)))
             for pool in candidates:
@@ -254,6 +254,7 @@ class Store:
                 keys.ready_queue(pool),
                 keys.state_set(VMState.RUNNING, pool),
                 keys.active(pool),
+                keys.history_counts(pool),
             )
         ]
         if token_id is not None:

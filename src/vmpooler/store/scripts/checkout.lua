@@ -1,14 +1,16 @@
 -- Check out a batch of VMs, all or nothing, in O(batch size): no scan of any pool's members.
--- For each distinct pool i, KEYS[4i-3..4i] = ready set, ready queue, running set, active hash;
--- any keys after those are index sets every VM taken is added to (its token's, its request's).
--- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] number of pools, ARGV[4] n requests; then per
--- request: k, then k pool indexes (the candidates, in preference order); then m, then m field,
--- value pairs for each vm hash.
+-- For each distinct pool i, KEYS[5i-4..5i] = ready set, ready queue, running set, active hash,
+-- history counts hash; any keys after those are index sets every VM taken is added to (its
+-- token's, its request's).
+-- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] number of pools, ARGV[4] n requests, ARGV[5]
+-- the history field counting this minute's checkouts; then per request: k, then k pool indexes
+-- (the candidates, in preference order); then m, then m field, value pairs for each vm hash.
 -- Returns {1, pool index, name, pool index, name, ...} or {0, index of the first request short of VMs}.
 local now, vm_prefix = ARGV[1], ARGV[2]
 local npools = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
-local pos = 5
+local minute_field = ARGV[5]
+local pos = 6
 local requests = {}
 for r = 1, n do
   local k = tonumber(ARGV[pos])
@@ -31,7 +33,7 @@ for r = 1, n do
   local chosen = nil
   for _, i in ipairs(requests[r]) do
     if available[i] == nil then
-      available[i] = redis.call('SCARD', KEYS[4 * i - 3])
+      available[i] = redis.call('SCARD', KEYS[5 * i - 4])
     end
     if available[i] > 0 then
       chosen = i
@@ -64,7 +66,7 @@ end
 local out = {1}
 for r = 1, n do
   local i = plan[r]
-  local ready, queue, running, active = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
+  local ready, queue, running, active = KEYS[5 * i - 4], KEYS[5 * i - 3], KEYS[5 * i - 2], KEYS[5 * i - 1]
   local name = pop_oldest(ready, queue)
   redis.call('SMOVE', ready, running, name)
   redis.call('HSET', active, name, now)
@@ -72,7 +74,8 @@ for r = 1, n do
   if m > 0 then
     redis.call('HSET', vm_prefix .. name, unpack(fields))
   end
-  for k = 4 * npools + 1, #KEYS do
+  redis.call('HINCRBY', KEYS[5 * i], minute_field, 1)
+  for k = 5 * npools + 1, #KEYS do
     redis.call('SADD', KEYS[k], name)
   end
   out[#out + 1] = i

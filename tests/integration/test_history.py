@@ -1,0 +1,80 @@
+"""Built-in history: a scripted hour of checkouts, boots and failures becomes minute and hour points."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.support.pools import settings_with
+from tests.support.servers import ApiThread
+from vmpooler.manager.history import HistorySampler, fold, percentile
+from vmpooler.store.redis import Store
+
+POOLS = [{"name": "deb-12", "template": "t", "size": 3}, {"name": "cent-9", "template": "t", "size": 2}]
+HOUR = (int(time.time()) // 3600 - 2) * 3600  # a whole hour, two hours ago
+
+
+async def make_ready(store: Store, pool: str, name: str, now: float, boot: float) -> None:
+    assert await store.create_pending(pool, name, {})
+    assert await store.mark_ready(pool, name, now, boot)
+
+
+async def test_minutes_are_sampled_and_hours_folded(store: Store) -> None:
+    settings = settings_with(POOLS)
+    sampler = HistorySampler(settings, store)
+    for minute in range(60):
+        now = HOUR + minute * 60 + 10
+        await make_ready(store, "deb-12", f"vm{minute}", now, boot=10.0 + minute % 3)
+        if minute % 2 == 0:
+            taken = await store.checkout([["deb-12"]], now)
+            assert isinstance(taken, list)
+        if minute == 30:
+            await store.ondemand.record_clone_failure("cent-9", "boom", permanent=False, now=now)
+        assert await sampler.run_once(now=now + 60)  # the next minute writes this one
+        assert not await sampler.run_once(now=now + 61)  # once only, whichever manager asks
+    minutes = await store.history.points("deb-12", "1m", HOUR)
+    minutes = [p for p in minutes if p["t"] < HOUR + 3600]
+    assert len(minutes) == 60
+    assert minutes[0]["checkouts"] == 1 and minutes[1]["checkouts"] == 0
+    assert minutes[0]["boots"] == 1 and minutes[0]["boot_p50"] == 10.0
+    assert minutes[-1]["running"] == 30  # levels are read when the point is written
+    (hour,) = await store.history.points("deb-12", "1h", HOUR)
+    assert hour["t"] == HOUR and hour["checkouts"] == 30 and hour["boots"] == 60
+    assert hour["boot_p90"] == 12.0
+    (cent_hour,) = await store.history.points("cent-9", "1h", HOUR)
+    assert cent_hour["failures"] == 1 and cent_hour["checkouts"] == 0
+
+
+def test_fold_and_percentile() -> None:
+    assert percentile([], 0.5) == 0.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 3.0
+    point = fold([{"t": 0, "ready": 2, "checkouts": 1, "boots": 0}, {"t": 60, "ready": 4, "checkouts": 2}], 0)
+    assert point["ready"] == 3.0 and point["checkouts"] == 3 and point["boot_p50"] == 0.0
+
+
+async def test_history_and_dashboard_feeds(store: Store, redis_port: int) -> None:
+    settings = settings_with(POOLS)
+    sampler = HistorySampler(settings, store)
+    now = time.time()
+    await make_ready(store, "deb-12", "a", now - 300, 20.0)
+    await make_ready(store, "cent-9", "b", now - 300, 30.0)
+    for back in (5, 4, 3, 2):
+        await sampler.run_once(now=now - back * 60)
+    taken = await store.checkout([["cent-9"]], now)
+    assert isinstance(taken, list)
+    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url) as client:
+        history = client.get("/api/v3/history?range=1h").json()
+        assert history["resolution"] == "1m" and len(history["pools"]["deb-12"]) == 4
+        assert history["overall"][-1]["ready"] == 2
+        assert client.get("/api/v3/history?range=2y").status_code == 400
+        assert client.get("/api/v3/history?pool=nope").status_code == 404
+        pool = client.get("/dashboard/stats/vmpooler/pool?history=1").json()
+        assert pool["deb-12"]["size"] == 3 and pool["deb-12"]["ready"] == 1 and pool["deb-12"]["history"] == [1] * 4
+        assert "history" not in client.get("/dashboard/stats/vmpooler/pool").json()["deb-12"]
+        running = client.get("/dashboard/stats/vmpooler/running").json()
+        assert running == {"deb": {"running": 0}, "cent": {"running": 1}}
+        users = client.get("/dashboard/stats/vmpooler/users").json()
+        assert users["users"] == {"anonymous": {"cent-9": 1}}
+        redirect = client.get("/")
+        assert redirect.status_code == 302 and redirect.headers["location"] == "/dashboard/"
