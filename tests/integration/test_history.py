@@ -78,3 +78,11 @@ async def test_history_and_dashboard_feeds(store: Store, redis_port: int) -> Non
         assert users["users"] == {"anonymous": {"cent-9": 1}}
         redirect = client.get("/")
         assert redirect.status_code == 302 and redirect.headers["location"] == "/dashboard/"
+
+
+async def test_overall_only_history_leaves_out_each_pool(store: Store, redis_port: int) -> None:
+    settings = settings_with(POOLS)
+    await HistorySampler(settings, store).run_once(now=time.time())
+    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url) as client:
+        body = client.get("/api/v3/history?range=1h&series=overall").json()
+    assert "pools" not in body and len(body["overall"]) == 1

@@ -97,6 +97,14 @@ class Store:
         async with translated():
             return _strs(await self.client.smembers(keys.state_set(state, pool)))
 
+    async def members_of(self, pools: Sequence[str], state: VMState) -> dict[str, set[str]]:
+        """One state's members for several pools, in one round trip."""
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.smembers(keys.state_set(state, pool))
+            found = await pipe.execute()
+        return {pool: _strs(names) for pool, names in zip(pools, found, strict=True)}
+
     async def all_members(self, pool: str) -> dict[VMState, set[str]]:
         async with translated(), self.client.pipeline(transaction=False) as pipe:
             for state in LIVE_STATES:

@@ -42,7 +42,7 @@ def feeds() -> APIRouter:
     @routes.get("/api/v3/history")
     async def history(request: Request, service: Dashboard) -> Response:
         q = request.query_params
-        return ok(**await service.history(q.get("pool") or None, q.get("range", "1h")))
+        return ok(**await service.history(q.get("pool") or None, q.get("range", "1h"), q.get("series") == "overall"))
 
     @routes.get("/", include_in_schema=False)
     async def index() -> Response:

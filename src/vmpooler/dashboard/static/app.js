@@ -419,6 +419,7 @@ async function pollHistory() {
   const pool = view.pool;
   const query = new URLSearchParams({ range: view.range });
   if (pool) query.set("pool", pool);
+  else query.set("series", "overall"); // all pools: only their sum is drawn
   let next = HISTORY_MS;
   try {
     const reply = await getJSON(`/api/v3/history?${query}`);
