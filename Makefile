@@ -17,7 +17,7 @@ $(SYNCED): pyproject.toml uv.lock | $(BIN)/uv
 install: $(SYNCED)
 
 run: install
-	$(BIN)/vmpooler serve --config examples/vmpooler.yaml --host 127.0.0.1 --port 4567
+	$(BIN)/vmpooler serve --config examples/vmpooler.yaml --host 127.0.0.1 --port 4567 --demo-traffic
 
 system-deps:
 	@scripts/ensure-system-deps.sh

@@ -72,9 +72,12 @@ def serve(
     port: PortOption = 4567,
     state_dir: StateOption = Path(".vmpooler"),
     verbose: VerboseOption = False,
+    demo_traffic: Annotated[
+        bool, typer.Option("--demo-traffic", help="simulate a few users checking VMs out and back (demos)")
+    ] = False,
 ) -> None:
     """API, manager and (when no Redis is configured) an embedded Redis, in one process."""
-    _run(config, Roles(api=True, manager=True), host, port, state_dir, verbose)
+    _run(config, Roles(api=True, manager=True, demo_traffic=demo_traffic), host, port, state_dir, verbose)
 
 
 @app.command()

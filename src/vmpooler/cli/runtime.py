@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from vmpooler.api.app import create_app
+from vmpooler.cli.demo import demo_traffic
 from vmpooler.config import Settings
 from vmpooler.manager.loop import Manager
 from vmpooler.metrics import build_metrics
@@ -28,6 +29,7 @@ log = logging.getLogger("vmpooler")
 class Roles:
     api: bool = True
     manager: bool = True
+    demo_traffic: bool = False
 
 
 class _Server(uvicorn.Server):
@@ -96,6 +98,8 @@ async def run(settings: Settings, roles: Roles, host: str, port: int, state_dir:
                 server.should_exit = True
 
             tasks.append(asyncio.create_task(stop_api(), name="api-stopper"))
+            if roles.demo_traffic:
+                tasks.append(asyncio.create_task(demo_traffic(app.state.vms, stop), name="demo-traffic"))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
