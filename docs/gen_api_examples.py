@@ -514,8 +514,15 @@ def run_examples(c: Client, plain: Client, stop_redis: Callable[[], None]) -> No
     c.call("cfg-poolreset-bad", "POST", f"{v3}/poolreset", data={"fedora-40": "1"}, token=token, expect=400)
     c.call("cfg-poolreset-empty", "POST", f"{v3}/poolreset", token=token, expect=400)
 
+    # ---- dashboard feeds and history ---------------------------------------------------------------
+    c.call("dash-pool", "GET", "/dashboard/stats/vmpooler/pool?history=1", expect=200, max_lines=24)
+    c.call("dash-running", "GET", "/dashboard/stats/vmpooler/running", expect=200)
+    c.call("dash-users", "GET", "/dashboard/stats/vmpooler/users", expect=200)
+    c.call("history", "GET", f"{v3}/history?pool=debian-12-x86_64&range=1h", expect=200, max_lines=30)
+    c.call("history-bad", "GET", f"{v3}/history?range=2y", expect=400)
+
     # ---- docs, index, unknown routes -------------------------------------------------------------
-    c.call("index", "GET", "/", expect=200)
+    c.call("index", "GET", "/", expect=302)
     c.openapi = c.call("openapi", "GET", "/openapi.json", expect=200, max_chars=160).json()
     c.call("docs-page", "GET", "/api/docs", expect=200, max_lines=6)
     c.call("no-route", "GET", f"{v3}/dashboard", expect=404)
