@@ -102,7 +102,8 @@ async def test_destroying_a_missing_vm_succeeds(provider_factory: ProviderAndPoo
     await provider.create_vm(pool, name)
     await provider.destroy_vm(pool, name)
 
-    await provider.destroy_vm(pool, name)  # repeated, as after a crash mid-destroy
+    await provider.destroy_vm(pool, name)  # repeated, as after a crash mid-destroy: must not raise
+    assert await provider.get_vm(pool, name) is None
     await provider.destroy_vm(pool, _vm_name())  # never existed
 
 

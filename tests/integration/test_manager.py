@@ -106,6 +106,10 @@ async def test_ready_vms_are_recycled_after_ready_ttl(store: Store, inventory_fi
     await manager.run_once()
     manager.reconcilers["deb"].ctx.policy.ready_ttl = 600  # the replacements must stay
     await run_until(manager, recycled)
+    for name in original:  # recycled as expired, not as failures
+        assert await store.locate(name) in (("deb", VMState.DESTROYED), ("deb", VMState.COMPLETED))
+        assert "clone_error" not in await store.vm(name)
+    assert len(await store.members("deb", VMState.READY)) == 3
 
 
 async def test_ready_vm_failing_its_recheck_is_replaced(store: Store, inventory_file: Path) -> None:
@@ -181,6 +185,7 @@ async def test_lowering_the_size_removes_excess_ready_vms(store: Store, inventor
         return await ready_count(store) == 1 and len(provider.all_vms().get("deb", [])) == 1
 
     await run_until(manager, shrunk)
+    assert await store.counts(["deb"]) == {"deb": {**dict.fromkeys(LIVE_STATES, 0), VMState.READY: 1}}
 
 
 async def test_template_override_drains_and_rebuilds(store: Store, inventory_file: Path, redis_port: int) -> None:

@@ -15,6 +15,8 @@ from vmpooler.states import LIVE_STATES, VMState
 from vmpooler.store import keys
 
 POOLS = ("a", "b")
+#: VMs cloned per generated run, so the test can check the machine really ran
+STEPS: list[int] = []
 
 
 def make_machine(server: RedisProcess) -> type[RuleBasedStateMachine]:
@@ -43,9 +45,11 @@ def make_machine(server: RedisProcess) -> type[RuleBasedStateMachine]:
         @initialize()
         def start(self) -> None:
             assert not self.model
+            STEPS.append(0)
 
         @rule(pool=st.sampled_from(POOLS))
         def clone(self, pool: str) -> None:
+            STEPS[-1] += 1
             self.counter += 1
             name = f"vm{self.counter}"
             assert self.run(self.store.create_pending(pool, name, {"clone": "t"}))
@@ -121,4 +125,5 @@ def test_store_lifecycle_properties(redis_server: RedisProcess) -> None:
     machine.TestCase.settings = settings(
         max_examples=40, stateful_step_count=30, deadline=None, suppress_health_check=list(HealthCheck)
     )
-    machine.TestCase().runTest()
+    machine.TestCase().runTest()  # raises on any violated invariant or assertion
+    assert len(STEPS) >= 40 and sum(STEPS) > 100, "the state machine did not exercise the store"

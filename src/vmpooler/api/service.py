@@ -78,6 +78,18 @@ def weighted_order(settings: Settings, pools: list[str], rng: random.Random) -> 
     return order + sorted(remaining)
 
 
+def parse_spec(spec: str, route: str) -> dict[str, int]:
+    """``a+a+b`` from a URL -> ``{"a": 2, "b": 1}`` (a name repeated asks for more of it)."""
+    wanted: dict[str, int] = {}
+    for name in spec.split("+"):
+        if not name:
+            raise BadRequest(f"empty pool name in {spec!r}: use {route}/<pool>[+<pool>...]")
+        wanted[name] = wanted.get(name, 0) + 1
+    for name, count in wanted.items():
+        parse_count(name, count)
+    return wanted
+
+
 class VMService:
     """The VM operations behind the routes; it never talks to a provider, only to the store."""
 

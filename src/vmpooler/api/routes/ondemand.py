@@ -11,9 +11,8 @@ from vmpooler.api.deps import Auth, Body
 from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.responses import ok
 from vmpooler.api.schemas import ONDEMAND_BODY, errors, json_body
-from vmpooler.api.service import parse_count
+from vmpooler.api.service import parse_spec
 from vmpooler.api.shapes import Flavor
-from vmpooler.errors import BadRequest
 
 
 def ondemand_service(request: Request) -> OndemandService:
@@ -35,14 +34,7 @@ def router(flavor: Flavor) -> APIRouter:
     @routes.post("/ondemandvm/{spec}", status_code=201)
     async def create_by_url(spec: str, request: Request, service: Ondemand, auth: Auth) -> Response:
         owner = await auth.token(request, required=True)
-        wanted: dict[str, int] = {}
-        for name in spec.split("+"):
-            if not name:
-                raise BadRequest(f"empty pool name in {spec!r}: use /ondemandvm/<pool>[+<pool>...]")
-            wanted[name] = wanted.get(name, 0) + 1
-        for name, count in wanted.items():
-            parse_count(name, count)
-        return ok(201, request_id=await service.create(wanted, owner))
+        return ok(201, request_id=await service.create(parse_spec(spec, "/ondemandvm"), owner))
 
     @routes.get("/ondemandvm/{request_id}", responses={202: {"description": "Still being provisioned"}})
     async def status(request_id: str, service: Ondemand) -> Response:

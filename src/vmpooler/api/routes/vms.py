@@ -11,7 +11,7 @@ from starlette.responses import Response
 from vmpooler.api.deps import Auth, Body, VMs
 from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.schemas import CHECKOUT_BODY, MODIFY_BODY, errors, json_body
-from vmpooler.api.service import parse_count
+from vmpooler.api.service import parse_count, parse_spec
 from vmpooler.api.shapes import Flavor
 from vmpooler.errors import BadRequest
 
@@ -44,14 +44,7 @@ def router(flavor: Flavor) -> APIRouter:
     @routes.post("/vm/{spec}")
     async def checkout_by_url(spec: str, request: Request, vms: VMs, auth: Auth) -> Response:
         # the body is ignored: the seed README's `curl -d --url .../vm/<pool>` posts "--url" as data
-        wanted: dict[str, int] = {}
-        for name in spec.split("+"):
-            if not name:
-                raise BadRequest(f"empty pool name in {spec!r}: use /vm/<pool>[+<pool>...]")
-            wanted[name] = wanted.get(name, 0) + 1
-        for name, count in wanted.items():
-            parse_count(name, count)
-        taken = await vms.checkout(wanted, await auth.token(request, required=False))
+        taken = await vms.checkout(parse_spec(spec, "/vm"), await auth.token(request, required=False))
         log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
         return ok(**flavor.checkout_body(taken, vms.domain_of))
 
