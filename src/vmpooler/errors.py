@@ -7,6 +7,7 @@
     ├── StateError
     │   └── IllegalTransition       a lifecycle move the state table forbids (a bug, never ignored)
     ├── AuthUnavailable             the authentication directory (LDAP) cannot be reached
+    ├── ServerUnreachable           (client) the vmpooler API did not answer: refused, timed out
     ├── ProviderError               a provider call failed
     │   ├── ProviderTimeout         it did not answer in time
     │   ├── PermanentProviderError  retrying cannot help (bad template, bad credentials, ...)
@@ -60,6 +61,12 @@ class IllegalTransition(StateError):
 
 class AuthUnavailable(VmpoolerError):
     metric_key = "auth_unavailable"
+
+
+class ServerUnreachable(VmpoolerError):
+    """The client could not reach the vmpooler API (connection refused, DNS failure, time-out)."""
+
+    metric_key = "server_unreachable"
 
 
 class ProviderError(VmpoolerError):

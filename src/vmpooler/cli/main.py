@@ -1,4 +1,5 @@
-"""The ``vmpooler`` command: run the service (whole, API only, manager only) and check configuration."""
+"""The ``vmpooler`` command: run the service (whole, API only, manager only), check configuration, and the
+client verbs (``get``, ``list``, ``delete``, ...; see :mod:`vmpooler.cli.client_cmds`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vmpooler.cli import client_cmds
 from vmpooler.cli.runtime import Roles, run
 from vmpooler.config import Settings, load_settings, validate_file
 from vmpooler.errors import ConfigError, VmpoolerError
@@ -115,6 +117,8 @@ def validate_config(file: Annotated[Path, typer.Argument(help="YAML file to chec
         raise typer.Exit(1)
     typer.echo(f"{file}: OK")
 
+
+client_cmds.register(app)
 
 if __name__ == "__main__":
     app()
