@@ -1,4 +1,8 @@
-"""Request dependencies: the services held by the app, and a tolerant JSON body reader."""
+"""Request dependencies: the services held by the app, and a tolerant JSON body reader.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a thread pool, which cost
+two thread hand-offs per checkout (profiled: about a third of the API's throughput).
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,17 @@ from vmpooler.errors import BadRequest, PayloadTooLarge
 MAX_BODY_BYTES = 64 * 1024
 
 
-def vm_service(request: Request) -> VMService:
+async def vm_service(request: Request) -> VMService:
     service: VMService = request.app.state.vms
     return service
 
 
-def api_auth(request: Request) -> ApiAuth:
+async def api_auth(request: Request) -> ApiAuth:
     auth: ApiAuth = request.app.state.auth
     return auth
 
 
-def status_service(request: Request) -> StatusService:
+async def status_service(request: Request) -> StatusService:
     service: StatusService = request.app.state.status
     return service
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Generator
@@ -90,6 +91,10 @@ async def run(settings: Settings, roles: Roles, host: str, port: int, state_dir:
                 timeout_graceful_shutdown=5,
             )
             server = _Server(config)
+            # the objects made at start-up (app, routes, pydantic models) never die: freezing them makes
+            # each full collection ~0.8 ms instead of ~30 ms, which was the whole p99 tail (BENCHMARKS.md)
+            gc.collect()
+            gc.freeze()
             tasks.append(asyncio.create_task(server.serve(), name="api"))
             log.info("API listening on http://%s:%d", host, port)
 

@@ -31,6 +31,8 @@ def connect(
     """A client that answers or fails within ``socket_timeout``: a dead Redis is an error, not a hang."""
     common: dict[str, Any] = {
         "db": db,
+        # wait (up to the timeout) for a free connection rather than fail when all are busy
+        "timeout": socket_timeout,
         "username": username,
         "password": password,
         "socket_timeout": socket_timeout,
@@ -43,8 +45,13 @@ def connect(
         "retry_on_error": [redis_errors.ConnectionError],
     }
     if unix_socket:
-        return aioredis.Redis(unix_socket_path=unix_socket, **common)
-    return aioredis.Redis(host=host, port=port, ssl=tls, **common)
+        pool = aioredis.BlockingConnectionPool(
+            connection_class=aioredis.UnixDomainSocketConnection, path=unix_socket, **common
+        )
+    else:
+        connection_class = aioredis.SSLConnection if tls else aioredis.Connection
+        pool = aioredis.BlockingConnectionPool(connection_class=connection_class, host=host, port=port, **common)
+    return aioredis.Redis(connection_pool=pool)
 
 
 @asynccontextmanager

@@ -61,7 +61,7 @@ class Store:
             return bool(await self.client.ping())
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)
 
     # ---- pools -----------------------------------------------------------------------------
 

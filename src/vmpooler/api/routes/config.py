@@ -13,7 +13,7 @@ from vmpooler.api.runtime_config import RuntimeConfig
 from vmpooler.api.schemas import POOL_VALUES, errors, json_body
 
 
-def runtime_config(request: Request) -> RuntimeConfig:
+async def runtime_config(request: Request) -> RuntimeConfig:
     service: RuntimeConfig = request.app.state.runtime_config
     return service
 

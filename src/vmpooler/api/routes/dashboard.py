@@ -12,7 +12,7 @@ from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.schemas import errors
 
 
-def dashboard_service(request: Request) -> DashboardService:
+async def dashboard_service(request: Request) -> DashboardService:
     service: DashboardService = request.app.state.dashboard
     return service
 

@@ -15,7 +15,7 @@ from vmpooler.api.service import parse_spec
 from vmpooler.api.shapes import Flavor
 
 
-def ondemand_service(request: Request) -> OndemandService:
+async def ondemand_service(request: Request) -> OndemandService:
     service: OndemandService = request.app.state.ondemand
     return service
 
