@@ -60,6 +60,8 @@ def setup_logging(level: int = logging.INFO, fmt: str = "plain", logfile: str | 
         handler.setFormatter(formatter)
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     front = logging.handlers.QueueHandler(records)
+    # the queue carries the bare message; the writer thread's handlers apply the real format
+    front.setFormatter(logging.Formatter("%(message)s"))
     # the request id is read here, in the request's context, before the record crosses threads
     front.addFilter(_RequestIdFilter())
     logging.basicConfig(level=level, handlers=[front], force=True)

@@ -153,3 +153,19 @@ def test_a_dead_statsd_or_graphite_never_fails_a_request(redis_port: int) -> Non
     with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url) as client:
         assert client.get("/api/v3/status").status_code == 200
         assert client.post("/api/v3/vm/deb").status_code == 503
+
+
+def test_log_lines_are_formatted_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from vmpooler.logs import setup_logging\n"
+        f"setup_logging(logging.INFO, 'plain', {str(tmp_path / 'out.log')!r})\n"
+        "logging.getLogger('vmpooler.manager').info('pool p vm v: pending -> ready')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30, capture_output=True)
+    line = (tmp_path / "out.log").read_text().strip()
+    assert line.endswith("INFO vmpooler.manager: pool p vm v: pending -> ready"), line
+    assert line.count("INFO") == 1
