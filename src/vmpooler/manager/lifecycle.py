@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from vmpooler.errors import PermanentProviderError, ProviderError, StoreError
 from vmpooler.manager.context import PoolContext
@@ -25,8 +27,7 @@ class Lifecycle:
         self.busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, name: str, work: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
-        assert asyncio.iscoroutine(work)
+    def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         self.busy.add(name)
         task: asyncio.Task[None] = asyncio.create_task(work, name=f"{self.ctx.name}:{name}")
         self._tasks.add(task)

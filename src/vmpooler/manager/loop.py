@@ -95,7 +95,7 @@ class Manager:
                 metrics=metrics or Metrics(),
             )
             self.reconcilers[pool.name] = PoolReconciler(ctx)
-        self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()})
+        self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()}, clock)
         self.ondemand = OndemandProvisioner(settings, store, clock)
         self.history = HistorySampler(settings, store, clock)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from vmpooler.errors import NotSupported, ProviderError, StoreError
 from vmpooler.manager.context import PoolContext
@@ -22,14 +23,15 @@ STALE_AFTER_SECONDS = 600.0
 class TaskWorker:
     """One pass takes every queued task and runs it; ``run_once`` is what the loop and tests call."""
 
-    def __init__(self, store: Store, pools: Mapping[str, PoolContext]) -> None:
+    def __init__(self, store: Store, pools: Mapping[str, PoolContext], clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.pools = pools
+        self.clock = clock
 
     async def run_once(self) -> int:
         done = 0
         for kind in KINDS:
-            now = next(iter(self.pools.values())).clock() if self.pools else 0.0
+            now = self.clock()
             await self.store.tasks.requeue_stale(kind, now - STALE_AFTER_SECONDS)
             while (task := await self.store.tasks.take(kind, now)) is not None:
                 vm, argument = task

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from vmpooler.states import DOOMED_STATES, LIVE_STATES, VMState, check_move
+from vmpooler.states import LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.history import HistoryStore, count_field
@@ -206,7 +206,6 @@ class Store:
     async def mark_destroyed(self, pool: str, name: str, source: VMState, now: float) -> bool:
         """COMPLETED/FAILED -> DESTROYED: the record stays ``data_ttl`` hours for queries."""
         check_move(source, VMState.DESTROYED)
-        assert source in DOOMED_STATES
         async with translated():
             done = await self._scripts.destroyed(
                 keys=[keys.state_set(source, pool), keys.vm(name), keys.active(pool)],
