@@ -253,3 +253,27 @@ async def test_a_dead_managers_clone_is_failed_at_once_a_live_ones_is_left(store
     assert "orphan" not in members[VMState.PENDING]
     assert (await store.vm("orphan"))["clone_error"] == "clone interrupted"
     assert members[VMState.PENDING] == {"adopted"}, "another live manager's clone must be left alone"
+
+
+async def test_a_vm_missing_from_one_inventory_is_kept_and_from_two_is_gone(store: Store, inventory_file: Path) -> None:
+    provider = dummy(inventory_file)
+    manager = manager_for(settings_with([{**POOL, "size": 2}]), store, provider)
+    await run_until(manager, lambda: _ready_at_least(store, 2))
+    taken = await store.checkout([["deb"]], now=1e10)
+    assert isinstance(taken, list)
+    ((_, name),) = taken
+    real_inventory = provider.vms_in_pool
+
+    async def hiccup(pool: object) -> list[str]:
+        return [n for n in await real_inventory(pool) if n != name]  # type: ignore[arg-type]
+
+    provider.vms_in_pool = hiccup  # type: ignore[method-assign]
+    await manager.run_once()
+    assert name in await store.members("deb", VMState.RUNNING), "one short listing must not take the VM"
+    provider.vms_in_pool = real_inventory  # type: ignore[method-assign]
+    await manager.run_once()
+    provider.vms_in_pool = hiccup  # type: ignore[method-assign]
+    await manager.run_once()
+    assert name in await store.members("deb", VMState.RUNNING), "the count restarts once it is seen again"
+    await manager.run_once()
+    assert await store.locate(name) in (("deb", VMState.COMPLETED), ("deb", VMState.DESTROYED))

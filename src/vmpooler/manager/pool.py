@@ -17,6 +17,9 @@ log = logging.getLogger("vmpooler.manager")
 
 #: ready checks run at most this many provider calls at once per pool
 CHECK_CONCURRENCY = 16
+#: a VM must be missing from this many inventories in a row before it counts as gone: one listing
+#: that comes back short (an API hiccup) must not take a user's VM away
+MISSING_PASSES = 2
 
 
 class PoolReconciler:
@@ -28,6 +31,8 @@ class PoolReconciler:
         self.lifecycle = lifecycle or Lifecycle(ctx)
         #: the policy as configured, to fall back to when an override is removed
         self.configured = replace(ctx.policy)
+        #: VM name -> consecutive inventories it was missing from
+        self._missing: dict[str, int] = {}
 
     async def run_once(self) -> bool:
         started = time.perf_counter()
@@ -46,6 +51,7 @@ class PoolReconciler:
             log.warning("pool %s: inventory failed, pass skipped: %s", ctx.name, exc)
             return False
         members = await ctx.store.all_members(ctx.name)
+        self._count_missing(inventory, members[VMState.RUNNING] | members[VMState.READY])
         changed = await self._discover(inventory, members)
         changed |= await self._check_running(inventory, members[VMState.RUNNING])
         changed |= await self._check_ready(inventory, members[VMState.READY])
@@ -67,6 +73,12 @@ class PoolReconciler:
         ctx.policy.template = overrides.get("template", self.configured.template)
         ctx.policy.clone_target = overrides.get("clone_target", self.configured.clone_target)
 
+    def _count_missing(self, inventory: set[str], tracked: set[str]) -> None:
+        self._missing = {name: self._missing.get(name, 0) + 1 for name in tracked - inventory}
+
+    def _gone(self, name: str) -> bool:
+        return self._missing.get(name, 0) >= MISSING_PASSES
+
     async def _discover(self, inventory: set[str], members: dict[VMState, set[str]]) -> bool:
         """VMs the provider has and Redis does not know are leaks: discovered, then destroyed."""
         known = set().union(*members.values())
@@ -83,7 +95,8 @@ class PoolReconciler:
         changed = False
         for name, record in zip(names, await ctx.store.vms(names), strict=True):
             if name not in inventory:
-                changed |= await ctx.move(name, VMState.RUNNING, VMState.COMPLETED, "vanished from provider")
+                if self._gone(name):
+                    changed |= await ctx.move(name, VMState.RUNNING, VMState.COMPLETED, "vanished from provider")
                 continue
             checkout = parse_time(record.get("checkout"))
             try:
@@ -105,7 +118,8 @@ class PoolReconciler:
         for name, record in zip(names, await ctx.store.vms(names), strict=True):
             became_ready = parse_time(record.get("ready"))
             if name not in inventory:
-                changed |= await ctx.move(name, VMState.READY, VMState.COMPLETED, "vanished from provider")
+                if self._gone(name):
+                    changed |= await ctx.move(name, VMState.READY, VMState.COMPLETED, "vanished from provider")
             elif became_ready is not None and now - became_ready > ctx.policy.ready_ttl:
                 changed |= await ctx.move(
                     name, VMState.READY, VMState.COMPLETED, f"ready longer than {ctx.policy.ready_ttl:.0f}s"
