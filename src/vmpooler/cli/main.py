@@ -13,6 +13,7 @@ from rich.console import Console
 
 from vmpooler.cli import client_cmds
 from vmpooler.cli.runtime import Roles, run
+from vmpooler.cli.workers import run_workers
 from vmpooler.config import Settings, load_settings, validate_file
 from vmpooler.errors import ConfigError, VmpoolerError
 from vmpooler.logs import setup_logging
@@ -32,6 +33,9 @@ HostOption = Annotated[str, typer.Option(help="address to listen on", envvar="VM
 PortOption = Annotated[int, typer.Option(help="port to listen on", envvar="VMPOOLER_PORT")]
 StateOption = Annotated[Path, typer.Option(help="where the embedded Redis keeps its data", envvar="VMPOOLER_STATE_DIR")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
+WorkersOption = Annotated[
+    int, typer.Option(min=1, max=64, help="API worker processes sharing the port (1: one process does all)")
+]
 
 
 def _setup_logging(settings: Settings, verbose: bool) -> None:
@@ -53,8 +57,13 @@ def _load(config: Path | None) -> Settings:
     return settings
 
 
-def _run(config: Path | None, roles: Roles, host: str, port: int, state_dir: Path, verbose: bool) -> None:
+def _run(
+    config: Path | None, roles: Roles, host: str, port: int, state_dir: Path, verbose: bool, workers: int = 1
+) -> None:
     settings = _load(config)
+    if workers > 1:
+        code = run_workers(settings, roles, host, port, state_dir, workers, lambda: _setup_logging(settings, verbose))
+        raise typer.Exit(code)
     _setup_logging(settings, verbose)
     try:
         import uvloop
@@ -77,9 +86,12 @@ def serve(
     demo_traffic: Annotated[
         bool, typer.Option("--demo-traffic", help="simulate a few users checking VMs out and back (demos)")
     ] = False,
+    workers: WorkersOption = 1,
 ) -> None:
-    """API, manager and (when no Redis is configured) an embedded Redis, in one process."""
-    _run(config, Roles(api=True, manager=True, demo_traffic=demo_traffic), host, port, state_dir, verbose)
+    """API, manager and (when no Redis is configured) an embedded Redis, in one process (or, with
+    --workers N, the manager plus N API processes on one port)."""
+    roles = Roles(api=True, manager=True, demo_traffic=demo_traffic)
+    _run(config, roles, host, port, state_dir, verbose, workers)
 
 
 @app.command()
@@ -89,9 +101,10 @@ def api(
     port: PortOption = 4567,
     state_dir: StateOption = Path(".vmpooler"),
     verbose: VerboseOption = False,
+    workers: WorkersOption = 1,
 ) -> None:
     """Only the REST API, against the configured Redis (several may share one)."""
-    _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose)
+    _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose, workers)
 
 
 @app.command()

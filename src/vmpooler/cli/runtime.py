@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +65,16 @@ def open_store(settings: Settings, state_dir: Path) -> tuple[Store, EmbeddedRedi
     return Store(client, data_ttl_hours=cfg.data_ttl), embedded
 
 
-async def run(settings: Settings, roles: Roles, host: str, port: int, state_dir: Path) -> None:
-    """Run until SIGTERM or SIGINT; then stop taking work, let in-flight work settle, and exit."""
+async def run(
+    settings: Settings,
+    roles: Roles,
+    host: str,
+    port: int,
+    state_dir: Path,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT; then stop taking work, let in-flight work settle, and exit.
+    With ``sockets`` the API serves on those already-bound sockets (one worker of several)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -95,8 +105,8 @@ async def run(settings: Settings, roles: Roles, host: str, port: int, state_dir:
             # each full collection ~0.8 ms instead of ~30 ms, which was the whole p99 tail (BENCHMARKS.md)
             gc.collect()
             gc.freeze()
-            tasks.append(asyncio.create_task(server.serve(), name="api"))
-            log.info("API listening on http://%s:%d", host, port)
+            tasks.append(asyncio.create_task(server.serve(sockets=sockets), name="api"))
+            log.info("API listening on http://%s:%d (pid %d)", host, port, os.getpid())
 
             async def stop_api() -> None:
                 await stop.wait()

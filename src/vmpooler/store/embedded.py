@@ -34,7 +34,7 @@ def redis_server_binary() -> str:
     return str(bundled)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: ask Linux to SIGTERM us when the service dies, even by kill -9,
     so a crashed service never leaves its private Redis running (and the AOF is flushed)."""
     try:
@@ -92,7 +92,7 @@ class EmbeddedRedis:
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         (self.state_dir / "redis.pid").write_text(str(self.process.pid))
         deadline = time.monotonic() + wait
