@@ -340,3 +340,29 @@ def test_backend_weight_spreads_alias_checkouts() -> None:
     assert firsts.count("pc") == 0  # weight 0: only ever a last resort
     assert 0.70 < firsts.count("pa") / 2000 < 0.80  # 3:1
     assert weighted_order(settings, ["pa", "pb", "pc"], rng)[-1] == "pc"
+
+
+def test_a_hung_redis_gives_503_within_the_timeout_and_recovers(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    redis = start_redis(tmp_path / "frozen")
+    settings = settings_with([{"name": "deb", "template": "t", "size": 1}])
+    settings.redis.socket_timeout = 1.0
+    try:
+        with ApiThread(settings, redis.port) as server, httpx.Client(base_url=server.url, timeout=15) as client:
+            assert client.get("/api/v3/status").status_code == 200
+            os.kill(redis.process.pid, signal.SIGSTOP)  # alive but silent: the worst case, not a refusal
+            started = time.monotonic()
+            reply = client.post("/api/v3/vm/deb")
+            elapsed = time.monotonic() - started
+            assert reply.status_code == 503 and "Redis" in reply.json()["error"]
+            assert elapsed < 5, f"took {elapsed:.1f}s: a hung Redis must not hang the API"
+            os.kill(redis.process.pid, signal.SIGCONT)
+            deadline = time.monotonic() + 10
+            while client.get("/api/v3/status").status_code != 200:
+                assert time.monotonic() < deadline, "the API did not recover after Redis came back"
+                time.sleep(0.2)
+    finally:
+        os.kill(redis.process.pid, signal.SIGCONT)
+        redis.kill()
