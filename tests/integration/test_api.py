@@ -280,6 +280,7 @@ def test_redis_down_gives_503_json_not_a_hang(tmp_path: Path) -> None:
     with ApiThread(settings, redis.port) as server, httpx.Client(base_url=server.url, timeout=15) as client:
         assert client.get("/api/v3/status").status_code == 200
         redis.kill()
+        time.sleep(1.1)  # past the status report's one-second cache (api/status.py CACHE_SECONDS)
         for path in ("/api/v3/status", "/api/v3/vm/deb-vm0"):
             reply = client.get(path)
             assert reply.status_code == 503
@@ -366,3 +367,15 @@ def test_a_hung_redis_gives_503_within_the_timeout_and_recovers(tmp_path: Path) 
     finally:
         os.kill(redis.process.pid, signal.SIGCONT)
         redis.kill()
+
+
+async def test_status_cache_shows_own_changes_at_once_and_others_within_a_second(
+    api: httpx.Client, store: Store
+) -> None:
+    await fill(store, "win", 2)
+    assert api.get("/api/v3/status").json()["pools"]["win"]["ready"] == 2
+    assert isinstance(await store.checkout([["win"]], time.time()), list)  # someone else's change
+    time.sleep(1.1)
+    assert api.get("/api/v3/status").json()["pools"]["win"]["ready"] == 1
+    assert api.post("/api/v3/vm/win").status_code == 200  # this process's change: shown at once
+    assert api.get("/api/v3/status").json()["pools"]["win"]["ready"] == 0

@@ -80,6 +80,7 @@ def create_app(
     app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None, metrics=metrics)
     app.state.status = StatusService(settings, store, clock)
     app.state.runtime_config = RuntimeConfig(settings, store)
+    app.state.vms.on_change = app.state.runtime_config.on_change = app.state.status.invalidate
     app.state.ondemand = OndemandService(settings, store, clock)
     app.state.summary = SummaryService(store, clock)
     app.state.dashboard = DashboardService(settings, store, clock)

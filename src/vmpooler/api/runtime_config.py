@@ -4,6 +4,7 @@ and the configuration as the API reports it (with every secret redacted)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from vmpooler.config import Settings
@@ -31,6 +32,8 @@ class RuntimeConfig:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
+        #: called after every change (the status report drops its cache)
+        self.on_change: Callable[[], None] = lambda: None
 
     def require_enabled(self) -> None:
         if not self.settings.config.experimental_features:
@@ -54,11 +57,13 @@ class RuntimeConfig:
         changes = {pool: str(int(size)) for pool, size in wanted.items() if current[pool] != int(size)}
         if changes:
             await self.store.overrides.set("size", changes)
+            self.on_change()
         return bool(changes)
 
     async def reset_size(self, pool: str) -> tuple[bool, dict[str, Any]]:
         config = self._pool(pool)
         before = await self.store.overrides.clear("size", pool)
+        self.on_change()
         return before is not None, {
             "pool_size_before_reset": int(before) if before is not None else config.size,
             "pool_size_before_overrides": config.size,

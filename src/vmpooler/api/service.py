@@ -107,6 +107,8 @@ class VMService:
         self.clock = clock
         self.auth_enabled = auth_enabled
         self.metrics = metrics or Metrics()
+        #: called after every change this service makes (the status report drops its cache)
+        self.on_change: Callable[[], None] = lambda: None
         self._rng = random.Random()
 
     def pool_names(self) -> list[str]:
@@ -146,6 +148,7 @@ class VMService:
                 "nothing was checked out, try again shortly",
                 pool=short,
             )
+        self.on_change()
         for pool, _ in taken:
             self.metrics.checkout(pool, "success")
             if owner is not None and self.settings.config.usage_stats:
@@ -290,6 +293,7 @@ class VMService:
             self.metrics.returned("failed")
             raise NotFound(f"VM {name!r} was returned already")
         self.metrics.returned("success")
+        self.on_change()
 
     async def queue_snapshot(self, hostname: str, caller: Identity | None) -> str:
         """Queue a snapshot for the manager; returns the snapshot's id (32 characters)."""

@@ -13,6 +13,9 @@ from vmpooler.store.redis import Store
 from vmpooler.store.stats import DayDurations
 
 SECTIONS = ("boot", "capacity", "clone", "pools", "queue", "status")
+#: a report is reused this long unless this process changed something first (then at once); other
+#: processes' changes (the manager, other API workers) show within this time
+CACHE_SECONDS = 1.0
 
 
 def duration_stats(day: DayDurations) -> dict[str, Any]:
@@ -31,10 +34,26 @@ class StatusService:
         self.store = store
         self.clock = clock
         self.started_at = clock()
+        self._cache: dict[frozenset[str], tuple[float, dict[str, Any]]] = {}
+
+    def invalidate(self) -> None:
+        """Called after any change this process makes (a checkout, a return, an override)."""
+        self._cache.clear()
 
     async def status(self, views: set[str] | None = None) -> dict[str, Any]:
         """The report; ``views`` limits it to those sections (``status`` is always there)."""
-        wanted = set(SECTIONS) if views is None else (views & set(SECTIONS)) | {"status"}
+        wanted = frozenset(SECTIONS if views is None else (views & set(SECTIONS)) | {"status"})
+        now = self.clock()
+        cached = self._cache.get(wanted)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            report = dict(cached[1])
+            report["status"] = {**report["status"], "uptime": round(now - self.started_at, 1)}
+            return report
+        report = await self._build(wanted)
+        self._cache[wanted] = (now, report)
+        return report
+
+    async def _build(self, wanted: frozenset[str]) -> dict[str, Any]:
         pools = [pool.name for pool in self.settings.pools]
         counts = await self.store.counts(pools)
         sizes = await self.store.overrides.all("size")

@@ -81,12 +81,13 @@ class Store:
                 await pipe.execute()
 
     async def counts(self, pools: Sequence[str]) -> dict[str, dict[VMState, int]]:
-        """Size of every live state set of every pool, in one round trip."""
-        async with translated(), self.client.pipeline(transaction=False) as pipe:
-            for pool in pools:
-                for state in LIVE_STATES:
-                    pipe.scard(keys.state_set(state, pool))
-            sizes = await pipe.execute()
+        """Size of every live state set of every pool, in one round trip and one reply."""
+        if not pools:
+            return {}
+        async with translated():
+            sizes = await self._scripts.counts(
+                keys=[], args=[keys.PREFIX, ",".join(s.value for s in LIVE_STATES), *pools]
+            )
         width = len(LIVE_STATES)
         return {
             pool: dict(zip(LIVE_STATES, sizes[i * width : (i + 1) * width], strict=True))

@@ -27,6 +27,7 @@ class Scripts:
     discover: AsyncScript
     clone_slot: AsyncScript
     checkout: AsyncScript
+    counts: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
