@@ -118,6 +118,13 @@ class _Inventory:
             return self.load()
         return await asyncio.to_thread(self.load)
 
+    async def pool(self, name: str) -> dict[str, Record]:
+        """A copy of one pool's VMs: in memory only that pool is copied (a whole-inventory copy per
+        call made a manager pass O(pools x VMs) at scale; BENCHMARKS.md)."""
+        if self.path is None:
+            return copy.deepcopy(self._memory.get(name, {}))
+        return (await self.read()).get(name, {})
+
     async def update(self, change: Callable[[Inventory], T]) -> T:
         """Apply ``change`` to the inventory atomically; if it raises, nothing is written.
 
@@ -168,13 +175,13 @@ class DummyProvider(Provider):
         self._inventory = _Inventory(Path(options.filename) if options.filename else None)
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
-        return sorted((await self._inventory.read()).get(pool.name, {}))
+        return sorted(await self._inventory.pool(pool.name))
 
     async def get_vm(self, pool: PoolTarget, name: str) -> VMInfo | None:
         power_off = self._roll(self.options.getvm_poweroff_percent)
         rename = self._roll(self.options.getvm_rename_percent)
         if not (power_off or rename):
-            record = (await self._inventory.read()).get(pool.name, {}).get(name)
+            record = (await self._inventory.pool(pool.name)).get(name)
             return _info(pool.name, name, record) if record else None
 
         def look(inventory: Inventory) -> VMInfo | None:
@@ -223,7 +230,7 @@ class DummyProvider(Provider):
         return await self._change_vm(pool, name, power_on)
 
     async def destroy_vm(self, pool: PoolTarget, name: str) -> None:
-        record = (await self._inventory.read()).get(pool.name, {}).get(name)
+        record = (await self._inventory.pool(pool.name)).get(name)
         if record is None:
             return
         if record["powered_on"]:
@@ -240,7 +247,7 @@ class DummyProvider(Provider):
         await self._inventory.update(remove)
 
     async def vm_ready(self, pool: PoolTarget, name: str) -> bool:
-        record = (await self._inventory.read()).get(pool.name, {}).get(name)
+        record = (await self._inventory.pool(pool.name)).get(name)
         if record is None or not record["powered_on"] or record["status"] != VMStatus.RUNNING:
             return False
         if time.time() - record["booted"] < self.options.ready_delay:
