@@ -591,20 +591,31 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the run the way Ctrl-C does: children stopped, temp files gone
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def guarded_main(work: Callable[[dict[str, str]], None]) -> int:
+    """Every benchmark's entry point: print the machine, run ``work(machine)``, and turn Ctrl-C,
+    SIGTERM and a failed start into an exit code (every child process is stopped either way)."""
     signal.signal(signal.SIGTERM, _interrupt)
     info = machine()
-    console.print(f"{info['nproc']} CPUs ({info['cpu']}), Python {info['python']}", highlight=False)
-    console.print(f"vmpooler from {info['vmpooler']}", highlight=False)
+    console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {info['nproc']} CPUs ({info['cpu']})", highlight=False)
+    console.print(f"Python {info['python']}, vmpooler from {info['vmpooler']}", highlight=False)
     try:
-        results = run(args)
+        work(info)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; every process it started is stopped")
         return 130
     except RuntimeError as exc:
         console.print(f"[red]the benchmark could not run:[/] {exc}", highlight=False)
         return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return guarded_main(lambda info: run_and_report(args, info))
+
+
+def run_and_report(args: argparse.Namespace, info: dict[str, str]) -> None:
+    results = run(args)
     report(results, args.client)
     if args.json:
         figures = {
@@ -615,7 +626,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
         console.print(f"raw figures in {args.json}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,21 +22,19 @@ import cProfile
 import io
 import pstats
 import resource
-import signal
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio.connection as redis_connection
 from rich.table import Table
 
-from checkout import Children, _interrupt, console, machine, run_async, start_redis, verdict
+from checkout import Children, console, guarded_main, run_async, start_redis, verdict
 from vmpooler.config import Settings, parse_settings
 from vmpooler.manager.loop import Manager
 from vmpooler.providers.dummy import DummyOptions, DummyProvider, Inventory, _Inventory
@@ -350,19 +348,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    info = machine()
-    console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {info['nproc']} CPUs ({info['cpu']})", highlight=False)
-    console.print(f"Python {info['python']}, vmpooler from {info['vmpooler']}", highlight=False)
-    try:
-        run(args)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; every process it started is stopped")
-        return 130
-    except RuntimeError as exc:
-        console.print(f"[red]the benchmark could not run:[/] {exc}", highlight=False)
-        return 1
-    return 0
+    return guarded_main(lambda _info: run(args))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.table import Table
@@ -31,10 +29,9 @@ from checkout import (
     Children,
     RawConnection,
     Tickets,
-    _interrupt,
     console,
     cpu_seconds,
-    machine,
+    guarded_main,
     percentile,
     run_async,
     start_redis,
@@ -252,20 +249,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    info = machine()
-    console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {info['nproc']} CPUs ({info['cpu']})", highlight=False)
-    console.print(f"Python {info['python']}, vmpooler from {info['vmpooler']}", highlight=False)
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; every process it started is stopped")
-        return 130
-    except RuntimeError as exc:
-        console.print(f"[red]the benchmark could not run:[/] {exc}", highlight=False)
-        return 1
-    report(results, args)
-    return 0
+    return guarded_main(lambda _info: report(run(args), args))
 
 
 if __name__ == "__main__":
