@@ -185,6 +185,7 @@ async def test_lowering_the_size_removes_excess_ready_vms(store: Store, inventor
         return await ready_count(store) == 1 and len(provider.all_vms().get("deb", [])) == 1
 
     await run_until(manager, shrunk)
+    await settle(manager)  # the excess VM's destroy task finishes recording what it did
     assert await store.counts(["deb"]) == {"deb": {**dict.fromkeys(LIVE_STATES, 0), VMState.READY: 1}}
 
 
