@@ -11,7 +11,7 @@ $(BIN)/uv:
 	PYTHON=$(PYTHON) VENV=$(VENV) scripts/bootstrap-venv.sh
 
 $(SYNCED): pyproject.toml uv.lock | $(BIN)/uv
-	$(BIN)/uv sync --frozen --inexact --python $(BIN)/python
+	$(BIN)/uv sync --frozen --inexact --python $(BIN)/python $$(pkg-config --exists libvirt 2>/dev/null && echo --extra libvirt)
 	@touch $@
 
 install: $(SYNCED)
@@ -27,7 +27,8 @@ lint: install
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
-test: install system-deps lint
+# system deps first: the libvirt extra compiles against libvirt-dev
+test: system-deps install lint
 	$(BIN)/pytest
 
 bench: install

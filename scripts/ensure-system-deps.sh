@@ -4,8 +4,16 @@
 # slapd, ldap-utils: the LDAP tests run a real OpenLDAP (tests/support/slapd.py); they skip without it.
 # chromium: the dashboard tests drive Debian's browser through Playwright (never `playwright install`);
 #   they skip without it.
+# golang-go, golang-github-vmware-govmomi-dev: vcsim, the vCenter simulator, is built offline from Debian's
+#   govmomi source for the vSphere provider tests (tests/support/fixtures/vcsim.py).
+# qemu-system-x86, qemu-utils, busybox-static: the qemu provider tests boot real guests (TCG when KVM is absent).
+# libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients, passt: the libvirt provider tests run their own
+#   libvirtd; libvirt-dev and pkg-config build the libvirt-python extra.
 set -uo pipefail
-PACKAGES=(redis-server slapd ldap-utils chromium)
+PACKAGES=(redis-server slapd ldap-utils chromium
+  golang-go golang-github-vmware-govmomi-dev
+  qemu-system-x86 qemu-utils busybox-static
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config passt)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

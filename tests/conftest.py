@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,13 @@ from typing import Any
 import pytest
 import redis
 
+import tests.support.fixtures as _fixture_plugins
 from tests.support.servers import RedisProcess, make_store, start_redis
 from vmpooler.config import Settings, parse_settings
 from vmpooler.store.redis import Store
+
+# every module in tests/support/fixtures/ is a plugin of session fixtures for a real external system
+pytest_plugins = [f"{_fixture_plugins.__name__}.{m.name}" for m in pkgutil.iter_modules(_fixture_plugins.__path__)]
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
-"""The contract every provider keeps; each provider under test is one param of ``provider_factory``.
+"""The contract every provider keeps; each provider under test is one case in ``tests/contract/cases/``.
 
-To add a provider, add a param and a branch in ``_build`` that returns it with a pool it may use;
-every test then runs against it. Names are unique per test so a real hypervisor can be shared.
+To add a provider, add a module there defining ``CASES``; every test then runs against it. Names are
+unique per test so a real hypervisor or simulator can be shared by the whole session.
 """
 
 from __future__ import annotations
@@ -15,34 +15,30 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract.cases import ProviderCase, all_cases
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import ProviderError
 from vmpooler.providers.base import Provider
-from vmpooler.providers.dummy import DummyOptions, DummyProvider
-
-READY_TIMEOUT = 10.0
 
 ProviderAndPool = tuple[Provider, PoolTarget]
+CASES = all_cases()
 
 
-def _build(kind: str, tmp_path: Path) -> ProviderAndPool:
-    pool = PoolTarget(name=f"contract-{uuid.uuid4().hex[:8]}", template="templates/debian-12")
-    if kind == "dummy-memory":
-        return DummyProvider("dummy", DummyOptions(ready_delay=0.2)), pool
-    if kind == "dummy-file":
-        options = DummyOptions(ready_delay=0.2, filename=str(tmp_path / "inventory.json"))
-        return DummyProvider("dummy", options), pool
-    raise AssertionError(f"no provider {kind!r}")
+@pytest.fixture(params=sorted(CASES))
+async def provider_case(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProviderCase]:
+    async with CASES[request.param](request, tmp_path) as case:
+        try:
+            yield case
+        finally:
+            for target in (case.pool, _other_pool(case.pool)):  # leave nothing behind on a shared hypervisor
+                for name in await case.provider.vms_in_pool(target):
+                    await case.provider.destroy_vm(target, name)
+            await case.provider.close()
 
 
-@pytest.fixture(params=["dummy-memory", "dummy-file"])
-async def provider_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProviderAndPool]:
-    provider, pool = _build(request.param, tmp_path)
-    yield provider, pool
-    for target in (pool, _other_pool(pool)):  # leave nothing behind on a shared hypervisor
-        for name in await provider.vms_in_pool(target):
-            await provider.destroy_vm(target, name)
-    await provider.close()
+@pytest.fixture
+def provider_factory(provider_case: ProviderCase) -> ProviderAndPool:
+    return provider_case.provider, provider_case.pool
 
 
 def _other_pool(pool: PoolTarget) -> PoolTarget:
@@ -53,8 +49,8 @@ def _vm_name() -> str:
     return f"vm-{uuid.uuid4().hex[:10]}"
 
 
-async def _wait_ready(provider: Provider, pool: PoolTarget, name: str) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT
+async def _wait_ready(provider: Provider, pool: PoolTarget, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await provider.vm_ready(pool, name):
             return True
@@ -77,12 +73,12 @@ async def test_created_vm_is_listed_and_found(provider_factory: ProviderAndPool)
     assert found.pool == pool.name
 
 
-async def test_created_vm_becomes_ready(provider_factory: ProviderAndPool) -> None:
-    provider, pool = provider_factory
+async def test_created_vm_becomes_ready(provider_case: ProviderCase) -> None:
+    provider, pool = provider_case.provider, provider_case.pool
     name = _vm_name()
     await provider.create_vm(pool, name)
 
-    assert await _wait_ready(provider, pool, name)
+    assert await _wait_ready(provider, pool, name, provider_case.ready_timeout)
 
 
 async def test_destroyed_vm_is_gone(provider_factory: ProviderAndPool) -> None:

@@ -1,0 +1,32 @@
+"""The dummy provider, in memory and with its shared inventory file."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.contract.cases import CaseFactory, ProviderCase
+from vmpooler.domain import PoolTarget
+from vmpooler.providers.dummy import DummyOptions, DummyProvider
+
+
+def _pool() -> PoolTarget:
+    return PoolTarget(name=f"contract-{uuid.uuid4().hex[:8]}", template="templates/debian-12")
+
+
+@asynccontextmanager
+async def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProviderCase]:
+    yield ProviderCase(DummyProvider("dummy", DummyOptions(ready_delay=0.2)), _pool())
+
+
+@asynccontextmanager
+async def _file(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProviderCase]:
+    options = DummyOptions(ready_delay=0.2, filename=str(tmp_path / "inventory.json"))
+    yield ProviderCase(DummyProvider("dummy", options), _pool())
+
+
+CASES: dict[str, CaseFactory] = {"dummy-memory": _memory, "dummy-file": _file}
