@@ -573,8 +573,8 @@ def test_validate_file_names_a_provider_class_that_is_not_installed(tmp_path: Pa
     errors, _ = validate_file(path, env={})
 
     assert errors == [
-        "providers.cloud: no provider class 'nosuchcloud' is installed (known: dummy)",
-        "pools[1].provider: no provider class 'elsewhere' is installed (known: dummy)",
+        "providers.cloud: no provider class 'nosuchcloud' is installed (known: dummy, ec2, libvirt, qemu, vsphere)",
+        "pools[1].provider: no provider class 'elsewhere' is installed (known: dummy, ec2, libvirt, qemu, vsphere)",
     ]
 
 

@@ -83,3 +83,23 @@ class PoolContext:
         if moved:
             log.info("pool %s vm %s: %s -> %s (%s)", self.name, name, source, target, reason)
         return moved
+
+    async def mark_ready(self, name: str, started: float) -> bool:
+        """Record where a booted VM can be reached, then move it pending -> ready.
+
+        Real platforms learn a VM's address only once it has booted (vSphere guest tools, a cloud's
+        network), so it is asked for here rather than taken from the clone's reply alone.
+        """
+        try:
+            address = await self.call("get_vm_ip_address", self.provider.get_vm_ip_address(self.target, name))
+        except ProviderError as exc:
+            log.warning("pool %s vm %s: no address yet (%s)", self.name, name, exc)
+            address = None
+        if address:
+            await self.store.update_vm(name, {"ip": address})
+        now = self.clock()
+        became_ready = await self.store.mark_ready(self.name, name, now, now - started)
+        if became_ready:
+            self.metrics.became_ready(self.name, now - started)
+            log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", self.name, name, now - started)
+        return became_ready

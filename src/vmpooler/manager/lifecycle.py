@@ -76,10 +76,7 @@ class Lifecycle:
             await ctx.store.release_clone_slot(slot)
             while time.monotonic() < deadline:
                 if await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name)):
-                    now = ctx.clock()
-                    if await ctx.store.mark_ready(ctx.name, name, now, now - started):
-                        ctx.metrics.became_ready(ctx.name, now - started)
-                        log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", ctx.name, name, now - started)
+                    await ctx.mark_ready(name, started)
                     return
                 await asyncio.sleep(ctx.ready_poll_interval)
             await ctx.store.ondemand.record_clone_failure(ctx.name, "not ready within timeout", permanent=False)

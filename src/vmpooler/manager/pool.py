@@ -174,7 +174,7 @@ class PoolReconciler:
                 except ProviderError:
                     ready = False
                 if ready:
-                    changed |= await ctx.store.mark_ready(ctx.name, name, now, now - started)
+                    changed |= await ctx.mark_ready(name, started)
                     continue
             if orphaned:
                 changed |= await ctx.move(
