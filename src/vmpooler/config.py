@@ -20,6 +20,8 @@ Notes for operators and readers:
   ``Settings`` is validated, so on a loaded ``Settings`` they always hold the effective value.
 * Every other per-pool key (folder, datastore, memory, ...) is kept, unchecked, in
   ``provider_options``: the pool's provider owns its meaning.
+* ``:redis:`` (one server, a Sentinel group, TLS, an ACL user) is described in ``vmpooler.config_redis``;
+  ``:config: api_tls_cert_file``/``api_tls_key_file`` make the API serve HTTPS.
 * Unknown keys at the top level, in ``:config:`` and in ``:redis:`` are warnings, never errors.
 """
 
@@ -36,7 +38,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -44,6 +45,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from vmpooler import config_env
+from vmpooler.config_redis import RedisSettings
+from vmpooler.config_tls import pair_problems
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import ConfigError
 from vmpooler.providers import registry
@@ -61,84 +64,128 @@ __all__ = [
 ]
 
 
-class RedisSettings(BaseModel):
-    """The ``:redis:`` section. ``server`` None means the service starts an embedded Redis."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    server: str | None = None
-    port: int = Field(6379, ge=1, le=65535)
-    username: str | None = None
-    password: SecretStr | None = None
-    db: int = Field(0, ge=0)
-    tls: bool = False
-    data_ttl: int = Field(168, ge=1)  # hours a destroyed VM's record is kept
-    connection_pool_size: int = Field(10, ge=1)
-    connection_pool_timeout: int = Field(5, ge=1)
-    reconnect_attempts: int = Field(10, ge=0)
-    socket_timeout: float = Field(5.0, gt=0)  # seconds; no Redis call waits longer
-
-    def password_value(self) -> str | None:
-        return self.password.get_secret_value() if self.password else None
-
-
 class GlobalSettings(BaseModel):
     """The ``:config:`` section; durations are in the original's units (noted per key)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    site_name: str = "vmpooler"
-    logfile: str | None = None
-    task_limit: int = Field(10, ge=1)
-    ondemand_clone_limit: int = Field(10, ge=1)
-    max_ondemand_instances_per_request: int = Field(10, ge=1)
-    ondemand_request_ttl: int = Field(5, ge=1)  # minutes
-    timeout: int = Field(15, ge=1)  # minutes
-    timeout_notification: int = Field(5, ge=0)  # minutes
-    max_vm_retries: int = Field(3, ge=0)
-    vm_checktime: int = Field(1, ge=0)  # minutes
-    vm_lifetime: int = Field(24, ge=0)  # hours
-    vm_lifetime_auth: int | None = Field(None, ge=0)  # hours
-    max_lifetime_upper_limit: int | None = Field(None, ge=0)  # hours
-    ready_ttl: int = Field(60, ge=1)  # minutes
-    prefix: str = ""
-    allowed_tags: list[str] | None = None
-    clone_target: str | None = None
-    migration_limit: int | None = Field(None, ge=0)
-    max_tries: int = Field(3, ge=1)
-    retry_factor: int = Field(10, ge=0)
-    check_loop_delay_min: float = Field(5.0, gt=0)  # seconds
-    check_loop_delay_max: float = Field(60.0, gt=0)  # seconds
-    check_loop_delay_decay: float = Field(2.0, ge=1)
-    experimental_features: bool = False
-    usage_stats: bool = False
-    request_logger: bool = False
-    log_format: Literal["plain", "json"] = "plain"  # ours: JSON lines for log shippers
-    rate_limiting_enabled: bool = False  # the limits are in the top-level :rate_limits: (vmpooler.api.ratelimit)
-    extra_config: str | None = None
-    backend_weight: dict[str, int] = Field(default_factory=dict)
-    purge_unconfigured_resources: bool = Field(
-        False, validation_alias=AliasChoices("purge_unconfigured_resources", "purge_unconfigured_folders")
+    site_name: str = Field("vmpooler", description="The name the dashboard shows in its header.")
+    logfile: str | None = Field(None, description="Also write the log to this file (it always goes to stderr).")
+    task_limit: int = Field(
+        10, ge=1, description="Clones in flight at once, over every pool and every manager on the Redis."
     )
-    domain: str | None = None  # deprecated v1 key; a dns_configs entry is the v3 way
-    check_ready_vm_hostname_for_mismatch: bool = True
+    ondemand_clone_limit: int = Field(10, ge=1, description="On-demand clones in flight at once.")
+    max_ondemand_instances_per_request: int = Field(
+        10, ge=1, description="The most VMs of one pool an on-demand request may ask for."
+    )
+    ondemand_request_ttl: int = Field(
+        5, ge=1, description="Minutes an on-demand request may wait for its VMs; then it fails and returns them."
+    )
+    timeout: int = Field(
+        15, ge=1, description="Minutes a new VM may take to clone and boot; then it is marked failed and destroyed."
+    )
+    timeout_notification: int = Field(
+        5, ge=0, description="Minutes; accepted for compatibility (the original warns this long before `timeout`)."
+    )
+    max_vm_retries: int = Field(
+        3, ge=0, description="An on-demand request fails after more than this many failed clones in one of its pools."
+    )
+    vm_checktime: int = Field(1, ge=0, description="Minutes between checks that a ready VM still answers.")
+    vm_lifetime: int = Field(
+        24, ge=0, description="Hours a checked-out VM lives unless it has a lifetime of its own (0: no limit)."
+    )
+    vm_lifetime_auth: int | None = Field(
+        None, ge=0, description="Hours of lifetime a VM checked out with a token gets (else `vm_lifetime` applies)."
+    )
+    max_lifetime_upper_limit: int | None = Field(
+        None, ge=0, description="The most hours `PUT /vm/<host>` may set as a lifetime (none: no limit)."
+    )
+    ready_ttl: int = Field(
+        60, ge=1, description="Minutes a VM may stay ready and unused; then it is replaced by a fresh one."
+    )
+    prefix: str = Field("", description="Put in front of every new VM's name.")
+    allowed_tags: list[str] | None = Field(None, description="When set, the only tag names `PUT /vm/<host>` accepts.")
+    clone_target: str | None = Field(
+        None,
+        description="Where new VMs are made (a vSphere cluster, ...) for pools naming none; the provider reads it.",
+    )
+    migration_limit: int | None = Field(
+        None, ge=0, description="Accepted for compatibility (vSphere migration at checkout); not used."
+    )
+    max_tries: int = Field(
+        3, ge=1, description="Accepted for compatibility (the original's provider retries); not used."
+    )
+    retry_factor: int = Field(
+        10, ge=0, description="Accepted for compatibility (the original's provider retries); not used."
+    )
+    check_loop_delay_min: float = Field(
+        5.0, gt=0, description="Seconds between a pool's passes while they change something."
+    )
+    check_loop_delay_max: float = Field(
+        60.0, gt=0, description="The longest pause, in seconds, between a quiet pool's passes."
+    )
+    check_loop_delay_decay: float = Field(
+        2.0, ge=1, description="The pause between passes grows by this factor after each pass that changed nothing."
+    )
+    experimental_features: bool = Field(
+        False, description="Turns on the API's routes that change pools at run time (`/config/*`, `/poolreset`)."
+    )
+    usage_stats: bool = Field(False, description="Count checkouts and returns per user (`vmpooler_usage_total`).")
+    request_logger: bool = Field(False, description="Log every API request.")
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="Ours: log lines as plain text, or as JSON lines for log shippers."
+    )
+    api_tls_cert_file: str | None = None  # ours: the API serves HTTPS with this certificate (PEM)
+    api_tls_key_file: str | None = None  # its private key, unless the certificate file holds it
+    rate_limiting_enabled: bool = Field(False, description="Turns rate limiting on; the limits are in `:rate_limits:`.")
+    extra_config: str | None = Field(
+        None, description="More YAML files, comma-separated, merged over this one in order (paths relative to it)."
+    )
+    backend_weight: dict[str, int] = Field(
+        default_factory=dict,
+        description="For an alias of several pools: weight of each pool (by clone target or name; default 1) "
+        "when choosing which to check out from; 0 puts a pool last.",
+    )
+    purge_unconfigured_resources: bool = Field(
+        False,
+        validation_alias=AliasChoices("purge_unconfigured_resources", "purge_unconfigured_folders"),
+        description="Lets providers delete what they hold that no pool is configured for (each provider decides).",
+    )
+    domain: str | None = Field(
+        None, description="Deprecated (removed in the original's v3): every pool's DNS domain; use `:dns_configs:`."
+    )
+    check_ready_vm_hostname_for_mismatch: bool = Field(
+        True, description="Accepted for compatibility (the original retires a VM whose hostname differs); not used."
+    )
     # vSphere-only, read by that provider
-    create_folders: bool = False
-    create_template_delta_disks: bool = False
-    create_linked_clones: bool = True
-    manage_host_selection: bool = False
-    host_selection_max_age: int = Field(60, ge=0)
-    utilization_limit: int = Field(90, ge=0, le=100)
+    create_folders: bool = Field(False, description="vSphere: create a pool's folder when it is missing.")
+    create_template_delta_disks: bool = Field(
+        False, description="vSphere: give each template delta disks, for linked clones."
+    )
+    create_linked_clones: bool = Field(True, description="vSphere: make linked clones rather than full ones.")
+    manage_host_selection: bool = Field(False, description="vSphere: place each new VM on the least-used host.")
+    host_selection_max_age: int = Field(
+        60, ge=0, description="vSphere: seconds a reading of the hosts' use is reused for host selection."
+    )
+    utilization_limit: int = Field(
+        90, ge=0, le=100, description="vSphere: percent of CPU or memory use above which a host is not chosen."
+    )
+    # a pool whose clones keep failing stops cloning and backs off (upstream 3.8's keys)
+    circuit_breaker_enabled: bool = True
+    circuit_breaker_failure_threshold: int = Field(5, ge=1)  # consecutive failed clones
+    circuit_breaker_timeout: float = Field(30.0, gt=0)  # seconds of the first backoff; doubles per failed probe
+    circuit_breaker_max_timeout: float = Field(600.0, gt=0)  # ours: the longest backoff, seconds
+    # ours: several managers split the pools through leases in Redis of this many seconds
+    manager_lease_seconds: float = Field(15.0, ge=3)
 
 
 # :config: keys of upstream 3.8+/3.9 features (dead-letter queues, the stale-queue purger, health
-# checks, provider resilience) that this implementation does not have: accepted without a warning
+# checks, adaptive timeouts) that this implementation does not have: accepted without a warning
 _UPSTREAM_ONLY_KEYS: Final = frozenset(
-    # one word list reads better here than 24 one-per-line strings
+    # one word list reads better here than 21 one-per-line strings
     """dlq_enabled dlq_ttl dlq_max_entries purge_enabled purge_dry_run purge_interval max_pending_age
     max_ready_age max_completed_age max_orphaned_age health_check_enabled health_check_interval
-    health_thresholds circuit_breaker_enabled circuit_breaker_failure_threshold circuit_breaker_timeout
-    circuit_breaker_half_open_attempts adaptive_timeout_enabled connection_pool_timeout_min
+    health_thresholds circuit_breaker_half_open_attempts adaptive_timeout_enabled connection_pool_timeout_min
     connection_pool_timeout_max connection_pool_timeout_initial connection_pool_monitor_enabled
     connection_pool_monitor_interval""".split()
 )
@@ -160,23 +207,39 @@ class PoolSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    template: str = Field(min_length=1)
-    size: int = Field(ge=0)
-    alias: list[str] = Field(default_factory=list)
-    provider: str = "dummy"
-    dns_plugin: str | None = None
-    domain: str | None = None
-    clone_target: str | None = None
+    name: str = Field(
+        min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="The pool's name: letters, digits, `_`, `.`, `-`."
+    )
+    template: str = Field(
+        min_length=1, description="What the provider makes the pool's VMs from (a template path, an image, an AMI)."
+    )
+    size: int = Field(ge=0, description="How many ready VMs to keep.")
+    alias: list[str] = Field(
+        default_factory=list,
+        description="Other names to check out from this pool by (a string or a list); a name several pools share "
+        "draws from all of them.",
+    )
+    provider: str = Field(
+        "dummy", description="The `:providers:` entry that makes the VMs; default: the only one configured, else dummy."
+    )
+    dns_plugin: str | None = Field(
+        None, description="The `:dns_configs:` entry whose `domain` the pool's hostnames get."
+    )
+    domain: str | None = Field(
+        None, description="The DNS domain of the pool's hostnames when no `dns_plugin` gives one."
+    )
+    clone_target: str | None = Field(None, description="Where this pool's VMs are made, instead of `:config:`'s.")
     # defaults equal GlobalSettings'; Settings replaces them with the :config: values (see _INHERITED)
-    timeout: int = Field(15, ge=1)
-    timeout_notification: int = Field(5, ge=0)
-    ready_ttl: int = Field(60, ge=1)
-    check_loop_delay_min: float = Field(5.0, gt=0)
-    check_loop_delay_max: float = Field(60.0, gt=0)
-    check_loop_delay_decay: float = Field(2.0, ge=1)
-    check_hostname_for_mismatch: bool = True
-    provider_options: dict[str, Any] = Field(default_factory=dict)
+    timeout: int = Field(15, ge=1, description="Minutes; see `:config:` `timeout`.")
+    timeout_notification: int = Field(5, ge=0, description="Minutes; accepted for compatibility.")
+    ready_ttl: int = Field(60, ge=1, description="Minutes; see `:config:` `ready_ttl`.")
+    check_loop_delay_min: float = Field(5.0, gt=0, description="Seconds; see `:config:`.")
+    check_loop_delay_max: float = Field(60.0, gt=0, description="Seconds; see `:config:`.")
+    check_loop_delay_decay: float = Field(2.0, ge=1, description="See `:config:`.")
+    check_hostname_for_mismatch: bool = Field(True, description="Accepted for compatibility; not used.")
+    provider_options: dict[str, Any] = Field(
+        default_factory=dict, description="Every other key of the pool, for its provider."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -211,8 +274,10 @@ class DnsConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    dns_class: str = "dynamic-dns"
-    domain: str | None = None
+    dns_class: str = Field(
+        "dynamic-dns", description="The DNS plugin; `dynamic-dns` manages no records (names resolve by other means)."
+    )
+    domain: str | None = Field(None, description="The domain of the hostnames of the pools using this entry.")
 
 
 class Settings(BaseModel):
@@ -220,19 +285,49 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    config: GlobalSettings = Field(default_factory=GlobalSettings)
-    pools: list[PoolSettings] = Field(default_factory=list)
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    auth: dict[str, Any] | None = None
-    tagfilter: dict[str, str] = Field(default_factory=dict)
-    dns_configs: dict[str, DnsConfig] = Field(default_factory=dict)
-    statsd: dict[str, Any] | None = None
-    graphite: dict[str, Any] | None = None
-    prometheus: dict[str, Any] | None = None
-    graphs: dict[str, Any] | None = None
-    tracing: dict[str, Any] | None = None
-    rate_limits: dict[str, Any] | None = None
+    config: GlobalSettings = Field(default_factory=GlobalSettings, description="Service-wide settings.")
+    pools: list[PoolSettings] = Field(
+        default_factory=list, description="The pools: each a name, a template, a size and a provider."
+    )
+    providers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Each provider's settings, by the name pools use."
+    )
+    redis: RedisSettings = Field(
+        default_factory=RedisSettings,
+        description="Where the data lives; naming none, `vmpooler serve` runs a private Redis of its own.",
+    )
+    auth: dict[str, Any] | None = Field(
+        None,
+        description="Who may take a token: `provider: ldap` (with `:ldap:`) or `dummy`; without it no token is needed.",
+    )
+    tagfilter: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tag name to a regular expression: a value given to that tag becomes what its groups capture.",
+    )
+    dns_configs: dict[str, DnsConfig] = Field(
+        default_factory=dict, description="Named DNS settings; each pool picks one with `dns_plugin`."
+    )
+    statsd: dict[str, Any] | None = Field(
+        None, description="Also send metrics to StatsD (UDP): `server`, `port` (8125), `prefix` (`vmpooler`)."
+    )
+    graphite: dict[str, Any] | None = Field(
+        None,
+        description="Also send metrics to Graphite (plaintext TCP): `server`, `port` (2003), `prefix` (`vmpooler`).",
+    )
+    prometheus: dict[str, Any] | None = Field(
+        None,
+        description="Prometheus metrics are always served: `prometheus_prefix` (`vmpooler`) names them, "
+        "`prometheus_endpoint` (`/prometheus`) is where.",
+    )
+    graphs: dict[str, Any] | None = Field(
+        None, description="Accepted for compatibility (the original dashboard's Graphite); history is kept in Redis."
+    )
+    tracing: dict[str, Any] | None = Field(
+        None, description="Accepted for compatibility (the original's OpenTelemetry tracing); not used."
+    )
+    rate_limits: dict[str, Any] | None = Field(
+        None, description="Request limits (below); on with `enabled: true` here or `:config: rate_limiting_enabled`."
+    )
 
     @model_validator(mode="after")
     def _inherit_pool_settings(self) -> Settings:
@@ -360,6 +455,11 @@ def _semantic_problems(settings: Settings) -> list[str]:
                 f"{where}.check_loop_delay_min: must not exceed check_loop_delay_max "
                 f"({item.check_loop_delay_min:g} > {item.check_loop_delay_max:g})"
             )
+    cfg = settings.config
+    problems += pair_problems(
+        "config.api_tls_cert_file", cfg.api_tls_cert_file, "config.api_tls_key_file", cfg.api_tls_key_file
+    )
+    problems += settings.redis.problems()
     for tag, pattern in settings.tagfilter.items():
         try:
             re.compile(pattern)

@@ -5,7 +5,8 @@
     ├── StoreError                  the Redis data layer failed
     │   └── StoreUnavailable        Redis cannot be reached (API answers 503)
     ├── StateError
-    │   └── IllegalTransition       a lifecycle move the state table forbids (a bug, never ignored)
+    │   ├── IllegalTransition       a lifecycle move the state table forbids (a bug, never ignored)
+    │   └── LeaseLost               another manager took over this pool (its lease lapsed)
     ├── AuthUnavailable             the authentication directory (LDAP) cannot be reached
     ├── ServerUnreachable           (client) the vmpooler API did not answer: refused, timed out
     ├── ProviderError               a provider call failed
@@ -57,6 +58,12 @@ class StateError(VmpoolerError):
 
 class IllegalTransition(StateError):
     metric_key = "illegal_transition"
+
+
+class LeaseLost(StateError):
+    """This manager's lease on a pool passed to another manager; it must stop changing the pool."""
+
+    metric_key = "lease_lost"
 
 
 class AuthUnavailable(VmpoolerError):

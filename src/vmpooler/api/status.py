@@ -61,12 +61,23 @@ class StatusService:
         now = self.clock()
         report: dict[str, Any] = {}
         empty = [p for p in pools if counts[p][VMState.READY] == 0 and size_of[p] > 0]
+        health = {pool: h for pool, h in (await self.store.health.degraded()).items() if pool in size_of}
+        problems = []
+        if empty:
+            problems.append(f"Found {len(empty)} empty pools.")
+        if health:
+            problems.append(
+                f"{len(health)} pools cannot be filled: "
+                + "; ".join(f"{pool}: {h.get('problem', 'unknown problem')}" for pool, h in sorted(health.items()))
+            )
         status: dict[str, Any] = {
-            "ok": not empty,
-            "message": f"Found {len(empty)} empty pools." if empty else "Battle station fully armed and operational.",
+            "ok": not problems,
+            "message": " ".join(problems) or "Battle station fully armed and operational.",
         }
         if empty:
             status["empty"] = empty
+        if health:
+            status["degraded"] = sorted(health)
         status["uptime"] = round(now - self.started_at, 1)
         report["status"] = status
         ready = sum(c[VMState.READY] for c in counts.values())
@@ -108,6 +119,8 @@ class StatusService:
                 }
                 if pool.alias:
                     entry["alias"] = pool.alias if len(pool.alias) > 1 else pool.alias[0]
+                if pool.name in health:
+                    entry["degraded"] = health[pool.name]
                 report["pools"][pool.name] = entry
         return dict(sorted(report.items()))
 

@@ -2,7 +2,8 @@
 
     vmpooler get debian-12=2 centos       vmpooler list [--active]      vmpooler query HOST
     vmpooler modify HOST --lifetime 4 --tag team=qa                     vmpooler delete HOST... | --all
-    vmpooler snapshot HOST                vmpooler revert HOST ID       vmpooler status
+    vmpooler snapshot HOST                vmpooler revert HOST ID       vmpooler disk HOST SIZE_GB
+    vmpooler status
     vmpooler token get|list|status|delete vmpooler ondemand debian=2 --wait
 
 Every verb takes ``--url``/``--token``/``--user``/``--service`` (see :mod:`vmpooler.cli.client_config`),
@@ -192,6 +193,22 @@ def revert(
         emit(ctx, {"ok": True, "hostname": host, "snapshot": snapshot_id}, lambda: [f"reverting {host}"])
 
 
+def disk(
+    host: Annotated[str, typer.Argument(help="hostname")],
+    size_gb: Annotated[int, typer.Argument(min=1, help="size of the new disk, in GB")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    user: UserOpt = None,
+    service: ServiceOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Queue adding a disk to a VM; prints the disk as the API records it (+8gb)."""
+    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+        added = client.add_disk(host, size_gb)
+        emit(ctx, {"hostname": host, "disk": added}, lambda: [added])
+
+
 def status(
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -265,7 +282,7 @@ def _wait_for(client: Client, rid: str, wanted: dict[str, int], timeout: float, 
 
 def register(app: typer.Typer) -> None:
     """Add the client verbs to the ``vmpooler`` command."""
-    for verb in (get, query, modify, delete, snapshot, revert, status, ondemand):
+    for verb in (get, query, modify, delete, snapshot, revert, disk, status, ondemand):
         app.command(verb.__name__)(verb)
     app.command("list")(list_)
     app.add_typer(token_app, name="token")

@@ -6,15 +6,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from vmpooler.cli import client_cmds
+from vmpooler.cli import admin, client_cmds, probe
 from vmpooler.cli.runtime import Roles, run
 from vmpooler.cli.workers import run_workers
 from vmpooler.config import Settings, load_settings, validate_file
+from vmpooler.config_tls import pair_problems
 from vmpooler.errors import ConfigError, VmpoolerError
 from vmpooler.logs import setup_logging
 
@@ -29,10 +30,19 @@ ConfigOption = Annotated[
         help="YAML config (default: $VMPOOLER_CONFIG, $VMPOOLER_CONFIG_FILE, ./vmpooler.yaml)",
     ),
 ]
+#: a server's default listen address: every interface, as a container needs (--host narrows it); bandit B104 reviewed
+ALL_INTERFACES = "0.0.0.0"  # nosec B104
 HostOption = Annotated[str, typer.Option(help="address to listen on", envvar="VMPOOLER_HOST")]
 PortOption = Annotated[int, typer.Option(help="port to listen on", envvar="VMPOOLER_PORT")]
 StateOption = Annotated[Path, typer.Option(help="where the embedded Redis keeps its data", envvar="VMPOOLER_STATE_DIR")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
+TlsCertOption = Annotated[
+    Path | None,
+    typer.Option("--tls-cert", help="serve HTTPS with this PEM certificate (overrides :config: api_tls_cert_file)"),
+]
+TlsKeyOption = Annotated[
+    Path | None, typer.Option("--tls-key", help="its private key (overrides :config: api_tls_key_file)")
+]
 WorkersOption = Annotated[
     int, typer.Option(min=1, max=64, help="API worker processes sharing the port (1: one process does all)")
 ]
@@ -44,23 +54,47 @@ def _setup_logging(settings: Settings, verbose: bool) -> None:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
+def _fail_config(problems: list[str]) -> NoReturn:
+    err.print("[red]configuration error[/]")
+    for problem in problems:
+        err.print(f"  {problem}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
 def _load(config: Path | None) -> Settings:
     try:
         settings, warnings = load_settings(config)
     except ConfigError as exc:
-        err.print("[red]configuration error[/]")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(2) from exc
+        _fail_config(exc.problems)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return settings
 
 
+def _with_api_tls(settings: Settings, cert: Path | None, key: Path | None) -> Settings:
+    """``settings`` with the certificate and key given on the command line, checked like the config keys."""
+    if cert is None and key is None:
+        return settings
+    cert_file = str(cert) if cert else settings.config.api_tls_cert_file
+    key_file = str(key) if key else settings.config.api_tls_key_file
+    problems = pair_problems("--tls-cert", cert_file, "--tls-key", key_file)
+    if problems:
+        _fail_config(problems)
+    update = {"api_tls_cert_file": cert_file, "api_tls_key_file": key_file}
+    return settings.model_copy(update={"config": settings.config.model_copy(update=update)})
+
+
 def _run(
-    config: Path | None, roles: Roles, host: str, port: int, state_dir: Path, verbose: bool, workers: int = 1
+    config: Path | None,
+    roles: Roles,
+    host: str,
+    port: int,
+    state_dir: Path,
+    verbose: bool,
+    workers: int = 1,
+    tls: tuple[Path | None, Path | None] = (None, None),
 ) -> None:
-    settings = _load(config)
+    settings = _with_api_tls(_load(config), *tls)
     if workers > 1:
         code = run_workers(settings, roles, host, port, state_dir, workers, lambda: _setup_logging(settings, verbose))
         raise typer.Exit(code)
@@ -79,7 +113,7 @@ def _run(
 @app.command()
 def serve(
     config: ConfigOption = None,
-    host: HostOption = "0.0.0.0",
+    host: HostOption = ALL_INTERFACES,
     port: PortOption = 4567,
     state_dir: StateOption = Path(".vmpooler"),
     verbose: VerboseOption = False,
@@ -87,24 +121,28 @@ def serve(
         bool, typer.Option("--demo-traffic", help="simulate a few users checking VMs out and back (demos)")
     ] = False,
     workers: WorkersOption = 1,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """API, manager and (when no Redis is configured) an embedded Redis, in one process (or, with
     --workers N, the manager plus N API processes on one port)."""
     roles = Roles(api=True, manager=True, demo_traffic=demo_traffic)
-    _run(config, roles, host, port, state_dir, verbose, workers)
+    _run(config, roles, host, port, state_dir, verbose, workers, (tls_cert, tls_key))
 
 
 @app.command()
 def api(
     config: ConfigOption = None,
-    host: HostOption = "0.0.0.0",
+    host: HostOption = ALL_INTERFACES,
     port: PortOption = 4567,
     state_dir: StateOption = Path(".vmpooler"),
     verbose: VerboseOption = False,
     workers: WorkersOption = 1,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Only the REST API, against the configured Redis (several may share one)."""
-    _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose, workers)
+    _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose, workers, (tls_cert, tls_key))
 
 
 @app.command()
@@ -132,6 +170,8 @@ def validate_config(file: Annotated[Path, typer.Argument(help="YAML file to chec
 
 
 client_cmds.register(app)
+admin.register(app)
+app.command("manager-alive")(probe.manager_alive)
 
 if __name__ == "__main__":
     app()

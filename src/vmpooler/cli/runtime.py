@@ -21,7 +21,7 @@ from vmpooler.config import Settings
 from vmpooler.manager.loop import Manager
 from vmpooler.metrics import build_metrics
 from vmpooler.providers import registry
-from vmpooler.store.connection import connect
+from vmpooler.store.connection import client_for
 from vmpooler.store.embedded import EmbeddedRedis
 from vmpooler.store.redis import Store
 
@@ -44,25 +44,16 @@ class _Server(uvicorn.Server):
 
 
 def open_store(settings: Settings, state_dir: Path) -> tuple[Store, EmbeddedRedis | None]:
-    """The configured Redis, or a private one under ``state_dir`` when ``:redis:`` names no server."""
+    """The configured Redis (one server or a Sentinel group), or a private one under ``state_dir`` when
+    ``:redis:`` names none."""
     cfg = settings.redis
     embedded: EmbeddedRedis | None = None
-    host, port = cfg.server, cfg.port
-    if host is None:
+    if cfg.embedded:
         embedded = EmbeddedRedis(state_dir / "redis")
         embedded.start()
-        host, port = "127.0.0.1", embedded.port
-    client = connect(
-        host,
-        port,
-        db=cfg.db,
-        username=cfg.username,
-        password=cfg.password_value(),
-        tls=cfg.tls,
-        socket_timeout=cfg.socket_timeout,
-        max_connections=max(cfg.connection_pool_size, 64),
-    )
-    return Store(client, data_ttl_hours=cfg.data_ttl), embedded
+        # the private server listens on loopback only, without TLS
+        cfg = cfg.model_copy(update={"server": "127.0.0.1", "port": embedded.port, "tls": False})
+    return Store(client_for(cfg), data_ttl_hours=cfg.data_ttl), embedded
 
 
 async def run(
@@ -99,6 +90,8 @@ async def run(
                 access_log=False,
                 log_level="warning",
                 timeout_graceful_shutdown=5,
+                ssl_certfile=settings.config.api_tls_cert_file,
+                ssl_keyfile=settings.config.api_tls_key_file,
             )
             server = _Server(config)
             # the objects made at start-up (app, routes, pydantic models) never die: freezing them makes
@@ -106,7 +99,8 @@ async def run(
             gc.collect()
             gc.freeze()
             tasks.append(asyncio.create_task(server.serve(sockets=sockets), name="api"))
-            log.info("API listening on http://%s:%d (pid %d)", host, port, os.getpid())
+            scheme = "https" if settings.config.api_tls_cert_file else "http"
+            log.info("API listening on %s://%s:%d (pid %d)", scheme, host, port, os.getpid())
 
             async def stop_api() -> None:
                 await stop.wait()

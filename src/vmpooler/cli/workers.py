@@ -48,7 +48,7 @@ def run_workers(
 ) -> int:
     """Returns the exit code. Must be called before any event loop or thread is started."""
     embedded: EmbeddedRedis | None = None
-    if settings.redis.server is None:
+    if settings.redis.embedded:
         # one private Redis for the whole unit; the workers and the manager all use it
         embedded = EmbeddedRedis(state_dir / "redis")
         embedded.start()

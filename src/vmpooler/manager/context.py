@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from vmpooler.domain import PoolTarget
-from vmpooler.errors import ProviderError, ProviderTimeout
+from vmpooler.errors import ProviderError, ProviderTimeout, StoreError
+from vmpooler.manager.breaker import CircuitBreaker
 from vmpooler.metrics.base import Metrics
 from vmpooler.providers.base import Provider
 from vmpooler.states import VMState
@@ -53,6 +54,11 @@ class PoolContext:
     clock: Callable[[], float] = time.time
     call_timeout: float = 120.0
     ready_poll_interval: float = 1.0
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    #: this manager's fencing value for the pool's lease; empty when pools are not shared
+    fence: str = ""
+    #: the problem last published to /status, so an unchanged one is not written every pass
+    _published: str | None = None
 
     @property
     def target(self) -> PoolTarget:
@@ -102,4 +108,38 @@ class PoolContext:
         if became_ready:
             self.metrics.became_ready(self.name, now - started)
             log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", self.name, name, now - started)
+            await self.clone_succeeded()
         return became_ready
+
+    async def clone_failed(self, problem: str, permanent: bool) -> None:
+        if self.breaker.failed(problem, permanent):
+            log.warning(
+                "pool %s: circuit breaker open after %d failed clones, next try in %.0fs: %s",
+                self.name,
+                self.breaker.failures,
+                self.breaker.backoff,
+                problem,
+            )
+            await self.publish_health()
+
+    async def clone_succeeded(self) -> None:
+        if self.breaker.succeeded():
+            log.info("pool %s: clones work again, circuit breaker closed", self.name)
+            await self.publish_health()
+
+    async def publish_health(self, unreachable: str | None = None) -> None:
+        """Tell /status and the metrics why this pool cannot be filled, or that it can again."""
+        problem = unreachable or (self.breaker.problem if self.breaker.degraded else None)
+        if problem == self._published:
+            return
+        retry_at = self.breaker.retry_at if self.breaker.degraded and not unreachable else None
+        try:
+            if problem:
+                await self.store.health.degrade(self.name, problem, self.clock(), retry_at)
+            else:
+                await self.store.health.recover(self.name)
+        except StoreError as exc:
+            log.warning("pool %s: cannot publish its health: %s", self.name, exc)
+            return
+        self._published = problem
+        self.metrics.degraded(self.name, problem is not None)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from vmpooler.errors import PermanentProviderError, ProviderError, StoreError
+from vmpooler.errors import LeaseLost, PermanentProviderError, ProviderError, StoreError
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.names import vm_name
 from vmpooler.states import VMState
@@ -47,6 +47,8 @@ class Lifecycle:
         leaves a record the next manager finds: the VM can never leak.
         """
         ctx = self.ctx
+        if not ctx.breaker.allow_clone():
+            return None
         now = ctx.clock()
         for attempt in range(NAME_ATTEMPTS):
             name = vm_name(ctx.policy.prefix, attempt)
@@ -55,7 +57,12 @@ class Lifecycle:
             if not await ctx.store.acquire_clone_slot(slot, now, lease, ctx.policy.task_limit):
                 return None
             fields = {"clone": format_time(now), "domain": ctx.policy.domain or "", "clone_owner": ctx.manager_id}
-            if await ctx.store.create_pending(ctx.name, name, fields):
+            try:
+                recorded = await ctx.store.create_pending(ctx.name, name, fields, ctx.fence)
+            except LeaseLost:
+                await ctx.store.release_clone_slot(slot)
+                raise
+            if recorded:
                 log.info("pool %s vm %s: new -> pending (filling to %d)", ctx.name, name, ctx.policy.size)
                 self._spawn(name, self._clone(name, slot))
                 return name
@@ -79,6 +86,7 @@ class Lifecycle:
                     await ctx.mark_ready(name, started)
                     return
                 await asyncio.sleep(ctx.ready_poll_interval)
+            await ctx.clone_failed(f"clone {name} not ready within {ctx.policy.timeout:.0f}s", permanent=False)
             await ctx.store.ondemand.record_clone_failure(ctx.name, "not ready within timeout", permanent=False)
             ctx.metrics.error("markedasfailed", ctx.name)
             await ctx.move(
@@ -90,6 +98,7 @@ class Lifecycle:
             )
         except ProviderError as exc:
             permanent = isinstance(exc, PermanentProviderError)
+            await ctx.clone_failed(f"clone failed: {exc}", permanent)
             await ctx.store.ondemand.record_clone_failure(ctx.name, str(exc), permanent)
             ctx.metrics.error("permanently_failed" if permanent else "clone_failed", ctx.name)
             await ctx.move(

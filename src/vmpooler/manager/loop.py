@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Callable, Mapping
 
 from vmpooler.config import PoolSettings, Settings
-from vmpooler.errors import StoreError
+from vmpooler.errors import LeaseLost, StoreError
+from vmpooler.manager.breaker import CircuitBreaker
 from vmpooler.manager.context import PoolContext, PoolPolicy
 from vmpooler.manager.history import HistorySampler
+from vmpooler.manager.leases import LeaseKeeper
 from vmpooler.manager.ondemand import OndemandProvisioner
 from vmpooler.manager.pool import PoolReconciler
 from vmpooler.manager.tasks import TaskWorker
@@ -81,7 +83,15 @@ class Manager:
         self.store = store
         self.manager_id = uuid.uuid4().hex[:12]
         self.reconcilers: dict[str, PoolReconciler] = {}
+        cfg = settings.config
         for pool in settings.pools:
+            breaker = CircuitBreaker(
+                enabled=cfg.circuit_breaker_enabled,
+                threshold=cfg.circuit_breaker_failure_threshold,
+                base_backoff=cfg.circuit_breaker_timeout,
+                max_backoff=max(cfg.circuit_breaker_timeout, cfg.circuit_breaker_max_timeout),
+                clock=clock,
+            )
             ctx = PoolContext(
                 name=pool.name,
                 policy=policy_for(settings, pool),
@@ -93,14 +103,28 @@ class Manager:
                 ready_poll_interval=ready_poll_interval,
                 manager_id=self.manager_id,
                 metrics=metrics or Metrics(),
+                breaker=breaker,
             )
             self.reconcilers[pool.name] = PoolReconciler(ctx)
+        self.leases = LeaseKeeper(
+            store,
+            self.manager_id,
+            list(self.reconcilers),
+            cfg.manager_lease_seconds,
+            HEARTBEAT_TTL,
+            self._fence_changed,
+        )
         self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()}, clock)
         self.ondemand = OndemandProvisioner(settings, store, clock)
         self.history = HistorySampler(settings, store, clock)
 
     async def register_pools(self) -> None:
         await self.store.register_pools({p.name: pool_record(self.settings, p) for p in self.settings.pools})
+
+    def _fence_changed(self, pool: str, fence: str) -> None:
+        reconciler = self.reconcilers[pool]
+        reconciler.ctx.fence = fence
+        reconciler.forget_cached_state()  # another manager may have changed the pool meanwhile
 
     async def run_once(self) -> dict[str, bool]:
         """One pass of the on-demand provisioner, then one over every pool."""
@@ -113,6 +137,10 @@ class Manager:
         while not stop.is_set():
             try:
                 await self.register_pools()
+                # counted among the live managers before taking a share of the pools
+                await self.store.heartbeat(self.manager_id, _description(), HEARTBEAT_TTL, time.time())
+                await self._retire_dead_neighbours()
+                await self.leases.renew_once()
                 break
             except StoreError as exc:
                 log.warning("manager: cannot register pools yet: %s", exc)
@@ -121,6 +149,7 @@ class Manager:
         loops.append(asyncio.create_task(self.tasks.run(stop), name="vm-tasks"))
         loops.append(asyncio.create_task(self.ondemand.run(stop), name="ondemand"))
         loops.append(asyncio.create_task(self._heartbeat(stop), name="heartbeat"))
+        loops.append(asyncio.create_task(self.leases.run(stop), name="leases"))
         loops.append(asyncio.create_task(self.history.run(stop), name="history"))
         try:
             await asyncio.gather(*loops)
@@ -134,11 +163,27 @@ class Manager:
                 pass  # the heartbeat lapses on its own
             log.info("manager %s: stopped", self.manager_id)
 
+    async def _retire_dead_neighbours(self) -> None:
+        """Retire managers on this host whose process is gone (killed, then restarted as us).
+
+        Their heartbeat and leases would otherwise hold their pools for another lease period; a
+        process that no longer exists on this machine is certainly not reconciling anything.
+        """
+        host = socket.gethostname()
+        for manager_id, description in (await self.store.manager_descriptions()).items():
+            their_host, _, pid = description.rpartition(":")
+            if manager_id == self.manager_id or their_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            log.info(
+                "manager %s: retiring manager %s (%s), whose process is gone", self.manager_id, manager_id, description
+            )
+            await self.store.leases.release(list(self.reconcilers), manager_id)
+            await self.store.retire(manager_id)
+
     async def _heartbeat(self, stop: asyncio.Event) -> None:
-        description = f"{socket.gethostname()}:{os.getpid()}"
         while not stop.is_set():
             try:
-                await self.store.heartbeat(self.manager_id, description, HEARTBEAT_TTL, time.time())
+                await self.store.heartbeat(self.manager_id, _description(), HEARTBEAT_TTL, time.time())
             except StoreError as exc:
                 log.warning("manager: heartbeat failed: %s", exc)
             await _wait(stop, HEARTBEAT_SECONDS)
@@ -147,9 +192,16 @@ class Manager:
         policy = reconciler.ctx.policy
         delay = policy.loop_delay_min
         while not stop.is_set():
+            if not self.leases.holds(reconciler.ctx.name):
+                # another manager reconciles this pool; look again soon in case it goes away
+                await _wait(stop, min(WAKE_POLL_SECONDS, self.leases.lease_seconds / 3))
+                continue
             started = time.monotonic()
             try:
                 changed = await reconciler.run_once()
+            except LeaseLost as exc:
+                log.warning("pool %s: %s; stopping this pass", reconciler.ctx.name, exc)
+                changed = False
             except StoreError as exc:
                 log.warning("pool %s: Redis unavailable, pausing: %s", reconciler.ctx.name, exc)
                 changed = False
@@ -185,3 +237,17 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(event.wait(), timeout=seconds)
     except TimeoutError:
         pass
+
+
+def _description() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True

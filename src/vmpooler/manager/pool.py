@@ -11,9 +11,12 @@ from vmpooler.errors import ProviderError
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.lifecycle import Lifecycle
 from vmpooler.states import DOOMED_STATES, VMState
+from vmpooler.store.pool_view import PoolView
 from vmpooler.store.records import format_time, parse_time
 
 log = logging.getLogger("vmpooler.manager")
+
+Records = dict[str, dict[str, str]]
 
 #: ready checks run at most this many provider calls at once per pool
 CHECK_CONCURRENCY = 16
@@ -33,6 +36,12 @@ class PoolReconciler:
         self.configured = replace(ctx.policy)
         #: VM name -> consecutive inventories it was missing from
         self._missing: dict[str, int] = {}
+        #: the pool's empty flag as last written, so an unchanged one costs no write
+        self._empty: bool | None = None
+
+    def forget_cached_state(self) -> None:
+        self._empty = None
+        self._missing.clear()
 
     async def run_once(self) -> bool:
         started = time.perf_counter()
@@ -43,28 +52,35 @@ class PoolReconciler:
 
     async def _pass(self) -> bool:
         ctx = self.ctx
-        await self._apply_overrides()
+        # one round trip for what Redis knows; a pass over an unchanged pool adds one more (the
+        # records' check fields) and writes nothing
+        view = await ctx.store.pool_view(ctx.name)
+        self._apply_overrides(view.overrides)
         try:
             inventory = set(await ctx.call("vms_in_pool", ctx.provider.vms_in_pool(ctx.target)))
         except ProviderError as exc:
             # without an inventory nothing can be judged safely: skip the pass, keep every record
             log.warning("pool %s: inventory failed, pass skipped: %s", ctx.name, exc)
+            await ctx.publish_health(unreachable=f"provider {ctx.provider.name!r} cannot list the pool's VMs: {exc}")
             return False
-        members = await ctx.store.all_members(ctx.name)
+        await ctx.publish_health()
+        members = view.members
         self._count_missing(inventory, members[VMState.RUNNING] | members[VMState.READY])
         changed = await self._discover(inventory, members)
-        changed |= await self._check_running(inventory, members[VMState.RUNNING])
-        changed |= await self._check_ready(inventory, members[VMState.READY])
-        changed |= await self._check_pending(inventory, members[VMState.PENDING])
-        changed |= await self._drain_if_changed(members)
-        await self._destroy_doomed()
-        changed |= await self._resize()
+        checked = (members[VMState.RUNNING] | members[VMState.READY] | members[VMState.PENDING]) - self.lifecycle.busy
+        records = await ctx.store.check_fields(sorted(checked))
+        changed |= await self._check_running(inventory, members[VMState.RUNNING], records)
+        changed |= await self._check_ready(inventory, members[VMState.READY], records)
+        changed |= await self._check_pending(inventory, members[VMState.PENDING], records)
+        changed |= await self._drain_if_changed(members, view.prepared, view.reset_requested)
+        # VMs doomed during this pass are destroyed now too: look again, but only if something changed
+        self._destroy_doomed(await ctx.store.all_members(ctx.name) if changed else members)
+        changed |= await self._resize(view, changed)
         return changed
 
-    async def _apply_overrides(self) -> None:
+    def _apply_overrides(self, overrides: dict[str, str]) -> None:
         """Take the API's overrides (or, once removed, the configured values) into the policy."""
         ctx = self.ctx
-        overrides = await ctx.store.overrides.for_pool(ctx.name)
         try:
             ctx.policy.size = max(0, int(overrides.get("size", self.configured.size)))
         except ValueError:
@@ -82,18 +98,19 @@ class PoolReconciler:
     async def _discover(self, inventory: set[str], members: dict[VMState, set[str]]) -> bool:
         """VMs the provider has and Redis does not know are leaks: discovered, then destroyed."""
         known = set().union(*members.values())
-        found = await self.ctx.store.discover(self.ctx.name, sorted(inventory - known))
+        unknown = sorted(inventory - known)
+        found = await self.ctx.store.discover(self.ctx.name, unknown) if unknown else []
         changed = False
         for name in set(found) | members[VMState.DISCOVERED]:
             changed |= await self.ctx.move(name, VMState.DISCOVERED, VMState.COMPLETED, "unknown to Redis: leaked VM")
         return changed
 
-    async def _check_running(self, inventory: set[str], running: set[str]) -> bool:
+    async def _check_running(self, inventory: set[str], running: set[str], records: Records) -> bool:
         ctx = self.ctx
         now = ctx.clock()
-        names = sorted(running)
         changed = False
-        for name, record in zip(names, await ctx.store.vms(names), strict=True):
+        for name in sorted(running & records.keys()):
+            record = records[name]
             if name not in inventory:
                 if self._gone(name):
                     changed |= await ctx.move(name, VMState.RUNNING, VMState.COMPLETED, "vanished from provider")
@@ -109,13 +126,13 @@ class PoolReconciler:
                 )
         return changed
 
-    async def _check_ready(self, inventory: set[str], ready: set[str]) -> bool:
+    async def _check_ready(self, inventory: set[str], ready: set[str], records: Records) -> bool:
         ctx = self.ctx
         now = ctx.clock()
-        names = sorted(ready - self.lifecycle.busy)
         changed = False
         due: list[str] = []
-        for name, record in zip(names, await ctx.store.vms(names), strict=True):
+        for name in sorted(ready & records.keys()):
+            record = records[name]
             became_ready = parse_time(record.get("ready"))
             if name not in inventory:
                 if self._gone(name):
@@ -153,16 +170,16 @@ class PoolReconciler:
             changed |= any(await asyncio.gather(*(check(name) for name in due)))
         return changed
 
-    async def _check_pending(self, inventory: set[str], pending: set[str]) -> bool:
+    async def _check_pending(self, inventory: set[str], pending: set[str], records: Records) -> bool:
         """Pending VMs with no clone task here (left by a crashed or stopped manager)."""
         ctx = self.ctx
         now = ctx.clock()
-        names = sorted(pending - self.lifecycle.busy)
+        names = sorted(pending & records.keys())
         changed = False
-        records = await ctx.store.vms(names)
-        owners = {r["clone_owner"] for r in records if r.get("clone_owner")}
+        owners = {records[n]["clone_owner"] for n in names if records[n].get("clone_owner")}
         alive = await ctx.store.managers_alive(owners - {ctx.manager_id}) | {ctx.manager_id}
-        for name, record in zip(names, records, strict=True):
+        for name in names:
+            record = records[name]
             started = parse_time(record.get("clone")) or now
             # its clone task is gone: this manager finished it, or the manager that ran it died
             orphaned = record.get("clone_owner") == ctx.manager_id or (
@@ -185,6 +202,7 @@ class PoolReconciler:
                     {"clone_error": "clone interrupted"},
                 )
             elif now - started > ctx.policy.timeout:
+                await ctx.clone_failed(f"clone {name} not ready within {ctx.policy.timeout:.0f}s", permanent=False)
                 changed |= await ctx.move(
                     name,
                     VMState.PENDING,
@@ -194,17 +212,19 @@ class PoolReconciler:
                 )
         return changed
 
-    async def _drain_if_changed(self, members: dict[VMState, set[str]]) -> bool:
+    async def _drain_if_changed(
+        self, members: dict[VMState, set[str]], prepared: tuple[str | None, str | None], reset_requested: bool
+    ) -> bool:
         """Drain the pool's ready and pending VMs when they were made from another template or for
         another clone target (an API override), or when a reset was asked for."""
         ctx = self.ctx
-        template, target = await ctx.store.overrides.prepared(ctx.name)
+        template, target = prepared
         reasons = []
         if template is not None and template != ctx.policy.template:
             reasons.append(f"template changed from {template} to {ctx.policy.template}")
         if target is not None and target != ctx.policy.clone_target:
             reasons.append(f"clone target changed from {target or 'default'} to {ctx.policy.clone_target or 'default'}")
-        if await ctx.store.overrides.take_reset(ctx.name):
+        if reset_requested and await ctx.store.overrides.take_reset(ctx.name):
             reasons.append("pool reset requested")
         if (template, target) != (ctx.policy.template, ctx.policy.clone_target):
             await ctx.store.overrides.set_prepared(ctx.name, ctx.policy.template, ctx.policy.clone_target)
@@ -217,20 +237,26 @@ class PoolReconciler:
             await ctx.move(name, VMState.PENDING, VMState.FAILED, reason)
         return True
 
-    async def _destroy_doomed(self) -> None:
+    def _destroy_doomed(self, members: dict[VMState, set[str]]) -> None:
         for state in DOOMED_STATES:
-            for name in await self.ctx.store.members(self.ctx.name, state):
+            for name in members[state]:
                 self.lifecycle.start_destroy(name, state)
 
-    async def _resize(self) -> bool:
+    async def _resize(self, view: PoolView, changed_this_pass: bool) -> bool:
         """Remove ready VMs beyond ``size``; clone up to ``size`` within the global task limit."""
         ctx = self.ctx
-        counts = (await ctx.store.counts([ctx.name]))[ctx.name]
-        ready, pending = counts[VMState.READY], counts[VMState.PENDING]
-        ctx.metrics.levels(ctx.name, ready, counts[VMState.RUNNING], pending, ctx.policy.size)
-        await ctx.store.set_empty(ctx.name, ready == 0 and ctx.policy.size > 0)
         # open on-demand requests waiting on this pool raise its level until they are served
-        target = ctx.policy.size + await ctx.store.ondemand.demand_for(ctx.name)
+        target = ctx.policy.size + view.demand
+        ready, pending, running = (view.count(s) for s in (VMState.READY, VMState.PENDING, VMState.RUNNING))
+        if changed_this_pass or ready + pending > target:
+            # the view is from the start of the pass: count again before removing or adding VMs
+            counts = (await ctx.store.counts([ctx.name]))[ctx.name]
+            ready, pending, running = counts[VMState.READY], counts[VMState.PENDING], counts[VMState.RUNNING]
+        ctx.metrics.levels(ctx.name, ready, running, pending, ctx.policy.size)
+        empty = ready == 0 and ctx.policy.size > 0
+        if empty != self._empty:
+            await ctx.store.set_empty(ctx.name, empty)
+            self._empty = empty
         excess = ready + pending - target
         changed = False
         if excess > 0 and ready > 0:

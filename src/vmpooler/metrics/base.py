@@ -33,6 +33,9 @@ class Metrics:
     def manager_pass(self, pool: str, seconds: float) -> None:
         """One reconcile pass over a pool took ``seconds``."""
 
+    def degraded(self, pool: str, degraded: bool) -> None:
+        """The manager cannot fill the pool now (circuit breaker open, provider unreachable), or can again."""
+
     def http(self, method: str, route: str, status: int, seconds: float) -> None:
         """An API request, by route template (``/api/v3/vm/{hostname}``), not by raw path."""
 
@@ -77,6 +80,10 @@ class Fanout(Metrics):
     def manager_pass(self, pool: str, seconds: float) -> None:
         for sink in self.sinks:
             sink.manager_pass(pool, seconds)
+
+    def degraded(self, pool: str, degraded: bool) -> None:
+        for sink in self.sinks:
+            sink.degraded(pool, degraded)
 
     def http(self, method: str, route: str, status: int, seconds: float) -> None:
         for sink in self.sinks:

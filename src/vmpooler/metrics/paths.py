@@ -57,6 +57,9 @@ class PathMetrics(Metrics):
     def manager_pass(self, pool: str, seconds: float) -> None:
         self._emit("gauge", f"vmpooler_performance.check_pool.{segment(pool)}", round(seconds * 1000))
 
+    def degraded(self, pool: str, degraded: bool) -> None:
+        self._emit("gauge", f"degraded.{segment(pool)}", 1 if degraded else 0)
+
     def http(self, method: str, route: str, status: int, seconds: float) -> None:
         name = segment(route.strip("/").replace("/", "_").replace("{", "").replace("}", "")) or "root"
         self._emit("counter", f"http_requests_vm_total.{segment(method.lower())}.{name}.{status}", 1)

@@ -37,6 +37,9 @@ class PrometheusMetrics(Metrics):
         self.errors = Counter(f"{p}_errors", "VM failures by cause", ["cause", "pool"], registry=r)
         self.vms = Gauge(f"{p}_vms", "VMs per pool and state", ["pool", "state"], registry=r)
         self.size = Gauge(f"{p}_pool_size", "Configured (or overridden) pool size", ["pool"], registry=r)
+        self.pool_degraded = Gauge(
+            f"{p}_pool_degraded", "1 while the manager cannot fill the pool (see /status)", ["pool"], registry=r
+        )
         self.passes = Histogram(
             f"{p}_manager_pass_seconds", "Duration of one reconcile pass", ["pool"], buckets=FAST_BUCKETS, registry=r
         )
@@ -72,6 +75,9 @@ class PrometheusMetrics(Metrics):
 
     def manager_pass(self, pool: str, seconds: float) -> None:
         self.passes.labels(pool).observe(seconds)
+
+    def degraded(self, pool: str, degraded: bool) -> None:
+        self.pool_degraded.labels(pool).set(1 if degraded else 0)
 
     def http(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -54,6 +54,9 @@ class DummyOptions(ProviderOptions):
     """
 
     filename: str | None = None
+    #: the templates this simulated hypervisor has; cloning any other fails permanently, as a
+    #: real one does. None: every template exists
+    templates: list[str] | None = None
     #: accepted for compatibility with the original; ``vm_ready`` never blocks here
     is_ready_timeout: Seconds = 5
     ready_delay: Seconds = 2.0
@@ -197,6 +200,12 @@ class DummyProvider(Provider):
         return await self._inventory.update(look)
 
     async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
+        if self.options.templates is not None and pool.template not in self.options.templates:
+            raise PermanentProviderError(
+                f"dummy: pool {pool.name!r}: template {pool.template!r} not found "
+                f"(templates: {', '.join(self.options.templates) or 'none'})"
+            )
+
         def start_clone(inventory: Inventory) -> None:
             vms = inventory.setdefault(pool.name, {})
             if name in vms:

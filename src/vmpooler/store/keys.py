@@ -148,3 +148,18 @@ def history_boots(pool: str, minute: int) -> str:
 
 def history_lock(minute: int) -> str:
     return f"{PREFIX}history_lock__{minute}"
+
+
+#: ours: pool -> JSON of why the manager cannot fill it now (circuit breaker open, provider down);
+#: one hash so /status reads every pool's health in one call
+POOL_HEALTH = f"{PREFIX}pool_health"
+
+
+def lease(pool: str) -> str:
+    """Ours: which manager reconciles ``pool`` now (owner and fencing value, with an expiry)."""
+    return f"{PREFIX}lease__{pool}"
+
+
+def lease_fence(pool: str) -> str:
+    """Ours: the counter a pool's fencing values come from; never expires, so they only grow."""
+    return f"{PREFIX}lease_fence__{pool}"

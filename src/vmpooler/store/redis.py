@@ -7,12 +7,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from vmpooler.errors import LeaseLost
 from vmpooler.states import LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.health import HealthStore
 from vmpooler.store.history import HistoryStore, count_field
+from vmpooler.store.leases import LeaseStore
 from vmpooler.store.ondemand import OndemandStore
 from vmpooler.store.overrides import OverrideStore
+from vmpooler.store.pool_view import PoolView, read_check_fields, read_pool_view
 from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import format_time
 from vmpooler.store.scripts import Scripts
@@ -55,6 +59,8 @@ class Store:
         self.stats = StatsStore(client)
         self.history = HistoryStore(client)
         self.ratelimit = RateLimitStore(client)
+        self.health = HealthStore(client)
+        self.leases = LeaseStore(client)
 
     async def ping(self) -> bool:
         async with translated():
@@ -113,6 +119,14 @@ class Store:
             found = await pipe.execute()
         return {state: set(names) for state, names in zip(LIVE_STATES, found, strict=True)}
 
+    async def pool_view(self, pool: str) -> PoolView:
+        """Members, overrides, drain triggers and demand of one pool, in one round trip."""
+        return await read_pool_view(self.client, pool)
+
+    async def check_fields(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The record fields the manager's checks need, for many VMs in one round trip."""
+        return await read_check_fields(self.client, names)
+
     async def set_empty(self, pool: str, empty: bool) -> None:
         async with translated():
             if empty:
@@ -160,13 +174,20 @@ class Store:
 
     # ---- lifecycle: every write that changes a VM's state ---------------------------------------
 
-    async def create_pending(self, pool: str, name: str, fields: Fields) -> bool:
-        """Record a new pending VM; False when the name is already taken."""
+    async def create_pending(self, pool: str, name: str, fields: Fields, fence: str = "") -> bool:
+        """Record a new pending VM; False when the name is already taken.
+
+        ``fence`` is the caller's lease fencing value for the pool (empty when managers do not
+        share pools); a stale one raises LeaseLost and records nothing.
+        """
         record = {"pool": pool, "template": pool, **fields}
         async with translated():
             done = await self._scripts.create_pending(
-                keys=[keys.state_set(VMState.PENDING, pool), keys.vm(name)], args=[name, *_pairs(record)]
+                keys=[keys.state_set(VMState.PENDING, pool), keys.vm(name), keys.lease(pool)],
+                args=[fence, name, *_pairs(record)],
             )
+        if done == -1:
+            raise LeaseLost(f"pool {pool}: this manager's lease passed to another manager")
         return bool(done)
 
     async def move(self, pool: str, name: str, source: VMState, target: VMState, fields: Fields | None = None) -> bool:
@@ -311,6 +332,15 @@ class Store:
         async with translated():
             await self.client.zremrangebyscore(keys.MANAGERS, "-inf", since - 3600)
             return int(await self.client.zcount(keys.MANAGERS, since, "+inf"))
+
+    async def manager_descriptions(self) -> dict[str, str]:
+        """manager id -> ``host:pid`` for every manager whose heartbeat has not lapsed."""
+        async with translated():
+            ids = [str(i) for i in await self.client.zrange(keys.MANAGERS, 0, -1)]
+            if not ids:
+                return {}
+            found = await self.client.mget([keys.manager(i) for i in ids])
+        return {i: str(d) for i, d in zip(ids, found, strict=True) if d is not None}
 
     async def managers_alive(self, manager_ids: set[str]) -> set[str]:
         ids = sorted(manager_ids)

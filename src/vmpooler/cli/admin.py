@@ -1,0 +1,273 @@
+"""Operator commands that read the service's Redis (and providers) directly, not through the API.
+
+    vmpooler inventory [--json]                   every pool's VMs by state, as Redis holds them
+    vmpooler purge [--no-dry-run] [--json]        VMs providers hold that Redis does not know; destroy them
+    vmpooler migrate-from-ruby [--json]           does a Redis written by the original vmpooler read correctly?
+
+Each takes ``--config`` (as ``vmpooler serve``) and needs the Redis named there: the embedded Redis of a
+``vmpooler serve`` without ``:redis:`` is private to that process. Exit codes: 0 ok, 1 something was found
+(unknown VMs, migration problems, failed destroys), 2 configuration, 3 Redis unreachable; ``--debug``
+shows the traceback instead of one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vmpooler.cli import leaks, migration_check
+from vmpooler.cli.client_session import DebugOpt, JsonOpt, table
+from vmpooler.cli.runtime import open_store
+from vmpooler.config import Settings, load_settings
+from vmpooler.errors import ConfigError, ProviderError, StoreError, StoreUnavailable
+from vmpooler.providers import registry
+from vmpooler.providers.base import Provider
+from vmpooler.states import LIVE_STATES
+from vmpooler.store.audit import KeyAudit
+from vmpooler.store.redis import Store
+
+EXIT_FOUND, EXIT_CONFIG, EXIT_UNREACHABLE = 1, 2, 3
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="YAML config (default: $VMPOOLER_CONFIG, $VMPOOLER_CONFIG_FILE, ./vmpooler.yaml)"
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run/--no-dry-run", help="only list the unknown VMs (--no-dry-run destroys them)")
+]
+TimeoutOpt = Annotated[float, typer.Option(min=1, help="seconds one provider call may take")]
+
+
+@contextlib.contextmanager
+def _one_line_errors(debug: bool) -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        if debug:
+            raise
+        problems = "; ".join(exc.problems)
+        _fail(EXIT_CONFIG, f"configuration: {problems} (check the file with `vmpooler validate-config FILE`)")
+    except StoreUnavailable as exc:
+        if debug:
+            raise
+        hint = "is Redis running, and are :redis: server/port (REDIS_SERVER/PORT) right?"
+        _fail(EXIT_UNREACHABLE, f"{str(exc).rstrip('.')}; {hint}")
+    except (StoreError, ProviderError) as exc:
+        if debug:
+            raise
+        _fail(EXIT_FOUND, str(exc))
+    except ImportError as exc:  # a provider's module, or the SDK it needs, is not installed
+        if debug:
+            raise
+        _fail(EXIT_FOUND, f"a provider cannot be loaded: {exc}")
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    settings, warnings = load_settings(config)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if settings.redis.embedded:
+        raise ConfigError(
+            ["redis.server: not set; these commands read the Redis the service uses, so name it (or set REDIS_SERVER)"]
+        )
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    store, _ = open_store(settings, Path("."))  # a configured Redis (checked by _settings): nothing is started
+    try:
+        await store.ping()
+        yield store
+    finally:
+        await store.close()
+
+
+def _emit(as_json: bool, data: Any, plain: Callable[[], Sequence[str]], rich: Callable[[], Table]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    elif sys.stdout.isatty():
+        Console().print(rich())
+    else:
+        for line in plain():
+            typer.echo(line)
+
+
+# ---- inventory ------------------------------------------------------------------------------------
+
+
+def inventory(config: ConfigOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Every pool's VMs by state, as Redis holds them (configured pools first, then any others Redis names)."""
+    with _one_line_errors(debug):
+        pools = asyncio.run(_inventory(_settings(config)))
+    rows = [
+        [name, state, len(vms), " ".join(vms)]
+        for name, pool in pools.items()
+        for state, vms in pool["vms"].items()
+        if vms
+    ]
+    rows += [[name, "-", 0, ""] for name, pool in pools.items() if not any(pool["vms"].values())]
+    _emit(
+        as_json,
+        {"pools": pools},
+        lambda: [
+            f"{name} {state} {len(vms)} {' '.join(vms)}".rstrip()
+            for name, p in pools.items()
+            for state, vms in p["vms"].items()
+        ],
+        lambda: table("pool", "state", "VMs", "names", rows=sorted(rows, key=lambda row: list(pools).index(row[0]))),
+    )
+
+
+async def _inventory(settings: Settings) -> dict[str, dict[str, Any]]:
+    async with _store(settings) as store:
+        configured = [pool.name for pool in settings.pools]
+        others = sorted(await KeyAudit(store.client).registered_pools() - set(configured))
+        pools: dict[str, dict[str, Any]] = {}
+        for name in configured + others:
+            members = await store.all_members(name)
+            vms = {state.value: sorted(members[state]) for state in LIVE_STATES}
+            pools[name] = {"configured": name in configured, "vms": vms}
+        return pools
+
+
+# ---- purge ------------------------------------------------------------------------------------------
+
+
+def purge(
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = True,
+    timeout: TimeoutOpt = 120.0,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """VMs the pools' providers hold that Redis does not know (leaks); --no-dry-run destroys them.
+
+    Exit 0 when there are none (or all were destroyed), 1 when some were found (or could not be destroyed)."""
+    with _one_line_errors(debug):
+        settings = _settings(config)
+        providers = registry.build_all(settings)
+        results = asyncio.run(_purge(settings, providers, dry_run, timeout))
+    unknown = [(pool.pool, name) for pool in results for name in pool.unknown]
+    destroyed = [(pool.pool, name) for pool in results for name in pool.destroyed]
+    failed = [(pool.pool, name, why) for pool in results for name, why in pool.failed.items()]
+    rows = [[r.pool, r.provider, " ".join(r.unknown), r.error or _outcome(r, dry_run)] for r in results]
+    _emit(
+        as_json,
+        {"dry_run": dry_run, "pools": {pool.pool: pool.as_dict() for pool in results}},
+        # one VM a line: the unknown ones in a dry run, else the ones destroyed
+        lambda: [f"{pool} {name}" for pool, name in (unknown if dry_run else destroyed)],
+        lambda: table("pool", "provider", "unknown VMs", "result", rows=rows),
+    )
+    for pool in results:
+        if pool.error:
+            typer.echo(f"error: pool {pool.pool}: inventory failed, nothing judged: {pool.error}", err=True)
+    for pool_name, name, why in failed:
+        typer.echo(f"error: pool {pool_name}: {name} not destroyed: {why}", err=True)
+    if unknown and dry_run and not as_json:
+        typer.echo(f"{len(unknown)} VM(s) unknown to Redis; `vmpooler purge --no-dry-run` destroys them", err=True)
+    problems = failed or any(pool.error for pool in results) or (dry_run and unknown)
+    raise typer.Exit(EXIT_FOUND if problems else 0)
+
+
+def _outcome(found: leaks.PoolLeaks, dry_run: bool) -> str:
+    if not found.unknown:
+        return "clean"
+    if dry_run:
+        return f"{len(found.unknown)} unknown"
+    return f"{len(found.destroyed)} destroyed" + (f", {len(found.failed)} failed" if found.failed else "")
+
+
+async def _purge(
+    settings: Settings, providers: Mapping[str, Provider], dry_run: bool, timeout: float
+) -> list[leaks.PoolLeaks]:
+    try:
+        async with _store(settings) as store:
+            contexts = leaks.contexts(settings, store, providers, timeout)
+            results = [await leaks.find(ctx) for ctx in contexts]
+            to_destroy = [(ctx, found) for ctx, found in zip(contexts, results, strict=True) if found.unknown]
+            total = sum(len(found.unknown) for _, found in to_destroy)
+            if dry_run or not total:
+                return results
+            console = Console(stderr=True)
+            columns = (TextColumn("destroying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+                task = progress.add_task("destroy", total=total)
+                await leaks.destroy(to_destroy, lambda pool, name: progress.advance(task))
+            return results
+    finally:
+        for provider in providers.values():
+            await provider.close()
+
+
+# ---- migrate-from-ruby ---------------------------------------------------------------------------------
+
+
+def migrate_from_ruby(config: ConfigOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Check that a Redis written by the original (Ruby) vmpooler reads correctly here; changes nothing.
+
+    Exit 0 when everything is readable, 1 when there are problems (each listed)."""
+    with _one_line_errors(debug):
+        report = asyncio.run(_migration_report(_settings(config)))
+    lines = _report_lines(report)
+    rows = [[p.name + ("" if p.configured else " (not configured)"), *p.counts.values()] for p in report.pools]
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    elif sys.stdout.isatty():
+        Console().print(table("pool", *(state.value for state in LIVE_STATES), rows=rows))
+        for line in lines[len(report.pools) :]:
+            Console().print(line, markup=False, highlight=False)
+    else:
+        for line in lines:
+            typer.echo(line)
+    raise typer.Exit(EXIT_FOUND if report.problems else 0)
+
+
+async def _migration_report(settings: Settings) -> migration_check.MigrationReport:
+    async with _store(settings) as store:
+        return await migration_check.check(settings, store)
+
+
+def _report_lines(report: migration_check.MigrationReport) -> list[str]:
+    lines = [
+        f"pool {p.name}{'' if p.configured else ' (not configured)'}: "
+        + ", ".join(f"{state} {count}" for state, count in p.counts.items())
+        for p in report.pools
+    ]
+    if report.adoptable_tokens:
+        lines.append(
+            f"tokens: {len(report.adoptable_tokens)} stored in clear by the original, re-stored hashed on first use: "
+            + ", ".join(report.adoptable_tokens)
+        )
+    lines += [f"ignored: {key}: {note}" for key, note in report.ignored_keys.items()]
+    lines += [f"problem: {problem}" for problem in report.problems]
+    verdict = f"{len(report.problems)} problem(s)" if report.problems else "OK: everything vmpooler needs is readable"
+    lines.append(f"{report.keys_read} keys read; {verdict}")
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operator commands to the ``vmpooler`` command."""
+    app.command("inventory")(inventory)
+    app.command("purge")(purge)
+    app.command("migrate-from-ruby")(migrate_from_ruby)
+
+
+__all__ = ["register"]
