@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint bench system-deps clean
+.PHONY: install run test lint bench system-deps clean docs
 
 $(BIN)/uv:
 	PYTHON=$(PYTHON) VENV=$(VENV) scripts/bootstrap-venv.sh
@@ -30,6 +30,9 @@ lint: install
 # system deps first: the libvirt extra compiles against libvirt-dev
 test: system-deps install lint
 	$(BIN)/pytest
+
+docs: install
+	$(BIN)/mkdocs build --strict -d site
 
 bench: install
 	$(BIN)/python bench/checkout.py
