@@ -294,6 +294,7 @@ class VMService:
             raise NotFound(f"VM {name!r} was returned already")
         self.metrics.returned("success")
         self.on_change()
+        await self.store.events.notify([pool])  # the manager destroys it now, not at its next poll
 
     async def queue_snapshot(self, hostname: str, caller: Identity | None) -> str:
         """Queue a snapshot for the manager; returns the snapshot's id (32 characters)."""

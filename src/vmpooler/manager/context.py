@@ -57,6 +57,8 @@ class PoolContext:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     #: this manager's fencing value for the pool's lease; empty when pools are not shared
     fence: str = ""
+    #: called when one of this manager's clone slots is released (pools waiting for one may go on)
+    on_slot_freed: Callable[[], None] = lambda: None
     #: the problem last published to /status, so an unchanged one is not written every pass
     _published: str | None = None
 

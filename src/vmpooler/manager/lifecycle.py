@@ -81,6 +81,7 @@ class Lifecycle:
             await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
             ctx.metrics.cloned(ctx.name, clone_seconds)
             await ctx.store.release_clone_slot(slot)
+            ctx.on_slot_freed()
             while time.monotonic() < deadline:
                 if await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name)):
                     await ctx.mark_ready(name, started)
@@ -116,6 +117,7 @@ class Lifecycle:
                 await ctx.store.release_clone_slot(slot)
             except StoreError:
                 pass  # the lease expires on its own
+            ctx.on_slot_freed()
 
     def start_destroy(self, name: str, state: VMState) -> None:
         if name not in self.busy:

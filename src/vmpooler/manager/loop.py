@@ -19,6 +19,7 @@ from vmpooler.manager.leases import LeaseKeeper
 from vmpooler.manager.ondemand import OndemandProvisioner
 from vmpooler.manager.pool import PoolReconciler
 from vmpooler.manager.tasks import TaskWorker
+from vmpooler.manager.wakeups import Wakeups
 from vmpooler.metrics.base import Metrics
 from vmpooler.providers.base import Provider
 from vmpooler.store.redis import Store
@@ -30,8 +31,8 @@ log = logging.getLogger("vmpooler.manager")
 HEARTBEAT_SECONDS = 5.0
 HEARTBEAT_TTL = 20
 
-#: while sleeping, how often a pool loop looks for a reason to wake early (a checkout, a return,
-#: an override): one cheap pipelined read per pool
+#: while the event subscription is down, how often a sleeping pool loop looks for a reason to wake
+#: early (a checkout, a return, an override): one cheap pipelined read per pool
 WAKE_POLL_SECONDS = 1.0
 
 
@@ -106,6 +107,7 @@ class Manager:
                 breaker=breaker,
             )
             self.reconcilers[pool.name] = PoolReconciler(ctx)
+            ctx.on_slot_freed = self._wake_starved_pools
         self.leases = LeaseKeeper(
             store,
             self.manager_id,
@@ -114,12 +116,18 @@ class Manager:
             HEARTBEAT_TTL,
             self._fence_changed,
         )
+        self.wakeups = Wakeups(store, self.reconcilers)
         self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()}, clock)
         self.ondemand = OndemandProvisioner(settings, store, clock)
         self.history = HistorySampler(settings, store, clock)
 
     async def register_pools(self) -> None:
         await self.store.register_pools({p.name: pool_record(self.settings, p) for p in self.settings.pools})
+
+    def _wake_starved_pools(self) -> None:
+        for name, reconciler in self.reconcilers.items():
+            if reconciler.starved:
+                self.wakeups.wake(name)
 
     def _fence_changed(self, pool: str, fence: str) -> None:
         reconciler = self.reconcilers[pool]
@@ -150,6 +158,7 @@ class Manager:
         loops.append(asyncio.create_task(self.ondemand.run(stop), name="ondemand"))
         loops.append(asyncio.create_task(self._heartbeat(stop), name="heartbeat"))
         loops.append(asyncio.create_task(self.leases.run(stop), name="leases"))
+        loops.append(asyncio.create_task(self.wakeups.run(stop), name="wakeups"))
         loops.append(asyncio.create_task(self.history.run(stop), name="history"))
         try:
             await asyncio.gather(*loops)
@@ -197,6 +206,7 @@ class Manager:
                 await _wait(stop, min(WAKE_POLL_SECONDS, self.leases.lease_seconds / 3))
                 continue
             started = time.monotonic()
+            self.wakeups.before_pass(reconciler.ctx.name)
             try:
                 changed = await reconciler.run_once()
             except LeaseLost as exc:
@@ -214,6 +224,10 @@ class Manager:
             await self._sleep(reconciler.ctx.name, delay, stop)
 
     async def _sleep(self, pool: str, delay: float, stop: asyncio.Event) -> None:
+        if self.wakeups.listening:
+            await self.wakeups.sleep(pool, delay, stop)
+            return
+        # no event subscription right now: poll a cheap fingerprint of the pool instead
         try:
             before = await self.store.fingerprint(pool)
         except StoreError:
@@ -224,7 +238,9 @@ class Manager:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            await _wait(stop, min(WAKE_POLL_SECONDS, remaining))
+            await self.wakeups.sleep(pool, min(WAKE_POLL_SECONDS, remaining), stop)
+            if self.wakeups.flags[pool].is_set():
+                return
             try:
                 if await self.store.fingerprint(pool) != before:
                     return

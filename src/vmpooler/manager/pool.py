@@ -38,6 +38,8 @@ class PoolReconciler:
         self._missing: dict[str, int] = {}
         #: the pool's empty flag as last written, so an unchanged one costs no write
         self._empty: bool | None = None
+        #: the last pass wanted more clones than it got clone slots for
+        self.starved = False
 
     def forget_cached_state(self) -> None:
         self._empty = None
@@ -185,6 +187,10 @@ class PoolReconciler:
             orphaned = record.get("clone_owner") == ctx.manager_id or (
                 bool(record.get("clone_owner")) and record["clone_owner"] not in alive
             )
+            if orphaned:
+                # a killed manager's slot would otherwise stay taken until its lease (timeout +
+                # call timeout) ran out: task_limit such slots stop every pool cloning for that long
+                await ctx.store.release_clone_slot(f"{ctx.name}:{name}")
             if name in inventory:
                 try:
                     ready = await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
@@ -263,8 +269,10 @@ class PoolReconciler:
             surplus = sorted(await ctx.store.members(ctx.name, VMState.READY))[: min(excess, ready)]
             for name in surplus:
                 changed |= await ctx.move(name, VMState.READY, VMState.COMPLETED, f"more ready VMs than {target}")
+        self.starved = False
         for _ in range(max(0, -excess)):
             if await self.lifecycle.start_clone() is None:
+                self.starved = not ctx.breaker.degraded  # no slot, rather than a failing provider
                 break
             changed = True
         return changed

@@ -163,3 +163,8 @@ def lease(pool: str) -> str:
 def lease_fence(pool: str) -> str:
     """Ours: the counter a pool's fencing values come from; never expires, so they only grow."""
     return f"{PREFIX}lease_fence__{pool}"
+
+
+#: ours: a pub/sub channel carrying the name of a pool whose VMs were checked out or returned, or
+#: whose overrides changed: it wakes the pool's manager at once (polling is only the fallback)
+EVENTS = f"{PREFIX}events"

@@ -3,6 +3,10 @@ so they survive restarts and reach every manager."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from redis.asyncio.client import Pipeline
+
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 
@@ -28,15 +32,18 @@ class OverrideStore:
         return None if value is None else str(value)
 
     async def set(self, kind: str, values: dict[str, str]) -> None:
-        async with translated():
-            await self.client.hset(HASHES[kind], mapping=values)  # type: ignore[arg-type]
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(HASHES[kind], mapping=values)  # type: ignore[arg-type]
+            _wake(pipe, values)
+            await pipe.execute()
 
     async def clear(self, kind: str, pool: str) -> str | None:
         """Remove a pool's override; returns the value it had (None when there was none)."""
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             pipe.hget(HASHES[kind], pool)
             pipe.hdel(HASHES[kind], pool)
-            before, _ = await pipe.execute()
+            _wake(pipe, [pool])
+            before, *_ = await pipe.execute()
         return None if before is None else str(before)
 
     async def for_pool(self, pool: str) -> dict[str, str]:
@@ -62,10 +69,18 @@ class OverrideStore:
             await pipe.execute()
 
     async def request_reset(self, pools: list[str]) -> None:
-        async with translated():
-            await self.client.sadd(keys.POOLRESET, *pools)
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.POOLRESET, *pools)
+            _wake(pipe, pools)
+            await pipe.execute()
 
     async def take_reset(self, pool: str) -> bool:
         """True once per reset request for ``pool`` (the manager drains it then)."""
         async with translated():
             return bool(await self.client.srem(keys.POOLRESET, pool))
+
+
+def _wake(pipe: Pipeline, pools: Iterable[str]) -> None:
+    """Publish each changed pool, so its manager applies the change now (see store.events)."""
+    for pool in pools:
+        pipe.publish(keys.EVENTS, pool)

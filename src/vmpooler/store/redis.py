@@ -11,6 +11,7 @@ from vmpooler.errors import LeaseLost
 from vmpooler.states import LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.events import EventStore
 from vmpooler.store.health import HealthStore
 from vmpooler.store.history import HistoryStore, count_field
 from vmpooler.store.leases import LeaseStore
@@ -61,6 +62,7 @@ class Store:
         self.ratelimit = RateLimitStore(client)
         self.health = HealthStore(client)
         self.leases = LeaseStore(client)
+        self.events = EventStore(client)
 
     async def ping(self) -> bool:
         async with translated():
@@ -273,7 +275,7 @@ class Store:
                     index[pool] = len(pools)
                 args.append(str(index[pool]))
         pairs = _pairs(fields)
-        args += [str(len(pairs) // 2), *pairs]
+        args += [str(len(pairs) // 2), *pairs, keys.EVENTS, *pools]
         args[2] = str(len(pools))
         script_keys = [
             key

@@ -5,6 +5,8 @@
 -- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] number of pools, ARGV[4] n requests, ARGV[5]
 -- the history field counting this minute's checkouts; then per request: k, then k pool indexes
 -- (the candidates, in preference order); then m, then m field, value pairs for each vm hash.
+-- After the fields: the events channel, then the name of each pool (by index); every pool that gave
+-- a VM is published there, so its manager refills it at once instead of at its next poll.
 -- Returns {1, pool index, name, pool index, name, ...} or {0, index of the first request short of VMs}.
 local now, vm_prefix = ARGV[1], ARGV[2]
 local npools = tonumber(ARGV[3])
@@ -80,5 +82,18 @@ for r = 1, n do
   end
   out[#out + 1] = i
   out[#out + 1] = name
+end
+
+local after = pos + 2 * m + 1
+local channel = ARGV[after]
+if channel then
+  local told = {}
+  for r = 1, n do
+    local i = plan[r]
+    if not told[i] then
+      told[i] = true
+      redis.call('PUBLISH', channel, ARGV[after + i])
+    end
+  end
 end
 return out

@@ -1,0 +1,42 @@
+"""Pool change events over Redis pub/sub: the API tells the managers a pool needs them now."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from vmpooler.store import keys
+from vmpooler.store.connection import Redis, translated
+
+
+class EventStore:
+    """Checkouts publish their pools from inside the checkout script; returns, overrides and
+    on-demand requests call ``notify``. Pub/sub delivers at most once, so a manager still polls,
+    only more slowly, in case it missed one."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    async def notify(self, pools: Sequence[str]) -> None:
+        """Wake the managers of ``pools``: something there changed that they should act on soon."""
+        if not pools:
+            return
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.publish(keys.EVENTS, pool)
+            await pipe.execute()
+
+    async def pool_events(self, poll_seconds: float = 1.0) -> AsyncIterator[str | None]:
+        """Names of pools as they are notified; None after ``poll_seconds`` without one, so the
+        caller can look at its stop flag. Raises StoreError when the subscription breaks."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            async with translated():
+                await pubsub.subscribe(keys.EVENTS)
+            while True:
+                async with translated():
+                    message = await pubsub.get_message(timeout=poll_seconds)
+                yield None if message is None else str(message["data"])
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
