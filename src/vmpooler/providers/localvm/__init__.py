@@ -1,0 +1,12 @@
+"""What every provider that runs VMs on this host shares (qemu today, libvirt next).
+
+``options`` (the shared option fields and a pool's resolved machine shape), ``records`` (the state
+directory: per-VM metadata and file layout), ``images`` (qemu-img overlays, disks, snapshots),
+``accel`` (KVM or TCG), ``ports`` (forwarded host ports), ``network`` (MAC and bridged address),
+``probe`` (is the guest answering?) and ``commands`` (running host tools with time limits).
+"""
+
+from vmpooler.providers.localvm.options import LocalVMOptions, Machine, machine_for
+from vmpooler.providers.localvm.records import RecordStore, VMFiles, VMRecord
+
+__all__ = ["LocalVMOptions", "Machine", "RecordStore", "VMFiles", "VMRecord", "machine_for"]

@@ -1,0 +1,284 @@
+"""The qemu provider: real VMs as ``qemu-system-x86_64`` processes on this host, with no daemon in between.
+
+A pool's ``template`` is a qcow2 base image. Each VM boots from its own copy-on-write overlay in
+``<state_dir>/<pool>/``; its process is a daemon that outlives a crashed or restarted manager, and
+is found again from the VM's metadata and pid file. Everything a VM owns lives under the state
+directory, so the inventory is the metadata files there (see ``localvm.records``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from vmpooler.domain import PoolTarget, VMInfo
+from vmpooler.errors import NotSupported, PermanentProviderError, ProviderError, ProviderTimeout
+from vmpooler.providers.base import Provider, ProviderOptions
+from vmpooler.providers.localvm import accel, images, network, probe
+from vmpooler.providers.localvm.commands import require_binary
+from vmpooler.providers.localvm.options import LocalVMOptions, Machine, machine_for
+from vmpooler.providers.localvm.ports import PortAllocator
+from vmpooler.providers.localvm.records import RecordStore, VMFiles, VMRecord
+from vmpooler.providers.qemu import process, qmp
+from vmpooler.providers.qemu.argv import Host, command_line
+
+SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: launches tried, each with another forwarded port, when the port was taken after its bind test
+PORT_ATTEMPTS = 3
+#: savevm/loadvm copy the whole guest memory; under TCG on a busy host that takes a while
+SNAPSHOT_TIMEOUT = 300.0
+
+
+class QemuOptions(LocalVMOptions):
+    """``:providers: :qemu:`` keys: the shared local-VM keys plus how to run QEMU itself."""
+
+    #: the QEMU system emulator to run
+    qemu_binary: str = "qemu-system-x86_64"
+    #: the ``-machine`` type (``pc`` supports the PCI hot-plug that adding a disk uses)
+    machine_type: str = "pc"
+    #: seconds a VM gets to quit after QMP ``quit``, and again after SIGTERM
+    shutdown_grace: float = Field(10.0, gt=0)
+    #: seconds QEMU may take to set a VM up before it daemonizes
+    launch_timeout: float = Field(60.0, gt=0)
+    #: appended to every VM's command line as they are (e.g. ``[-device, virtio-rng-pci]``)
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class QemuProvider(Provider):
+    """Runs each VM as its own QEMU process; see the module docstring."""
+
+    options_model = QemuOptions
+    options: QemuOptions
+
+    def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
+        if not isinstance(options, QemuOptions):
+            options = QemuOptions.model_validate(options.model_dump() if options else {})
+        super().__init__(name, options)
+        self.state_dir = options.state_path(name)
+        self._records = RecordStore(self.state_dir)
+        # a leading dot: no pool can have that name
+        self._ports = PortAllocator(self.state_dir / ".ports", *options.port_range, address=options.listen_address)
+        self._host = Host(options.qemu_binary, options.machine_type, options.listen_address, tuple(options.extra_args))
+
+    @property
+    def _local_address(self) -> str:
+        """Where this host reaches its own forwards (a wildcard listen address is reached on loopback)."""
+        return "127.0.0.1" if self.options.listen_address in ("0.0.0.0", "") else self.options.listen_address
+
+    async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
+        # every metadata file counts, whether its process runs or not: a half-made or crashed VM is
+        # listed so that the manager destroys it, and nothing is left behind
+        return await asyncio.to_thread(self._records.names, pool.name)
+
+    async def get_vm(self, pool: PoolTarget, name: str) -> VMInfo | None:
+        found = await self._load(pool, name)
+        if found is None:
+            return None
+        files, record = found
+        pid = process.find(files, record.uid, record.pid)
+        return VMInfo(
+            name=name,
+            pool=pool.name,
+            template=record.template,
+            hostname=name,
+            ip=await self._address(record),
+            powered_on=pid is not None,
+            boot_time=record.started,
+            host=socket.gethostname(),
+            extra={
+                "pid": pid,
+                "port": record.port,
+                "accel": record.accel,
+                "network": record.network,
+                "overlay": str(files.overlay),
+                "disks": list(record.disks),
+                "console_log": str(files.serial),
+                "qmp_socket": str(files.qmp),
+            },
+        )
+
+    async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
+        with self._about(pool, name):
+            machine = machine_for(self.options, pool.name, pool.provider_options)
+            binary = require_binary(self.options.qemu_binary)
+            qemu_img = require_binary(self.options.qemu_img)
+            template = await asyncio.to_thread(_input_files, pool.template, machine)
+            files = self._records.files(pool.name, name)
+            uid = str(uuid.uuid4())
+            record = VMRecord(
+                pool=pool.name,
+                name=name,
+                uid=uid,
+                template=str(template),
+                created=time.time(),
+                mac=network.mac_for(uid),
+                network=machine.network,
+            )
+            # the metadata comes first and goes last: a crash anywhere in between leaves a listed VM
+            await asyncio.to_thread(self._records.create, files, record)
+            await images.create_overlay(qemu_img, template, files.overlay)
+            chosen = await accel.choose(self.options.accel, binary)
+            record.accel = chosen
+            await self._launch(machine, record, files, chosen)
+        info = await self.get_vm(pool, name)
+        if info is None:
+            raise ProviderError(f"{self.name}: pool {pool.name!r} VM {name!r} vanished while it was created")
+        return info
+
+    async def _launch(self, machine: Machine, record: VMRecord, files: VMFiles, chosen: accel.Accelerator) -> None:
+        """Start QEMU with a forwarded port of its own, taking another when the first is lost in a race."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            if machine.network == "user":
+                record.port = await asyncio.to_thread(self._ports.allocate, files.metadata)
+            record.argv = command_line(self._host, machine, record, files, chosen)
+            await asyncio.to_thread(self._records.save, files, record)
+            try:
+                record.pid = await process.launch(record.argv, files, self.options.launch_timeout)
+                break
+            except PermanentProviderError as exc:
+                # another state directory's manager, or any program, may have bound the port since it was tested
+                if record.port is None or "host forwarding rule" not in str(exc) or attempt == PORT_ATTEMPTS:
+                    raise
+                await asyncio.to_thread(self._ports.release, record.port, files.metadata)
+        record.started = time.time()
+        await asyncio.to_thread(self._records.save, files, record)
+
+    async def destroy_vm(self, pool: PoolTarget, name: str) -> None:
+        with self._about(pool, name):
+            try:
+                files = self._records.files(pool.name, name)
+            except PermanentProviderError:
+                return  # no VM can have a name that is not a file name
+            record = await asyncio.to_thread(self._records.load, files)
+            if record is not None:
+                pid = process.find(files, record.uid, record.pid)
+                if pid is not None:
+                    await process.stop(pid, record.uid, files, self.options.shutdown_grace)
+                if record.port is not None:
+                    await asyncio.to_thread(self._ports.release, record.port, files.metadata)
+            await asyncio.to_thread(self._records.remove, files, record)
+
+    async def vm_ready(self, pool: PoolTarget, name: str) -> bool:
+        found = await self._load(pool, name)
+        if found is None:
+            return False
+        files, record = found
+        if process.find(files, record.uid, record.pid) is None:
+            return False
+        machine = machine_for(self.options, pool.name, pool.provider_options)
+        host: str | None = self._local_address
+        port = record.port
+        if record.network != "user":
+            host, port = await asyncio.to_thread(network.address_of, record.mac), machine.guest_port
+        if host is None or port is None:
+            return False
+        return await probe.answers(machine.ready_probe, host, port, self.options.probe_timeout)
+
+    async def get_vm_ip_address(self, pool: PoolTarget, name: str) -> str | None:
+        found = await self._load(pool, name)
+        return await self._address(found[1]) if found else None
+
+    async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        """A live internal snapshot: memory and device state in the overlay, every disk's blocks in itself."""
+        with self._about(pool, name):
+            files, _ = await self._snapshot_target(pool, name, snapshot)
+            async with qmp.session(files.qmp) as monitor:
+                await _human_command(monitor, f"savevm {snapshot}")
+
+    async def revert_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        with self._about(pool, name):
+            files, record = await self._snapshot_target(pool, name, snapshot)
+            # a failed loadvm leaves the VM paused, so a snapshot some disk lacks is refused first
+            qemu_img = require_binary(self.options.qemu_img)
+            for image in (files.overlay, *map(Path, record.disks)):
+                if snapshot not in await images.snapshots(qemu_img, image):
+                    raise PermanentProviderError(f"no snapshot {snapshot!r} in {image.name}")
+            async with qmp.session(files.qmp) as monitor:
+                was_running = (await monitor.execute("query-status")).get("running", False)
+                try:
+                    await _human_command(monitor, f"loadvm {snapshot}")
+                finally:
+                    if was_running and not (await monitor.execute("query-status")).get("running", False):
+                        await monitor.execute("cont")
+
+    async def create_disk(self, pool: PoolTarget, name: str, size_gb: int) -> None:
+        with self._about(pool, name):
+            files, record = await self._running(pool, name)
+            number = len(record.disks) + 1
+            disk = files.disk(number)
+            record.disks.append(str(disk))  # recorded before it exists, so a destroy always finds it
+            await asyncio.to_thread(self._records.save, files, record)
+            await images.create_blank(require_binary(self.options.qemu_img), disk, size_gb)
+            node = {"driver": "qcow2", "node-name": f"disk{number}", "file": {"driver": "file", "filename": str(disk)}}
+            async with qmp.session(files.qmp) as monitor:
+                await monitor.execute("blockdev-add", node)
+                device = {"driver": "virtio-blk-pci", "drive": f"disk{number}", "id": f"disk{number}"}
+                await monitor.execute("device_add", device)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "state_dir": str(self.state_dir), "accel": self.options.accel}
+
+    async def _snapshot_target(self, pool: PoolTarget, name: str, snapshot: str) -> tuple[VMFiles, VMRecord]:
+        if not SNAPSHOT_NAME.fullmatch(snapshot):
+            raise PermanentProviderError(f"snapshot name {snapshot!r} must match {SNAPSHOT_NAME.pattern}")
+        return await self._running(pool, name)
+
+    async def _load(self, pool: PoolTarget, name: str) -> tuple[VMFiles, VMRecord] | None:
+        try:
+            files = self._records.files(pool.name, name)
+        except PermanentProviderError:
+            return None
+        record = await asyncio.to_thread(self._records.load, files)
+        return (files, record) if record is not None else None
+
+    async def _running(self, pool: PoolTarget, name: str) -> tuple[VMFiles, VMRecord]:
+        found = await self._load(pool, name)
+        if found is None:
+            raise PermanentProviderError("no such VM")
+        files, record = found
+        if process.find(files, record.uid, record.pid) is None:
+            raise ProviderError("the VM is not running")
+        return files, record
+
+    async def _address(self, record: VMRecord) -> str | None:
+        """How a user reaches the VM: the forwarded host port, or the bridged guest's own address."""
+        if record.network == "user":
+            if record.port is None:
+                return None
+            return f"{self.options.advertise_host or self._local_address}:{record.port}"
+        return await asyncio.to_thread(network.address_of, record.mac)
+
+    @contextlib.contextmanager
+    def _about(self, pool: PoolTarget, name: str) -> Iterator[None]:
+        """Prefix every provider error with the provider, pool and VM it is about, keeping its kind."""
+        try:
+            yield
+        except ProviderError as exc:
+            kinds = (PermanentProviderError, ProviderTimeout, NotSupported, ProviderError)
+            kind = next(k for k in kinds if isinstance(exc, k))
+            raise kind(f"{self.name}: pool {pool.name!r} VM {name!r}: {exc}") from exc
+
+
+async def _human_command(monitor: qmp.QMPClient, command: str) -> None:
+    """Run a human-monitor command, which reports failure only as text (success is silent)."""
+    said = await monitor.execute("human-monitor-command", {"command-line": command}, timeout=SNAPSHOT_TIMEOUT)
+    if isinstance(said, str) and "Error" in said:
+        raise ProviderError(f"{command}: {said.strip()}")
+
+
+def _input_files(template: str, machine: Machine) -> Path:
+    """The template's absolute path, once it and the machine's kernel and initrd are known to exist."""
+    base = Path(template).expanduser().absolute()
+    for what, path in (("template", base), ("kernel", machine.kernel), ("initrd", machine.initrd)):
+        if path is not None and not path.is_file():
+            raise PermanentProviderError(f"{what} {path} does not exist or is not a file")
+    return base
