@@ -1,0 +1,292 @@
+"""The vSphere provider: clones pools' VMs from templates in vCenter, through pyVmomi.
+
+Each call resolves the pool's configuration against the inventory afresh (managed object references
+are not cached: a folder recreated by an operator must not be looked for where the old one was).
+Blocking pyVmomi work runs on the session pool's threads in short steps; waiting for a vCenter task
+is an async poll between steps, so no thread or session is held while vCenter works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pyVmomi import vim, vmodl
+
+from vmpooler.domain import PoolTarget, VMInfo
+from vmpooler.errors import PermanentProviderError, ProviderError
+from vmpooler.providers.base import Provider, ProviderOptions
+from vmpooler.providers.vsphere import resolve
+from vmpooler.providers.vsphere.connection import Content, SessionPool
+from vmpooler.providers.vsphere.inventory import Datacenter, Props, retrieve, snapshot_tree
+from vmpooler.providers.vsphere.options import LINKED_CLONE_SNAPSHOT, VSphereOptions, VSpherePoolOptions, pool_options
+from vmpooler.providers.vsphere.placement import HostLoad, least_used
+from vmpooler.providers.vsphere.specs import (
+    USER_KEY,
+    ClonePlacement,
+    add_disk_spec,
+    clone_spec,
+    datastore_of,
+    mark_spec,
+    vmx_options,
+)
+from vmpooler.providers.vsphere.tasks import wait_for_task
+from vmpooler.providers.vsphere.vminfo import INFO_PATHS, POWERED_ON, host_name, vm_info
+
+__all__ = ["VSphereProvider"]
+
+log = logging.getLogger(__name__)
+
+
+class VSphereProvider(Provider):
+    """VMs cloned from a template in vCenter; see the module docstring and docs/providers/vsphere.md."""
+
+    options_model = VSphereOptions
+    options: VSphereOptions
+
+    def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
+        if not isinstance(options, VSphereOptions):
+            options = VSphereOptions.model_validate(options.model_dump() if options else {})
+        super().__init__(name, options)
+        self._sessions = SessionPool(name, options)
+        self._in_flight: Counter[str] = Counter()  # host name -> clones this provider is making there
+        self._base_snapshot_lock: asyncio.Lock | None = None
+
+    async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
+        cfg = pool_options(pool)
+        found = await self._sessions.run(
+            lambda content: resolve.pool_vms(content, pool, cfg, self.options.datacenter, ["name"]),
+            f"listing the VMs of pool {pool.name!r}",
+        )
+        return sorted(vm["name"] for vm in found)
+
+    async def get_vm(self, pool: PoolTarget, name: str) -> VMInfo | None:
+        cfg = pool_options(pool)
+
+        def look(content: Content) -> tuple[Props, str | None] | None:
+            found = self._marked(content, pool, cfg, name, INFO_PATHS)
+            return None if found is None else (found, host_name(content, found))
+
+        described = await self._sessions.run(look, f"looking up VM {name!r} of pool {pool.name!r}")
+        return None if described is None else vm_info(pool, *described)
+
+    async def get_vm_ip_address(self, pool: PoolTarget, name: str) -> str | None:
+        found = await self._find(pool, name, ["guest.ipAddress"])
+        return found.get("guest.ipAddress") if found else None
+
+    async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
+        cfg = pool_options(pool)
+        doing = f"cloning {name!r} for pool {pool.name!r}"
+
+        def find_source(content: Content) -> tuple[Datacenter, resolve.CloneSource]:
+            dc = resolve.datacenter(content, pool, cfg, self.options.datacenter)
+            return dc, resolve.clone_source(content, pool, dc)
+
+        dc, source = await self._sessions.run(find_source, doing)
+        linked = self.options.create_linked_clones if cfg.create_linked_clone is None else cfg.create_linked_clone
+        if linked and source.snapshot is None:
+            source = await self._take_base_snapshot(pool, dc)
+        target = await self._sessions.run(lambda c: resolve.clone_target(c, pool, cfg, dc, source, name), doing)
+        host = self._choose_host(pool, cfg, target)
+        placement = ClonePlacement(target.folder, target.resource_pool, host.ref if host else None, target.datastore)
+        spec = clone_spec(
+            pool=pool.name,
+            name=name,
+            template=pool.template,
+            created_by=self.options.username,
+            placement=placement,
+            snapshot=source.snapshot if linked else None,
+            vmx_options=vmx_options(cfg),
+        )
+        log.info(
+            "vSphere: cloning %s for pool %s from %s%s onto host %s, datastore %s",
+            name,
+            pool.name,
+            pool.template,
+            f" (linked to snapshot {source.snapshot_name!r})" if linked else " (full clone)",
+            host.name if host else "chosen by vCenter",
+            cfg.datastore or "the template's",
+        )
+        with self._cloning_on(host):
+            task = await self._sessions.run(lambda _: source.vm.Clone(target.folder, name, spec), doing)
+            vm: vim.VirtualMachine = await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+        # powered on apart from the clone: a clone that cannot start is left for the manager to destroy
+        powering = f"powering on {name!r} of pool {pool.name!r}"
+        task = await self._sessions.run(lambda _: vm.PowerOn(None), powering)
+        await wait_for_task(self._sessions, task, powering, self.options.task_timeout, (vim.fault.InvalidPowerState,))
+
+        def describe(content: Content) -> tuple[Props, str | None]:
+            found = retrieve(content, [vm], vim.VirtualMachine, INFO_PATHS)[0]
+            return found, host_name(content, found)
+
+        return vm_info(pool, *await self._sessions.run(describe, f"reading the new VM {name!r}"))
+
+    async def destroy_vm(self, pool: PoolTarget, name: str) -> None:
+        doing = f"destroying {name!r} of pool {pool.name!r}"
+        found = await self._find(pool, name, ["runtime.powerState"])
+        if found is None:
+            return
+        vm: vim.VirtualMachine = found["obj"]
+        if found.get("runtime.powerState") == POWERED_ON:
+            task = await self._gone_or(vm.PowerOff, doing)
+            if task is None:
+                return
+            await wait_for_task(self._sessions, task, doing, self.options.task_timeout, (vim.fault.InvalidPowerState,))
+        task = await self._gone_or(vm.Destroy, doing)
+        if task is not None:
+            await wait_for_task(
+                self._sessions, task, doing, self.options.task_timeout, (vmodl.fault.ManagedObjectNotFound,)
+            )
+
+    async def vm_ready(self, pool: PoolTarget, name: str) -> bool:
+        found = await self._find(pool, name, ["runtime.powerState", "guest.ipAddress", "guest.hostName"])
+        if found is None or found.get("runtime.powerState") != POWERED_ON:
+            return False
+        address, hostname = found.get("guest.ipAddress"), found.get("guest.hostName")
+        if not (address and hostname):
+            return False  # VMware Tools have not reported the booted guest yet
+        port = pool_options(pool).ready_port or self.options.ready_port
+        return port is None or await _accepts(address, port, self.options.ready_probe_timeout)
+
+    async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        doing = f"taking snapshot {snapshot!r} of {name!r}"
+        found = await self._require(pool, name, ["snapshot"])
+        if any(node.name == snapshot for node in snapshot_tree(found.get("snapshot"))):
+            raise ProviderError(f"vSphere: VM {name!r} already has a snapshot {snapshot!r}")
+        vm: vim.VirtualMachine = found["obj"]
+        # with memory, as the original: a revert returns to the running guest, not a cold boot
+        task = await self._sessions.run(lambda _: vm.CreateSnapshot(snapshot, "vmpooler", True, False), doing)
+        await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+
+    async def revert_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
+        doing = f"reverting {name!r} to snapshot {snapshot!r}"
+        found = await self._require(pool, name, ["snapshot"])
+        node = next((n for n in snapshot_tree(found.get("snapshot")) if n.name == snapshot), None)
+        if node is None:
+            raise PermanentProviderError(f"vSphere: VM {name!r} has no snapshot {snapshot!r}")
+        task = await self._sessions.run(lambda _: node.snapshot.Revert(None, None), doing)
+        await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+
+    async def create_disk(self, pool: PoolTarget, name: str, size_gb: int) -> None:
+        if size_gb < 1:
+            raise PermanentProviderError(f"vSphere: a disk must be at least 1 GB, not {size_gb}")
+        doing = f"adding a {size_gb} GB disk to {name!r}"
+        found = await self._require(pool, name, ["config.hardware.device", "config.files.vmPathName"])
+        datastore = datastore_of(found.get("config.files.vmPathName"))
+        if datastore is None:
+            raise PermanentProviderError(f"vSphere: cannot tell which datastore VM {name!r} is on")
+        spec = add_disk_spec(found.get("config.hardware.device", []), datastore, size_gb)
+        vm: vim.VirtualMachine = found["obj"]
+        task = await self._sessions.run(lambda _: vm.Reconfigure(spec), doing)
+        await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+
+    async def tag_vm_user(self, pool: PoolTarget, name: str, user: str) -> None:
+        doing = f"recording the user of {name!r}"
+        vm: vim.VirtualMachine = (await self._require(pool, name, ["name"]))["obj"]
+        task = await self._sessions.run(lambda _: vm.Reconfigure(mark_spec({USER_KEY: user})), doing)
+        await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+
+    async def close(self) -> None:
+        await self._sessions.close()
+
+    def describe(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            **super().describe(),
+            "server": o.server,
+            "port": o.port,
+            "username": o.username,
+            "insecure": o.insecure,
+            "datacenter": o.datacenter,
+            "connection_pool_size": o.connection_pool_size,
+            "create_linked_clones": o.create_linked_clones,
+        }
+
+    def _marked(
+        self, content: Content, pool: PoolTarget, cfg: VSpherePoolOptions, name: str, paths: list[str]
+    ) -> Props | None:
+        return resolve.marked_vm(content, pool, cfg, self.options.datacenter, name, paths)
+
+    async def _find(self, pool: PoolTarget, name: str, paths: list[str]) -> Props | None:
+        cfg = pool_options(pool)
+        return await self._sessions.run(
+            lambda content: self._marked(content, pool, cfg, name, paths),
+            f"looking up VM {name!r} of pool {pool.name!r}",
+        )
+
+    async def _require(self, pool: PoolTarget, name: str, paths: list[str]) -> Props:
+        found = await self._find(pool, name, paths)
+        if found is None:
+            raise PermanentProviderError(f"vSphere: no VM {name!r} in pool {pool.name!r}")
+        return found
+
+    async def _gone_or(self, start: Callable[[], vim.Task], doing: str) -> vim.Task | None:
+        """The task ``start()`` begins, or None when the VM vanished meanwhile (someone else destroyed it)."""
+
+        def work(_: Content) -> vim.Task | None:
+            try:
+                task: vim.Task = start()
+            except vmodl.fault.ManagedObjectNotFound:
+                return None
+            return task
+
+        return await self._sessions.run(work, doing)
+
+    def _choose_host(self, pool: PoolTarget, cfg: VSpherePoolOptions, target: resolve.CloneTarget) -> HostLoad | None:
+        """The host to clone onto; None when vCenter is to choose (no clone_target)."""
+        if not target.hosts:
+            return None
+        host = least_used(target.hosts, self._in_flight, self.options.utilization_limit)
+        if host is None:
+            raise ProviderError(
+                f"vSphere: pool {pool.name!r}: no host of clone_target {cfg.clone_target!r} can take a clone "
+                f"(disconnected, in maintenance mode, failing or over {self.options.utilization_limit:g}% busy)"
+            )
+        return host
+
+    @contextlib.contextmanager
+    def _cloning_on(self, host: HostLoad | None) -> Iterator[None]:
+        """Count a clone in flight to ``host`` while it lasts (see placement.least_used)."""
+        if host is None:
+            yield
+            return
+        self._in_flight[host.name] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[host.name] -= 1
+            if self._in_flight[host.name] <= 0:
+                del self._in_flight[host.name]
+
+    async def _take_base_snapshot(self, pool: PoolTarget, dc: Datacenter) -> resolve.CloneSource:
+        """The template with a snapshot to link clones to: taken once, by one clone, while others wait."""
+        if self._base_snapshot_lock is None:
+            self._base_snapshot_lock = asyncio.Lock()
+        doing = f"taking snapshot {LINKED_CLONE_SNAPSHOT!r} of template {pool.template!r} for linked clones"
+        async with self._base_snapshot_lock:
+            source = await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
+            if source.snapshot is not None:
+                return source  # another clone took it while this one waited
+            log.info("vSphere: template %s has no snapshot; %s", pool.template, doing)
+            task = await self._sessions.run(
+                lambda _: source.vm.CreateSnapshot(LINKED_CLONE_SNAPSHOT, "made by vmpooler", False, False), doing
+            )
+            await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+            return await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
+
+
+async def _accepts(address: str, port: int, timeout: float) -> bool:
+    """True when ``address:port`` accepts a TCP connection within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(address, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
