@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint bench system-deps clean docs
+.PHONY: install run test lint bench system-deps clean docs audit
 
 $(BIN)/uv:
 	PYTHON=$(PYTHON) VENV=$(VENV) scripts/bootstrap-venv.sh
@@ -26,10 +26,16 @@ lint: install
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/bandit -r src -q --severity-level medium --confidence-level medium
 
 # system deps first: the libvirt extra compiles against libvirt-dev
 test: system-deps install lint
 	$(BIN)/pytest
+
+# needs PyPI's per-version JSON API (not reachable from every sandbox), so it is not part of `make test`
+audit: install
+	$(BIN)/uv export --frozen --no-emit-project --format requirements-txt -o .audit-requirements.txt
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r .audit-requirements.txt
 
 docs: install
 	$(BIN)/mkdocs build --strict -d site

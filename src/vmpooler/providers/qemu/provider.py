@@ -72,7 +72,8 @@ class QemuProvider(Provider):
     @property
     def _local_address(self) -> str:
         """Where this host reaches its own forwards (a wildcard listen address is reached on loopback)."""
-        return "127.0.0.1" if self.options.listen_address in ("0.0.0.0", "") else self.options.listen_address
+        wildcard = self.options.listen_address in ("0.0.0.0", "")  # nosec B104: a comparison, not a bind
+        return "127.0.0.1" if wildcard else self.options.listen_address
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
         # every metadata file counts, whether its process runs or not: a half-made or crashed VM is
