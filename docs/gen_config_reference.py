@@ -40,6 +40,7 @@ from pydantic_core import PydanticUndefined
 from vmpooler import config, config_env
 from vmpooler.api.ratelimit import RateLimits
 from vmpooler.auth.ldap import LdapSettings
+from vmpooler.auth.policy import AuthPolicy
 from vmpooler.providers import registry
 from vmpooler.providers.base import ProviderOptions
 
@@ -106,6 +107,11 @@ def render(current: str = "") -> str:
     )
     out += _section(":dns_configs:", config.DnsConfig, note="One entry per name; pools choose one with `dns_plugin`.")
     out += _section(":redis:", _model_of(fields["redis"].annotation), env=_env_table(config_env._REDIS_VARS))
+    out += _section(
+        ":auth:",
+        AuthPolicy,
+        note="Besides `provider:` and `:ldap:` (below); see [Security](security.md) for what an admin may do.",
+    )
     out += _section(
         ":auth: → :ldap:",
         LdapSettings,

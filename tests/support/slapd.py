@@ -9,7 +9,10 @@
    clients may only bind (a search needs a bound user, as with a real directory);
 3. loads the entries with ``slapadd -n1``: users under two bases, ``ou=people`` and
    ``ou=contractors``, one of them named by ``cn`` instead of ``uid``, names that need escaping in a
-   DN (a comma) and in a filter (``*``), and a service account allowed to search;
+   DN (a comma) and in a filter (``*``), a service account allowed to search, and under ``ou=groups``
+   two admin groups for ``:ldap: admin_group``: ``ADMIN_GROUP`` (a groupOfNames: alice and smith)
+   and ``UNIQUE_ADMIN_GROUP`` (a groupOfUniqueNames: carol), outside both user bases so no existing
+   search finds them;
 4. runs ``slapd -d 0 -F <dir> -h "ldap://127.0.0.1:P/ ldaps://127.0.0.1:P2/"`` in the foreground
    (``-d`` keeps it from forking; without ``-u``/``-g`` it stays the user running the tests, root or
    not) and waits until a bind as the root DN succeeds.
@@ -44,6 +47,9 @@ ROOT_DN = f"cn=admin,{SUFFIX}"
 ROOT_PASSWORD = "root-secret"
 SERVICE_DN = f"cn=vmpooler-svc,{SUFFIX}"
 SERVICE_PASSWORD = "svc-secret"
+GROUPS = f"ou=groups,{SUFFIX}"
+ADMIN_GROUP = f"cn=vmpooler-admins,{GROUPS}"
+UNIQUE_ADMIN_GROUP = f"cn=vmpooler-unique-admins,{GROUPS}"
 
 _SCHEMAS = ("core", "cosine", "inetorgperson")
 _BINARIES = ("slapd", "slapadd", "openssl")
@@ -70,6 +76,9 @@ USERS: dict[str, LdapUser] = {
     "smith": LdapUser("smith, john", "smith-pw", PEOPLE, "uid"),  # a comma: escaped in the DN
     "star": LdapUser("star*", "star-pw", PEOPLE, "uid"),  # a '*': escaped in a search filter
 }
+#: the keys of USERS listed in ADMIN_GROUP (member) and UNIQUE_ADMIN_GROUP (uniqueMember)
+ADMIN_MEMBERS = ("alice", "smith")
+UNIQUE_ADMIN_MEMBERS = ("carol",)
 
 
 @dataclass
@@ -276,6 +285,11 @@ def _data_ldif() -> str:
         entries.append(
             f"dn: {user.dn}\nobjectClass: inetOrgPerson\n{naming}\nsn: {user.name}\nuserPassword: {password}"
         )
+    entries.append(f"dn: {GROUPS}\nobjectClass: organizationalUnit\nou: groups")
+    members = "".join(f"\nmember: {USERS[name].dn}" for name in ADMIN_MEMBERS)
+    entries.append(f"dn: {ADMIN_GROUP}\nobjectClass: groupOfNames\ncn: vmpooler-admins{members}")
+    unique = "".join(f"\nuniqueMember: {USERS[name].dn}" for name in UNIQUE_ADMIN_MEMBERS)
+    entries.append(f"dn: {UNIQUE_ADMIN_GROUP}\nobjectClass: groupOfUniqueNames\ncn: vmpooler-unique-admins{unique}")
     return "\n\n".join(entries) + "\n"
 
 

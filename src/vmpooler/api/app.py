@@ -13,11 +13,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from vmpooler.api.auth import ApiAuth
 from vmpooler.api.dashboard import DashboardService
-from vmpooler.api.observe import ObserveRequests
+from vmpooler.api.headers import SecurityHeaders, swagger_policy
+from vmpooler.api.observe import ObserveRequests, loggable_path
 from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.ratelimit import RateLimitMiddleware, enabled_limits
 from vmpooler.api.responses import error
@@ -34,6 +35,7 @@ from vmpooler.api.shapes import V1, V2, V3, Flavor
 from vmpooler.api.status import StatusService
 from vmpooler.api.summary import SummaryService
 from vmpooler.auth import AuthBackend, build_backend
+from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import TokenService
 from vmpooler.config import Settings
 from vmpooler.errors import ApiError, StoreError, StoreUnavailable
@@ -76,7 +78,7 @@ def create_app(
     metrics = metrics if metrics is not None else build_metrics(settings)
     app.state.metrics = metrics
     backend = auth_backend if auth_backend is not None else build_backend(settings.auth)
-    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock))
+    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock, read_policy(settings.auth)))
     app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None, metrics=metrics)
     app.state.status = StatusService(settings, store, clock)
     app.state.runtime_config = RuntimeConfig(settings, store)
@@ -98,16 +100,20 @@ def create_app(
 
     app.mount("/api/static", StaticFiles(packages=[("vmpooler.api", "static")]), name="api-static")
 
+    # served from the package, not a CDN, so the page works offline
+    swagger_page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="vmpooler API",
+        swagger_js_url="/api/static/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/api/static/swagger/swagger-ui.css",
+        swagger_favicon_url="/api/static/swagger/favicon-32x32.png",
+    )
+    swagger_html = bytes(swagger_page.body).decode()
+    swagger_headers = {"Content-Security-Policy": swagger_policy(swagger_html)}
+
     @app.get("/api/docs", include_in_schema=False)
     async def docs() -> Response:
-        # served from the package, not a CDN, so the page works offline
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="vmpooler API",
-            swagger_js_url="/api/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/api/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/api/static/swagger/favicon-32x32.png",
-        )
+        return HTMLResponse(swagger_html, headers=swagger_headers)
 
     app.include_router(dashboard_routes.feeds())
     # mounted after the JSON feeds above, which live under the same prefix
@@ -118,6 +124,7 @@ def create_app(
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     if (limits := enabled_limits(settings)) is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, store=store.ratelimit, clock=clock)
+    app.add_middleware(SecurityHeaders)  # outermost: rate-limit refusals get the headers too
     return app
 
 
@@ -164,5 +171,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, loggable_path(request.url.path))
         return error(500, "internal error; the server log has the details")

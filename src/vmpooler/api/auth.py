@@ -1,4 +1,8 @@
-"""Who is calling: HTTP basic auth checked by the auth backend, and X-AUTH-TOKEN checked by the token service."""
+"""Who is calling: HTTP basic auth checked by the auth backend, and X-AUTH-TOKEN checked by the token service.
+
+Either way the answer says whether the caller is an admin: named in ``:auth: admins`` or, for basic
+auth and for tokens made since, in the backend's admin group (see vmpooler.auth.policy).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import logging
 
 from starlette.requests import Request
 
-from vmpooler.auth.base import AuthBackend
+from vmpooler.auth.base import AuthBackend, Login
 from vmpooler.auth.tokens import Identity, TokenService
 from vmpooler.errors import AuthUnavailable, BadRequest, NotFound, ServiceUnavailable, Unauthorized
 
@@ -35,6 +39,13 @@ class ApiAuth:
 
     async def basic_user(self, request: Request) -> str:
         """The user named by valid basic-auth credentials; 401 otherwise, 503 when LDAP is down."""
+        return (await self.basic_login(request)).user
+
+    def is_admin(self, login: Login) -> bool:
+        return login.in_admin_group or self.tokens.policy.is_admin(login.user)
+
+    async def basic_login(self, request: Request) -> Login:
+        """The login of valid basic-auth credentials; 401 otherwise, 503 when LDAP is down."""
         backend = self.require_enabled()
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
@@ -47,13 +58,13 @@ class ApiAuth:
         if not sep or not user:
             raise Unauthorized("basic auth needs a user name and a password")
         try:
-            ok = await backend.authenticate(user, password)
+            login = await backend.login(user, password)
         except AuthUnavailable as exc:
             log.warning("auth backend unavailable: %s", exc)
             raise ServiceUnavailable(f"cannot check your password right now: {exc}") from exc
-        if not ok:
+        if login is None:
             raise Unauthorized(f"wrong user name or password for {user!r}")
-        return user
+        return login
 
     async def token(self, request: Request, *, required: bool) -> Identity | None:
         """The caller's token identity. Without ``:auth:`` a token is ignored, as the original does."""

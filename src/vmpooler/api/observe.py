@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vmpooler.auth.tokens import hint
 from vmpooler.logs import request_id
 from vmpooler.metrics.base import Metrics
 
 log = logging.getLogger("vmpooler.api.requests")
 
 HEADER = b"x-request-id"
+
+# GET and DELETE /token/<token> carry the secret in the path
+_TOKEN_IN_PATH = re.compile(r"(/token/)([^/]+)")
+
+
+def loggable_path(path: str) -> str:
+    """``path`` fit for a log: a token in it cut to the hint that listing tokens shows."""
+    return _TOKEN_IN_PATH.sub(lambda match: match[1] + hint(match[2]), path)
 
 
 def route_template(scope: Scope) -> str:
@@ -60,5 +70,7 @@ class ObserveRequests:
             seconds = time.perf_counter() - started
             self.metrics.http(scope["method"], route_template(scope), status, seconds)
             if self.log_requests:
-                log.info("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, seconds * 1000)
+                log.info(
+                    "%s %s -> %d in %.1f ms", scope["method"], loggable_path(scope["path"]), status, seconds * 1000
+                )
             request_id.reset(token)

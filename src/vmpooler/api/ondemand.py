@@ -111,7 +111,7 @@ class OndemandService:
         record = await self.store.ondemand.get(request_id)
         if record is None:
             raise MissingRequest(request_id)
-        if record.get("token:user") and caller is not None and caller.user != record["token:user"]:
+        if record.get("token:user") and caller is not None and caller.user != record["token:user"] and not caller.admin:
             raise Forbidden("this request belongs to another user")
         if record.get("status") == "deleted":
             return "the request has already been deleted"

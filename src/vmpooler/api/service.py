@@ -202,13 +202,13 @@ class VMService:
         return VMView(name, state, fields, record.get("domain") or self.domain_of(pool))
 
     async def _check_owner(self, name: str, caller: Identity | None, needs_token: bool) -> None:
-        """A VM checked out with a token is its user's: others get 403, token-less callers 401."""
+        """A VM checked out with a token is its user's: others get 403 (admins excepted), token-less callers 401."""
         if not self.auth_enabled:
             return
         owner = (await self.store.vm(name)).get("token:user")
         if caller is None and (needs_token or owner):
             raise Unauthorized(f"VM {name!r} needs a token: send it in the X-AUTH-TOKEN header")
-        if owner and caller is not None and caller.user != owner:
+        if owner and caller is not None and caller.user != owner and not caller.admin:
             raise Forbidden(f"VM {name!r} was checked out by another user")
 
     async def modify(self, hostname: str, body: Any, caller: Identity | None = None) -> None:

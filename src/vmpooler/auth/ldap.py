@@ -11,6 +11,11 @@ Configuration is the ``:auth:`` → ``:ldap:`` section. Files written for the or
   is negotiated (the Python default allows TLS 1.2 and later), so ``ssl_version`` is ignored.
 * ``service_account_hash`` ``{user_dn, password}`` switches to the original's ``bind_as``: bind as the
   service account, search each base for ``(<user_object>=<user>)`` and bind as the entry found.
+* ``admin_group`` (ours) is the DN of a ``groupOfNames`` or ``groupOfUniqueNames`` entry: a user whose
+  DN is one of its ``member`` or ``uniqueMember`` values is an admin. It is read right after the
+  user's successful bind, on the same connection and as that user (so users must be allowed to read
+  the group, as most directories allow), with a base-scope search of the group for the user's DN;
+  the server compares DNs, so case and spacing do not matter. Nested groups are not followed.
 
 Without a service account every (base, user_object) pair is tried as ``<user_object>=<user>,<base>``,
 in order, and the first successful bind wins. User names are escaped in DNs and filters, an empty
@@ -42,7 +47,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from vmpooler.auth.base import AuthBackend
+from vmpooler.auth.base import AuthBackend, Login
 from vmpooler.errors import AuthUnavailable
 
 __all__ = ["Encryption", "LdapAuth", "LdapSettings", "ServiceAccount"]
@@ -116,6 +121,7 @@ class LdapSettings(BaseModel):
     ca_file: FilePath | None = None  # PEM bundle to verify the server against; else the system's CAs
     timeout: float = Field(5.0, gt=0)  # seconds, for each network step
     service_account_hash: ServiceAccount | None = None
+    admin_group: DN | None = None  # a group whose member (or uniqueMember) DNs are admins
 
     @model_validator(mode="before")
     @classmethod
@@ -181,14 +187,17 @@ class LdapAuth(AuthBackend):
             )
 
     async def authenticate(self, user: str, password: str) -> bool:
+        return await self.login(user, password) is not None
+
+    async def login(self, user: str, password: str) -> Login | None:
         if not user or not password:
-            return False
+            return None
         # ldap3 is blocking; every socket operation in the thread is bounded by the timeout
-        return await asyncio.to_thread(self._authenticate, user, password)
+        return await asyncio.to_thread(self._login, user, password)
 
     # --- the blocking part, run in a worker thread -----------------------------------------------------
 
-    def _authenticate(self, user: str, password: str) -> bool:
+    def _login(self, user: str, password: str) -> Login | None:
         with self._connection() as conn:
             if self.settings.service_account_hash is None:
                 candidates = [
@@ -201,9 +210,35 @@ class LdapAuth(AuthBackend):
             for dn in candidates:
                 if self._bind(conn, dn, password):
                     log.debug("LDAP bind as %s succeeded", dn)
-                    return True
+                    return Login(user, self._in_admin_group(conn, dn))
             log.debug("LDAP: no bind succeeded for user %r", user)
+            return None
+
+    def _in_admin_group(self, conn: ldap3.Connection, user_dn: str) -> bool:
+        """Whether ``admin_group`` lists ``user_dn``, asked as the user just bound."""
+        group = self.settings.admin_group
+        if group is None:
             return False
+        value = escape_filter_chars(user_dn)
+        with self._step("admin group search"):
+            conn.search(
+                group,
+                f"(|(member={value})(uniqueMember={value}))",
+                search_scope=ldap3.BASE,
+                attributes=ldap3.NO_ATTRIBUTES,
+                time_limit=math.ceil(self.settings.timeout),
+            )
+        self._check_available(conn, "admin group search")
+        result = conn.result.get("result") if conn.result else None
+        if result not in (0, None):  # noSuchObject here is a wrong admin_group or one the user may not read
+            log.warning(
+                "LDAP server %s: cannot read auth.ldap.admin_group %s as %s: %s",
+                self._where,
+                group,
+                user_dn,
+                conn.result.get("description"),
+            )
+        return any(item.get("type") == "searchResEntry" for item in conn.response or [])
 
     def _search(self, conn: ldap3.Connection, account: ServiceAccount, user: str) -> list[str]:
         """The DN of the first entry each (base, user_object) search finds, as the original's ``bind_as``."""

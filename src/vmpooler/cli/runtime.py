@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from vmpooler.api.app import create_app
+from vmpooler.api.http_protocol import BoundedHttpToolsProtocol
 from vmpooler.cli.demo import demo_traffic
 from vmpooler.config import Settings
 from vmpooler.manager.loop import Manager
@@ -85,7 +86,7 @@ async def run(
                 host=host,
                 port=port,
                 loop="none",
-                http="httptools",
+                http=BoundedHttpToolsProtocol,
                 lifespan="off",
                 access_log=False,
                 log_level="warning",

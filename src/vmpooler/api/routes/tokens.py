@@ -1,4 +1,4 @@
-"""Token routes: create and list with basic auth, query by token, delete your own."""
+"""Token routes: create and list with basic auth, query by token, delete your own (an admin: anyone's)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import Response
 from vmpooler.api.deps import Auth
 from vmpooler.api.responses import ok
 from vmpooler.api.schemas import errors
-from vmpooler.errors import NotFound
+from vmpooler.errors import Forbidden, NotFound
 
 
 def router() -> APIRouter:
@@ -16,7 +16,11 @@ def router() -> APIRouter:
 
     @routes.get("/token")
     async def list_tokens(request: Request, auth: Auth) -> Response:
-        user = await auth.basic_user(request)
+        # an admin may add ?user=<name> to see another user's tokens
+        login = await auth.basic_login(request)
+        user = request.query_params.get("user") or login.user
+        if user != login.user and not auth.is_admin(login):
+            raise Forbidden("only an admin may list another user's tokens")
         tokens = await auth.tokens.list_for(user)
         if not tokens:
             raise NotFound(f"{user!r} has no tokens; POST /token creates one")
@@ -24,8 +28,8 @@ def router() -> APIRouter:
 
     @routes.post("/token")
     async def create_token(request: Request, auth: Auth) -> Response:
-        user = await auth.basic_user(request)
-        return ok(token=await auth.tokens.issue(user))
+        login = await auth.basic_login(request)
+        return ok(token=await auth.tokens.issue(login.user, login.in_admin_group))
 
     @routes.get("/token/{token}")
     async def token_info(token: str, auth: Auth) -> Response:
@@ -34,8 +38,8 @@ def router() -> APIRouter:
 
     @routes.delete("/token/{token}")
     async def delete_token(token: str, request: Request, auth: Auth) -> Response:
-        user = await auth.basic_user(request)
-        await auth.tokens.revoke(token, user)
+        login = await auth.basic_login(request)
+        await auth.tokens.revoke(token, login.user, admin=auth.is_admin(login))
         return ok()
 
     return routes

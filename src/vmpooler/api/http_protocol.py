@@ -1,0 +1,94 @@
+"""uvicorn's httptools HTTP/1.1 protocol with bounds on the request head: over one, 431 and the connection closes.
+
+httptools (and uvicorn around it) sets no limit on the request line and headers: a client can send
+megabytes of headers and every byte is buffered and handed to the app (measured: a 100 KB header,
+1,000 headers and 1,000 1 KB headers all answered 200). Here the bytes received while a request's head
+is still being read are counted, and the parser is fed no more than the limit allows, so the server
+never holds much more than ``MAX_HEAD_BYTES`` of one head (nginx's default: four 8 KB buffers; twice h11's);
+and a request may have at most ``MAX_HEADERS`` header lines (Apache's ``LimitRequestFields``).
+"""
+
+from __future__ import annotations
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+__all__ = ["MAX_HEAD_BYTES", "BoundedHttpToolsProtocol"]
+
+#: the request line and all header lines of one request, in bytes
+MAX_HEAD_BYTES = 32 * 1024
+#: header lines in one request
+MAX_HEADERS = 100
+
+
+class _TooManyHeaders(Exception):
+    """Raised in a parser callback: httptools turns it into a parser error, which stops the request."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """Pass as ``uvicorn.Config(http=BoundedHttpToolsProtocol)``."""
+
+    _reading_head = True
+    _head_bytes = 0
+    _header_count = 0
+    _messages = 0  # requests completed on this connection
+    _refusal = ""  # why the head is refused, once it is
+
+    def data_received(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and self._reading_head and not self.transport.is_closing():
+            # feed at most one byte past the budget: enough to know the head is too large
+            piece = view[: MAX_HEAD_BYTES - self._head_bytes + 1]
+            view = view[len(piece) :]
+            messages = self._messages
+            super().data_received(bytes(piece))
+            # after a request ended inside the piece, its tail (the next head's start) goes uncounted:
+            # at most one piece, so one head is never held past twice the limit
+            if self._reading_head and messages == self._messages:
+                self._head_bytes += len(piece)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._refuse_head(f"request line and headers are larger than {MAX_HEAD_BYTES // 1024} KiB")
+                    return
+        if view and not self.transport.is_closing():
+            super().data_received(bytes(view))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > MAX_HEADERS:
+            self._refusal = f"more than {MAX_HEADERS} header lines"
+            raise _TooManyHeaders
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers 400 to every parser error, ours included: that one deserves its 431
+        if self._refusal:
+            self._refuse_head(self._refusal)
+        else:
+            super().send_400_response(msg)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        # what follows on a kept-alive connection is the next request's head
+        self._reading_head, self._head_bytes, self._header_count = True, 0, 0
+        self._messages += 1
+        super().on_message_complete()
+
+    def _refuse_head(self, reason: str) -> None:
+        self.logger.warning("431 to %s: %s", self.client, reason)
+        body = f"{reason}; send less".encode()
+        content = [STATUS_LINE[431]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend(
+            [
+                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n",
+                b"\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
