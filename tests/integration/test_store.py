@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
@@ -110,13 +111,27 @@ async def test_destroyed_vm_keeps_its_record_for_data_ttl(store: Store, redis_po
 
 
 async def test_clone_slots_bound_concurrency_and_expire(store: Store) -> None:
-    assert await store.acquire_clone_slot("a", now=100, lease_seconds=10, limit=2)
-    assert await store.acquire_clone_slot("b", now=100, lease_seconds=10, limit=2)
-    assert not await store.acquire_clone_slot("c", now=105, lease_seconds=10, limit=2)
-    await store.release_clone_slot("a")
-    assert await store.acquire_clone_slot("c", now=105, lease_seconds=10, limit=2)
+    assert await store.slots.acquire("a", now=100, lease_seconds=10, limit=2)
+    assert await store.slots.acquire("b", now=100, lease_seconds=10, limit=2)
+    assert not await store.slots.acquire("c", now=105, lease_seconds=10, limit=2)
+    await store.slots.release("a")
+    assert await store.slots.acquire("c", now=105, lease_seconds=10, limit=2)
     # a crashed holder's lease runs out
-    assert await store.acquire_clone_slot("d", now=111, lease_seconds=10, limit=2)
+    assert await store.slots.acquire("d", now=111, lease_seconds=10, limit=2)
+
+
+async def test_a_dead_managers_clone_slots_are_reaped_a_live_ones_kept(store: Store) -> None:
+    now = time.time()
+    await store.heartbeat("alive", "host:1", 20, now)
+    mine = store.slots.member("p", "vm1", "alive")
+    theirs = store.slots.member("p", "vm2", "dead")  # killed before recording its VM: no heartbeat left
+    for member in (mine, theirs):
+        assert await store.slots.acquire(member, now=now, lease_seconds=900, limit=5)
+
+    assert await store.slots.reap() == 1
+    assert await store.slots.in_flight(now) == 1
+    assert await store.slots.reap() == 0
+    assert not await store.slots.acquire("x", now=now, lease_seconds=900, limit=1)  # mine still counts
 
 
 async def test_unreachable_redis_raises_store_unavailable_quickly() -> None:

@@ -90,7 +90,7 @@ class StatusService:
             }
         if "queue" in wanted:
             pending = sum(c[VMState.PENDING] for c in counts.values())
-            cloning = min(pending, await self.store.clones_in_flight(now))
+            cloning = min(pending, await self.store.slots.in_flight(now))
             running = sum(c[VMState.RUNNING] for c in counts.values())
             completed = sum(c[VMState.COMPLETED] + c[VMState.FAILED] for c in counts.values())
             report["queue"] = {

@@ -69,6 +69,10 @@ class LeaseKeeper:
             if fence is None:
                 log.warning("manager %s: lost the lease on pool %s to another manager", self.manager_id, pool)
                 self._set(pool, None)
+            elif fence != self.held[pool]:
+                # the lease lapsed (Redis or this manager stalled) and was taken afresh: writes need the new fence
+                log.info("manager %s: took the lapsed lease on pool %s again (fence %s)", self.manager_id, pool, fence)
+                self._set(pool, fence)
         if len(self.held) > share:
             excess = sorted(self.held)[share:]
             await self.store.leases.release(excess, self.manager_id)

@@ -52,21 +52,21 @@ class Lifecycle:
         now = ctx.clock()
         for attempt in range(NAME_ATTEMPTS):
             name = vm_name(ctx.policy.prefix, attempt)
-            slot = f"{ctx.name}:{name}"
+            slot = ctx.store.slots.member(ctx.name, name, ctx.manager_id)
             lease = ctx.policy.timeout + ctx.call_timeout
-            if not await ctx.store.acquire_clone_slot(slot, now, lease, ctx.policy.task_limit):
+            if not await ctx.store.slots.acquire(slot, now, lease, ctx.policy.task_limit):
                 return None
             fields = {"clone": format_time(now), "domain": ctx.policy.domain or "", "clone_owner": ctx.manager_id}
             try:
                 recorded = await ctx.store.create_pending(ctx.name, name, fields, ctx.fence)
             except LeaseLost:
-                await ctx.store.release_clone_slot(slot)
+                await ctx.store.slots.release(slot)
                 raise
             if recorded:
                 log.info("pool %s vm %s: new -> pending (filling to %d)", ctx.name, name, ctx.policy.size)
                 self._spawn(name, self._clone(name, slot))
                 return name
-            await ctx.store.release_clone_slot(slot)
+            await ctx.store.slots.release(slot)
         log.warning("pool %s: no free VM name after %d draws", ctx.name, NAME_ATTEMPTS)
         return None
 
@@ -80,7 +80,7 @@ class Lifecycle:
             await ctx.store.update_vm(name, {"clone_time": f"{clone_seconds:.2f}", "ip": info.ip or ""})
             await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
             ctx.metrics.cloned(ctx.name, clone_seconds)
-            await ctx.store.release_clone_slot(slot)
+            await ctx.store.slots.release(slot)
             ctx.on_slot_freed()
             while time.monotonic() < deadline:
                 if await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name)):
@@ -114,7 +114,7 @@ class Lifecycle:
             log.warning("pool %s vm %s: store unavailable during clone: %s", ctx.name, name, exc)
         finally:
             try:
-                await ctx.store.release_clone_slot(slot)
+                await ctx.store.slots.release(slot)
             except StoreError:
                 pass  # the lease expires on its own
             ctx.on_slot_freed()

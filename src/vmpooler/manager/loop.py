@@ -193,6 +193,9 @@ class Manager:
         while not stop.is_set():
             try:
                 await self.store.heartbeat(self.manager_id, _description(), HEARTBEAT_TTL, time.time())
+                freed = await self.store.slots.reap()
+                if freed:
+                    log.info("manager %s: freed %d clone slots of managers that died", self.manager_id, freed)
             except StoreError as exc:
                 log.warning("manager: heartbeat failed: %s", exc)
             await _wait(stop, HEARTBEAT_SECONDS)

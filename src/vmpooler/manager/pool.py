@@ -190,7 +190,7 @@ class PoolReconciler:
             if orphaned:
                 # a killed manager's slot would otherwise stay taken until its lease (timeout +
                 # call timeout) ran out: task_limit such slots stop every pool cloning for that long
-                await ctx.store.release_clone_slot(f"{ctx.name}:{name}")
+                await ctx.store.slots.release(ctx.store.slots.member(ctx.name, name, record["clone_owner"]))
             if name in inventory:
                 try:
                     ready = await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))

@@ -45,8 +45,10 @@ class TlsOptions:
 
 
 def _retry() -> Retry:
-    # one quick retry rides over a dropped idle connection; more would turn an outage into a hang
-    return Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
+    # one quick retry rides over a dropped idle connection; more would turn an outage into a hang. A
+    # timeout is not retried: against a stalled Redis that doubled each wait (nested in the reconnect's
+    # own retry: up to 4x socket_timeout per call), and the command may still run when Redis wakes
+    return Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1, supported_errors=(redis_errors.ConnectionError,))
 
 
 def _options(

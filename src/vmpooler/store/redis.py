@@ -21,6 +21,7 @@ from vmpooler.store.pool_view import PoolView, read_check_fields, read_pool_view
 from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import format_time
 from vmpooler.store.scripts import Scripts
+from vmpooler.store.slots import SlotStore
 from vmpooler.store.stats import StatsStore
 from vmpooler.store.tasks import TaskStore
 from vmpooler.store.tokens import TokenStore
@@ -63,6 +64,7 @@ class Store:
         self.health = HealthStore(client)
         self.leases = LeaseStore(client)
         self.events = EventStore(client)
+        self.slots = SlotStore(client, self._scripts.clone_slot, self.managers_alive)
 
     async def ping(self) -> bool:
         async with translated():
@@ -354,19 +356,6 @@ class Store:
             found = await pipe.execute()
         return {manager_id for manager_id, alive in zip(ids, found, strict=True) if alive}
 
-    # ---- clone slots: the global task_limit ----------------------------------------------------
-
-    async def acquire_clone_slot(self, member: str, now: float, lease_seconds: float, limit: int) -> bool:
-        async with translated():
-            taken = await self._scripts.clone_slot(
-                keys=[keys.CLONE_SLOTS], args=[member, now, now + lease_seconds, limit]
-            )
-        return bool(taken)
-
-    async def release_clone_slot(self, member: str) -> None:
-        async with translated():
-            await self.client.zrem(keys.CLONE_SLOTS, member)
-
     async def fingerprint(self, pool: str) -> tuple[object, ...]:
         """Cheap summary that changes when a pool needs the manager: checkouts, returns, overrides."""
         async with translated(), self.client.pipeline(transaction=False) as pipe:
@@ -384,7 +373,3 @@ class Store:
             pipe.hset(keys.vm(name), mapping=_mapping({f"tag:{k}": v for k, v in tags.items()}))
             pipe.hset(keys.tags(day), mapping=_mapping({f"{name}:{k}": v for k, v in tags.items()}))
             await pipe.execute()
-
-    async def clones_in_flight(self, now: float) -> int:
-        async with translated():
-            return int(await self.client.zcount(keys.CLONE_SLOTS, now, "+inf"))

@@ -1,0 +1,149 @@
+"""Redis frozen (SIGSTOP) for 30 s, then killed and restarted from its AOF, under `vmpooler serve` with
+clients: every reply meanwhile is a quick JSON 503, nothing crashes or hangs, the service recovers by
+itself, and no VM record is lost or steps back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.chaos import scenario
+from tests.chaos.census import states_now, take_census, unexpected_moves
+from tests.chaos.durable_redis import restart_durable_redis
+from tests.chaos.figures import Figures
+from tests.chaos.traffic import Poller, Reply, Traffic
+from tests.support.processes import VmpoolerProcess, wait_until, write_config
+from tests.support.servers import RedisProcess
+from vmpooler.states import VMState
+
+pytestmark = pytest.mark.slow
+
+SIZES = {"alpha": 4, "beta": 3}
+#: the longest an API reply may take while Redis does not answer: the configured socket timeout (the
+#: first Redis call that times out fails the request), plus slack for a busy 2-core machine
+REPLY_BOUND = scenario.REDIS_TIMEOUT + 1.5
+#: once Redis is back, a checkout must succeed, and the pools be full again, within this long
+RECOVERY_BOUND = 30.0
+
+
+def within(replies: list[Reply], began: float, ended: float) -> list[Reply]:
+    """Replies to requests made and answered while Redis was away."""
+    return [r for r in replies if r.started >= began and r.ended <= ended]
+
+
+def run_outage(
+    name: str,
+    redis_port: int,
+    tmp_path: Path,
+    figures: Figures,
+    interrupt: Callable[[], None],
+    resume: Callable[[], None],
+    seconds: float,
+) -> None:
+    inventory = tmp_path / "inventory.json"
+    config = write_config(tmp_path / "vmpooler.yaml", scenario.config(redis_port, inventory, SIZES))
+    serve = VmpoolerProcess("serve", config, tmp_path / "logs").start()
+    interrupted = False
+    try:
+
+        def full() -> bool:
+            census = take_census(redis_port, list(SIZES))
+            return all(census.counts(pool)[VMState.READY] == size for pool, size in SIZES.items())
+
+        wait_until(full, 60, pause=0.25, what="pools full")
+        with (
+            Traffic([serve.url], list(SIZES), workers=3, keep_every=4, hold=0.2, pause=0.2) as traffic,
+            Poller(f"{serve.url}/healthcheck", period=0.5) as health,
+        ):
+            time.sleep(1.5)
+            before = states_now(redis_port, list(SIZES))
+            interrupt()
+            interrupted = True
+            began = time.monotonic()
+            time.sleep(seconds)
+            assert serve.alive(), "vmpooler serve died while Redis was away"
+            ended = time.monotonic()
+            resume()
+            interrupted = False
+            back = time.monotonic()
+
+            def checked_out_again() -> bool:
+                return any(r.ended > back for r in traffic.checkouts())
+
+            wait_until(checked_out_again, RECOVERY_BOUND, what="a successful checkout after the outage")
+            recovery = min(r.ended for r in traffic.checkouts() if r.ended > back) - back
+        refill = wait_until(full, RECOVERY_BOUND, pause=0.25, what="pools full again after the outage")
+        moves = unexpected_moves(before, redis_port)
+        census = take_census(redis_port, list(SIZES), inventory)
+        lines = serve.log_text().splitlines()
+        manager_warnings = [line for line in lines if "vmpooler.manager" in line and "Redis is unreachable" in line]
+        assert serve.stop() == 0
+    finally:
+        if interrupted:
+            resume()
+        serve.stop()
+
+    outage = within(traffic.replies, began, ended)
+    outage_health = within(health.replies, began, ended)
+    slowest = max((r.seconds for r in traffic.replies + health.replies if began <= r.started < ended), default=0.0)
+    every = traffic.replies + health.replies
+    other_5xx = [r for r in every if r.status is not None and r.status >= 500 and r.status != 503]
+    no_reply = [r for r in every if r.status is None]
+    kept_or_lent = {scenario.short(h) for h in traffic.kept | traffic.unreturned}
+    # a checkout whose reply was a 503 may still have run when Redis woke (its command was already sent):
+    # such a VM is running, lent to no one, until its lifetime ends; only those requests can explain one
+    ghosts = census.members(VMState.RUNNING) - kept_or_lent
+    unanswered = [r for r in traffic.replies if r.method == "POST" and r.status != 200 and r.started < ended]
+    figures.record(f"{name}.outage_seconds", seconds)
+    figures.record(f"{name}.replies_during_outage", len(outage) + len(outage_health))
+    figures.record(f"{name}.5xx_other_than_503", len(other_5xx))
+    figures.record(f"{name}.max_reply_seconds", slowest)
+    figures.record(f"{name}.recovery_seconds", recovery)
+    figures.record(f"{name}.pools_full_again_seconds", refill)
+    figures.record(f"{name}.manager_warnings", len(manager_warnings))
+    figures.record(f"{name}.records_lost_or_stepped_back", len(moves))
+    figures.record(f"{name}.ghost_checkouts", len(ghosts))
+    assert outage and outage_health, "no request was answered during the outage: the test proved nothing"
+    assert all(r.status == 503 and r.body["ok"] is False for r in outage), {r.status for r in outage}
+    assert all(r.status == 503 and r.body["redis"] is False for r in outage_health)
+    assert other_5xx == [] and no_reply == [], (other_5xx + no_reply)[:5]
+    assert slowest <= REPLY_BOUND, f"a reply took {slowest:.1f}s while Redis was away"
+    assert manager_warnings, "the manager did not report the outage"
+    assert moves == {}, f"VMs whose state was lost or stepped back: {moves}"
+    assert census.in_several_states() == {}
+    assert len(ghosts) <= len(unanswered), f"running VMs no client was ever given: {sorted(ghosts)}"
+
+
+@pytest.mark.timeout(240)
+def test_redis_frozen_then_resumed(
+    chaos_redis: RedisProcess, chaos_redis_port: int, tmp_path: Path, figures: Figures
+) -> None:
+    run_outage(
+        "redis_frozen",
+        chaos_redis_port,
+        tmp_path,
+        figures,
+        interrupt=lambda: os.kill(chaos_redis.process.pid, signal.SIGSTOP),
+        resume=lambda: os.kill(chaos_redis.process.pid, signal.SIGCONT),
+        seconds=scenario.knob("CHAOS_FREEZE_SECONDS", 30),
+    )
+
+
+@pytest.mark.timeout(240)
+def test_redis_killed_then_restarted_from_its_aof(
+    chaos_redis: RedisProcess, chaos_redis_port: int, tmp_path: Path, figures: Figures
+) -> None:
+    run_outage(
+        "redis_killed",
+        chaos_redis_port,
+        tmp_path,
+        figures,
+        interrupt=chaos_redis.kill,
+        resume=lambda: restart_durable_redis(chaos_redis),
+        seconds=scenario.knob("CHAOS_DOWN_SECONDS", 5),
+    )
