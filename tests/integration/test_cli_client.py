@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,14 @@ async def test_get_list_query_modify_delete(server: ApiThread, store: Store, env
     status = as_json(env, "status")
     assert set(status["pools"]) == {"deb", "cent"} and status["status"]["ok"] is True
     assert "deb ready=0/0 running=0" in ok(env, "status")
+
+    today = datetime.now(UTC).date().isoformat()
+    summary = as_json(env, "summary", "--from", today)
+    assert [day["date"] for day in summary["daily"]] == [today]
+    assert summary["tag"]["team"] == {"qa": 1}  # the tag set by `modify` above
+    assert ok(env, "summary").startswith(f"{today} clones=")
+    bad = run_process(env, "summary", "--from", "yesterday")
+    assert bad.returncode != 0 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 
 def test_token_commands(env: dict[str, str]) -> None:

@@ -231,6 +231,37 @@ def status(
         )
 
 
+def summary(
+    from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default: today)")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD (default: today)")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    user: UserOpt = None,
+    service: ServiceOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Clones, boots and tags per day, from the history the service keeps."""
+    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+        body = client.summary(from_, to)
+        rows = [
+            [
+                day.get("date"),
+                day.get("clone", {}).get("count", {}).get("total", 0),
+                day.get("clone", {}).get("duration", {}).get("average", 0),
+                day.get("boot", {}).get("count", {}).get("total", 0),
+                day.get("boot", {}).get("duration", {}).get("average", 0),
+            ]
+            for day in body.get("daily", [])
+        ]
+        emit(
+            ctx,
+            body,
+            lambda: [f"{r[0]} clones={r[1]} clone_avg_s={r[2]} boots={r[3]} boot_avg_s={r[4]}" for r in rows],
+            lambda: table("day", "clones", "avg clone s", "boots", "avg boot s", rows=rows, title="summary"),
+        )
+
+
 def ondemand(
     pools: SpecArg,
     wait: Annotated[bool, typer.Option("--wait", help="wait until the VMs are ready, showing progress")] = False,
@@ -282,7 +313,7 @@ def _wait_for(client: Client, rid: str, wanted: dict[str, int], timeout: float, 
 
 def register(app: typer.Typer) -> None:
     """Add the client verbs to the ``vmpooler`` command."""
-    for verb in (get, query, modify, delete, snapshot, revert, disk, status, ondemand):
+    for verb in (get, query, modify, delete, snapshot, revert, disk, status, summary, ondemand):
         app.command(verb.__name__)(verb)
     app.command("list")(list_)
     app.add_typer(token_app, name="token")
