@@ -132,3 +132,29 @@ async def test_an_unreachable_provider_degrades_its_pool_only(store: Store, tmp_
 
     await run_until(m, recovered)
     assert "degraded" not in (await status_of(settings, store))["status"]
+
+
+async def test_a_providers_max_vms_bounds_all_its_pools_together(store: Store, inventory_file: Path) -> None:
+    settings = settings_with(
+        [{"name": "a", "template": "t", "size": 4}, {"name": "b", "template": "t", "size": 4}], task_limit=10
+    )
+    provider = dummy(inventory_file, max_vms=5)
+    m = manager(settings, store, {"dummy": provider}, Clock())
+    await m.register_pools()
+    for _ in range(8):
+        await m.run_once()
+        await settle(m)
+    counts = await store.counts(["a", "b"])
+    assert sum(sum(c.values()) for c in counts.values()) == 5  # 8 wanted, the quota allows 5
+    assert sum(len(v) for v in provider.all_vms().values()) == 5
+
+    taken = await store.checkout([["a"]], time.time())
+    assert isinstance(taken, list)
+    await store.move("a", taken[0][1], VMState.RUNNING, VMState.COMPLETED)  # returned, then destroyed
+
+    async def back_to_five() -> bool:
+        await settle(m)
+        return sum(len(v) for v in provider.all_vms().values()) == 5 and taken[0][1] not in provider.all_vms()["a"]
+
+    await run_until(m, back_to_five)
+    assert sum(len(v) for v in provider.all_vms().values()) <= 5

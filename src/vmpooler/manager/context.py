@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -57,6 +58,13 @@ class PoolContext:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     #: this manager's fencing value for the pool's lease; empty when pools are not shared
     fence: str = ""
+    #: every pool of this pool's provider, for its ``max_vms`` limit, and the lock their clones
+    #: are counted and recorded under (one per provider in a manager; several managers may still
+    #: overshoot the limit by the clones they record at the same moment)
+    provider_pools: list[str] = field(default_factory=list)
+    quota_lock: asyncio.Lock | contextlib.AbstractAsyncContextManager[None] = field(
+        default_factory=contextlib.nullcontext
+    )
     #: called when one of this manager's clone slots is released (pools waiting for one may go on)
     on_slot_freed: Callable[[], None] = lambda: None
     #: the problem last published to /status, so an unchanged one is not written every pass
@@ -112,6 +120,15 @@ class PoolContext:
             log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", self.name, name, now - started)
             await self.clone_succeeded()
         return became_ready
+
+    async def provider_full(self) -> bool:
+        """True while the provider holds its ``max_vms`` (every VM Redis knows in its pools counts,
+        until it is destroyed). Checked before each clone, after the previous one was recorded."""
+        limit = self.provider.options.max_vms
+        if limit is None:
+            return False
+        counts = await self.store.counts(self.provider_pools or [self.name])
+        return sum(sum(by_state.values()) for by_state in counts.values()) >= limit
 
     async def clone_failed(self, problem: str, permanent: bool) -> None:
         if self.breaker.failed(problem, permanent):

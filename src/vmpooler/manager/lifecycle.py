@@ -46,9 +46,15 @@ class Lifecycle:
         The pending record is written before the provider is asked, so a crash at any later point
         leaves a record the next manager finds: the VM can never leak.
         """
+        # the provider's pools count against its max_vms together: count and record under one lock
+        async with self.ctx.quota_lock:
+            # the quota first: asking the breaker may start its one probe clone
+            if await self.ctx.provider_full() or not self.ctx.breaker.allow_clone():
+                return None
+            return await self._reserve()
+
+    async def _reserve(self) -> str | None:
         ctx = self.ctx
-        if not ctx.breaker.allow_clone():
-            return None
         now = ctx.clock()
         for attempt in range(NAME_ATTEMPTS):
             name = vm_name(ctx.policy.prefix, attempt)

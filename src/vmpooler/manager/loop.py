@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -85,6 +86,7 @@ class Manager:
         self.manager_id = uuid.uuid4().hex[:12]
         self.reconcilers: dict[str, PoolReconciler] = {}
         cfg = settings.config
+        quota_locks = {name: asyncio.Lock() for name, p in providers.items() if p.options.max_vms is not None}
         for pool in settings.pools:
             breaker = CircuitBreaker(
                 enabled=cfg.circuit_breaker_enabled,
@@ -99,6 +101,8 @@ class Manager:
                 provider=providers[pool.provider],
                 store=store,
                 provider_options=dict(pool.provider_options),
+                provider_pools=[p.name for p in settings.pools if p.provider == pool.provider],
+                quota_lock=quota_locks.get(pool.provider) or contextlib.nullcontext(),
                 clock=clock,
                 call_timeout=call_timeout,
                 ready_poll_interval=ready_poll_interval,

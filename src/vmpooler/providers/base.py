@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import NotSupported
@@ -29,6 +29,9 @@ class ProviderOptions(BaseModel):
     resources_allowlist: list[str] | None = None
     connection_pool_size: int = 1
     connection_pool_timeout: int = 10
+    #: the most VMs this provider may hold at once over all its pools (a quota, a host's memory);
+    #: clones wait while it is reached. None: no limit
+    max_vms: int | None = Field(None, ge=1)
 
 
 class Provider(ABC):
