@@ -41,7 +41,7 @@ docs: install
 	$(BIN)/mkdocs build --strict -d site
 
 bench: install
-	$(BIN)/python bench/checkout.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .vmpooler .pytest_cache .mypy_cache .ruff_cache

@@ -1,138 +1,67 @@
 """The pool manager at 1,000 pools / 10,000 VMs, in process, no HTTP (results in BENCHMARKS.md).
 
-Starts a private redis-server (through checkout.py's helpers), builds a ``Manager`` over the real
-store and an in-memory ``DummyProvider`` that clones and boots instantly, and measures:
+Starts a private redis-server, builds a ``Manager`` over the real store and the in-memory dummy
+provider with instant clones and boots (manager_harness.py), fills every pool, and measures:
 
-1. filling every pool from empty, with the default ``task_limit`` (10) and with 200 (VMs/s);
-2. one full ``run_once()`` pass in steady state (every pool full, nothing changing): wall time,
-   CPU time, Redis commands (``INFO commandstats``) and round trips (requests written to a
-   connection; a pipeline is one), and the process' RSS.
+1. one full ``run_once()`` pass in steady state (every pool full, nothing changing): wall time, CPU
+   time, Redis commands (``INFO commandstats``) and round trips (requests written to a connection; a
+   pipeline is one), and the process' resident memory;
+2. one pass after one VM was checked out in each of ``--changed`` pools: what a changed pool costs;
+3. the steady pass again with the same pools holding one VM each: what of a pass grows with VMs.
 
 When the CPU target is missed it profiles one more steady pass (cProfile, top by cumulative time).
 A benchmark, not a test: it exits 0 whatever the figures, 1 when it could not run.
 
-    .venv/bin/python bench/manager_scale.py [--pools 1000] [--vms 10000] [--quick]
+    .venv/bin/python bench/manager_scale.py [--pools 1000] [--vms 10000] [--changed 100] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import io
 import pstats
-import resource
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio.connection as redis_connection
 from rich.table import Table
 
-from checkout import Children, console, guarded_main, run_async, start_redis, verdict
-from vmpooler.config import Settings, parse_settings
+from common import (
+    Children,
+    console,
+    guarded_main,
+    load_average,
+    memory_mib,
+    run_async,
+    start_redis,
+    verdict,
+    write_json,
+)
+from manager_harness import (
+    RoundTrips,
+    command_calls,
+    fill_by_passes,
+    manager_for,
+    pool_sizes,
+    settings_for,
+)
 from vmpooler.manager.loop import Manager
-from vmpooler.providers.dummy import DummyOptions, DummyProvider, Inventory, _Inventory
-from vmpooler.states import VMState
 from vmpooler.store.connection import connect
 from vmpooler.store.redis import Store
 
 CPU_TARGET_MS = 200.0
 RSS_TARGET_MIB = 150.0
-TASK_LIMITS = (10, 200)
-
-
-# ---- round trips ---------------------------------------------------------------------------------
-
-
-class RoundTrips:
-    """Counts every request redis-py writes to a connection in this process (a pipeline is one)."""
-
-    count = 0
-
-    @classmethod
-    def install(cls) -> None:
-        original = redis_connection.AbstractConnection.send_packed_command
-
-        async def counted(self: Any, command: Any, check_health: bool = True) -> None:
-            cls.count += 1
-            await original(self, command, check_health)
-
-        redis_connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
-
-
-# ---- setup ---------------------------------------------------------------------------------------
-
-
-def pool_sizes(pools: int, vms: int) -> list[int]:
-    """``pools`` sizes summing to ``vms``: 1..(2*avg - 1) in turn, so pools differ in size."""
-    average = vms // pools
-    sizes = [1 + i % (2 * average - 1) for i in range(pools)] if average >= 2 else [average] * pools
-    for i in range(vms - sum(sizes)):  # whatever is left over, one more VM each from the start
-        sizes[i % pools] += 1
-    return sizes
-
-
-def settings_for(sizes: Sequence[int], task_limit: int) -> Settings:
-    pools = [{"name": f"pool{i:04d}", "template": f"pool{i:04d}", "size": size} for i, size in enumerate(sizes)]
-    raw = {"pools": pools, "config": {"task_limit": task_limit}, "providers": {"dummy": {}}}
-    settings, _ = parse_settings(raw, env={})
-    return settings
-
-
-class _SharedInventory(_Inventory):
-    """The in-memory inventory, read without the deep copy of every pool's VMs the stock one makes."""
-
-    async def read(self) -> Inventory:
-        return self._memory  # the readers only look; every change still goes through update()
-
-
-class LeanDummy(DummyProvider):
-    """DummyProvider whose reads cost O(1), not O(all VMs): isolates the manager's own cost."""
-
-    def __init__(self, name: str, options: DummyOptions) -> None:
-        super().__init__(name, options)
-        self._inventory = _SharedInventory(None)
-
-
-def manager_for(settings: Settings, store: Store, provider_kind: str) -> Manager:
-    options = DummyOptions(filename=None, ready_delay=0, createvm_max_time=0, seed=7)
-    provider = LeanDummy("dummy", options) if provider_kind == "lean" else DummyProvider("dummy", options)
-    return Manager(settings, store, {"dummy": provider}, ready_poll_interval=0.01)
-
-
-async def ready_total(store: Store, pools: Sequence[str]) -> int:
-    return sum(c[VMState.READY] for c in (await store.counts(list(pools))).values())
-
-
-def rss_mib() -> tuple[float, float]:
-    """(current VmRSS, peak ru_maxrss) of this process in MiB."""
-    current = float("nan")
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            current = int(line.split()[1]) / 1024
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-# ---- measurements --------------------------------------------------------------------------------
-
-
-@dataclass
-class Fill:
-    task_limit: int
-    target: int
-    ready: int  # fewer than target when the time cap stopped it
-    seconds: float
-    passes: int
-
-    @property
-    def rate(self) -> float:
-        return self.ready / self.seconds if self.seconds > 0 else 0.0
+#: clones in flight while filling: high, so the fill is quick (fill_rate.py measures the default of 10)
+FILL_TASK_LIMIT = 200
+#: a pass that changes nothing may make this many round trips per configured pool ("grows with pools
+#: changed" read as: unchanged pools are batched, not visited one round trip each)
+UNCHANGED_TRIPS_PER_POOL = 0.1
 
 
 @dataclass
@@ -142,39 +71,10 @@ class Pass:
     commands: int
     round_trips: int
     changed_pools: int
-    by_command: Counter[str]
+    by_command: dict[str, int]
 
 
-async def fill(
-    store: Store, sizes: Sequence[int], task_limit: int, max_seconds: float, provider: str
-) -> tuple[Manager, Fill]:
-    """From an empty Redis, run passes until every pool is full or ``max_seconds`` have passed."""
-    await store.client.flushdb()
-    manager = manager_for(settings_for(sizes, task_limit), store, provider)
-    await manager.register_pools()
-    pools = list(manager.reconcilers)
-    target = sum(sizes)
-    started = time.perf_counter()
-    passes = 0
-    while (ready := await ready_total(store, pools)) < target:
-        if time.perf_counter() - started > max_seconds:
-            break
-        await manager.run_once()
-        passes += 1
-        await asyncio.sleep(0.01)
-    seconds = time.perf_counter() - started
-    for reconciler in manager.reconcilers.values():
-        await reconciler.lifecycle.drain(30)
-    return manager, Fill(task_limit, target, ready, seconds, passes)
-
-
-async def command_calls(store: Store) -> Counter[str]:
-    """Calls so far of every Redis command but INFO (this benchmark's own), from ``INFO commandstats``."""
-    stats = await store.client.info("commandstats")
-    return Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info"})
-
-
-async def steady_pass(manager: Manager, store: Store) -> Pass:
+async def one_pass(manager: Manager, store: Store) -> Pass:
     commands_before = await command_calls(store)
     trips_before = RoundTrips.count
     cpu, wall = time.process_time(), time.perf_counter()
@@ -182,7 +82,7 @@ async def steady_pass(manager: Manager, store: Store) -> Pass:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     trips = RoundTrips.count - trips_before
     by_command = await command_calls(store) - commands_before
-    return Pass(wall * 1000, cpu * 1000, by_command.total(), trips, sum(results.values()), by_command)
+    return Pass(wall * 1000, cpu * 1000, by_command.total(), trips, sum(results.values()), dict(by_command))
 
 
 async def profile_pass(manager: Manager, top: int) -> str:
@@ -197,55 +97,69 @@ async def profile_pass(manager: Manager, top: int) -> str:
 
 @dataclass
 class Figures:
-    fills: list[Fill]
-    passes: list[Pass]
-    one_vm_passes: list[Pass]
+    pools: int
+    vms: int
+    fill_seconds: float
+    fill_rate: float
+    steady: list[Pass]
+    changed: Pass
+    changed_asked: int
+    one_vm: list[Pass]
     rss_mib: float
-    peak_rss_mib: float
+    hwm_mib: float
     profile: str
 
 
-async def bench(redis_port: int, args: argparse.Namespace) -> Figures:
-    store = Store(connect("127.0.0.1", redis_port))
-    try:
-        figures = await measure(store, args)
-        report(figures, args)
-        if figures.profile:
-            console.print("one steady pass under cProfile, top 15 by cumulative time:")
-            console.print(figures.profile, markup=False, highlight=False)
-        return figures
-    finally:
-        await store.close()
+async def filled(store: Store, sizes: Sequence[int], max_seconds: float) -> tuple[Manager, float]:
+    """A manager over an emptied Redis, run until every pool is full; returns it and the seconds taken."""
+    await store.client.flushdb()
+    manager = manager_for(settings_for(sizes, FILL_TASK_LIMIT), store)
+    await manager.register_pools()
+    ready, seconds, passes = await fill_by_passes(store, manager, sum(sizes), max_seconds)
+    if ready < sum(sizes):
+        raise RuntimeError(f"only {ready} of {sum(sizes)} VMs ready after {max_seconds:.0f}s")
+    console.print(f"  {ready} VMs in {seconds:.1f}s ({ready / seconds:,.0f} VMs/s, {passes} passes)", highlight=False)
+    await manager.run_once()  # warm: the first pass after filling may still settle the last clones
+    return manager, seconds
+
+
+async def change_pools(store: Store, manager: Manager, count: int) -> int:
+    """Check one ready VM out of each of the first ``count`` pools, as a user would; returns how many."""
+    taken = 0
+    for pool in list(manager.reconcilers)[:count]:
+        taken += isinstance(await store.checkout([[pool]], time.time()), list)
+    return taken
 
 
 async def measure(store: Store, args: argparse.Namespace) -> Figures:
     sizes = pool_sizes(args.pools, args.vms)
-    fills = []
-    manager = None
-    for limit in TASK_LIMITS:
-        console.print(f"filling {args.pools} pools / {sum(sizes)} VMs with task_limit {limit} ...")
-        cap = args.fill_cap if limit == TASK_LIMITS[0] else args.max_seconds
-        manager, result = await fill(store, sizes, limit, cap, args.provider)
-        console.print(
-            f"  {result.ready} VMs in {result.seconds:.1f}s, {result.rate:,.0f} VMs/s, {result.passes} passes",
-            highlight=False,
-        )
-        fills.append(result)
-    if result.ready < result.target:
-        raise RuntimeError(f"only {result.ready} of {result.target} VMs ready after {args.max_seconds:.0f}s")
-    assert manager is not None
-    await manager.run_once()  # warm: the first pass after filling may still settle the last clones
-    passes = [await steady_pass(manager, store) for _ in range(args.passes)]
-    current, peak = rss_mib()
+    console.print(f"filling {args.pools} pools / {sum(sizes)} VMs with task_limit {FILL_TASK_LIMIT} ...")
+    manager, fill_seconds = await filled(store, sizes, args.max_seconds)
+    steady = [await one_pass(manager, store) for _ in range(args.passes)]
+    memory = memory_mib()
     profile = ""
-    if args.profile or median([p.cpu_ms for p in passes]) > CPU_TARGET_MS:
+    if args.profile or median([p.cpu_ms for p in steady]) > CPU_TARGET_MS:
         profile = await profile_pass(manager, 15)
-    # the same pools holding one VM each: what of a pass grows with the number of VMs
+    asked = await change_pools(store, manager, args.changed)
+    changed = await one_pass(manager, store)
+    for reconciler in manager.reconcilers.values():
+        await reconciler.lifecycle.drain(30)
     console.print(f"filling {args.pools} pools with 1 VM each, for comparison ...")
-    small, _ = await fill(store, [1] * args.pools, TASK_LIMITS[-1], args.max_seconds, args.provider)
-    await small.run_once()
-    one_vm = [await steady_pass(small, store) for _ in range(args.passes)]
-    return Figures(fills, passes, one_vm, current, peak, profile)
+    small, _ = await filled(store, [1] * args.pools, args.max_seconds)
+    one_vm = [await one_pass(small, store) for _ in range(args.passes)]
+    return Figures(
+        args.pools,
+        sum(sizes),
+        fill_seconds,
+        sum(sizes) / fill_seconds,
+        steady,
+        changed,
+        asked,
+        one_vm,
+        memory["rss_mib"],
+        memory["hwm_mib"],
+        profile,
+    )
 
 
 def median(values: Sequence[float]) -> float:
@@ -253,65 +167,73 @@ def median(values: Sequence[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-def report(fig: Figures, args: argparse.Namespace) -> bool:
-    fills = Table(title=f"filling {args.pools} pools / {args.vms} VMs from empty (dummy provider, instant)")
-    for column in ("task_limit", "VMs ready", "seconds", "VMs/s", "passes", "full fill at that rate"):
-        fills.add_column(column, justify="right")
-    for f in fig.fills:
-        full = f"{f.target / f.rate:.0f} s" if f.rate else "-"
-        fills.add_row(str(f.task_limit), str(f.ready), f"{f.seconds:.1f}", f"{f.rate:,.0f}", str(f.passes), full)
-    console.print(fills)
+def verdicts(fig: Figures) -> dict[str, Any]:
+    """Each target's measured figure and whether it is met."""
+    cpu = median([p.cpu_ms for p in fig.steady])
+    trips = median([p.round_trips for p in fig.steady])
+    one_trips = median([p.round_trips for p in fig.one_vm])
+    per_changed = (fig.changed.round_trips - trips) / fig.changed_asked if fig.changed_asked else float("nan")
+    return {
+        "cpu_ms": cpu,
+        "cpu_ok": cpu <= CPU_TARGET_MS,
+        "round_trips": trips,
+        "round_trips_one_vm": one_trips,
+        "trips_flat_in_vms": trips <= one_trips * 1.1,
+        "unchanged_trips_per_pool": trips / fig.pools,
+        "trips_per_changed_pool": per_changed,
+        "trips_follow_changes": trips <= fig.pools * UNCHANGED_TRIPS_PER_POOL,
+        "hwm_mib": fig.hwm_mib,
+        "rss_ok": fig.hwm_mib <= RSS_TARGET_MIB,
+    }
 
-    passes = Table(title="steady-state run_once() passes (all full, nothing changing)")
-    for column in ("pass", "wall ms", "CPU ms", "Redis commands", "round trips", "pools changed"):
+
+def report(fig: Figures) -> None:
+    passes = Table(title="run_once() passes: steady (all full, nothing changing) and after checkouts")
+    for column in ("pass", "VMs", "wall ms", "CPU ms", "Redis commands", "round trips", "pools changed"):
         passes.add_column(column, justify="right")
-    passes.add_column("VMs", justify="right")
-    rows = [(args.vms, i, p) for i, p in enumerate(fig.passes, 1)]
-    rows += [(args.pools, i, p) for i, p in enumerate(fig.one_vm_passes, 1)]
-    for vms, i, p in rows:
-        figures = (p.wall_ms, p.cpu_ms)
+    rows = [(f"steady {i}", fig.vms, p) for i, p in enumerate(fig.steady, 1)]
+    rows.append((f"{fig.changed_asked} checked out", fig.vms, fig.changed))
+    rows += [(f"1 VM/pool {i}", fig.pools, p) for i, p in enumerate(fig.one_vm, 1)]
+    for label, vms, p in rows:
         passes.add_row(
-            str(i), *(f"{v:.0f}" for v in figures), str(p.commands), str(p.round_trips), str(p.changed_pools), str(vms)
-        )
+            label, str(vms), f"{p.wall_ms:.0f}", f"{p.cpu_ms:.0f}", str(p.commands), str(p.round_trips),
+            str(p.changed_pools),
+        )  # fmt: skip
     console.print(passes)
+    v = verdicts(fig)
+    mix = ", ".join(f"{name} {n / fig.pools:g}" for name, n in Counter(fig.steady[-1].by_command).most_common())
+    console.print(f"Redis commands per pool in one steady pass: {mix or 'none'}", highlight=False)
+    console.print(
+        f"target one steady pass <= {CPU_TARGET_MS:g} ms CPU: {v['cpu_ms']:.0f} ms {verdict(v['cpu_ok'])}",
+        highlight=False,
+    )
+    console.print(
+        f"target round trips do not grow with VMs: {v['round_trips_one_vm']:.0f} at {fig.pools} VMs, "
+        f"{v['round_trips']:.0f} at {fig.vms} VMs {verdict(v['trips_flat_in_vms'])}",
+        highlight=False,
+    )
+    console.print(
+        f"target round trips grow with pools changed: {v['round_trips']:.0f} with none changed "
+        f"({v['unchanged_trips_per_pool']:.2f} per configured pool, at most {UNCHANGED_TRIPS_PER_POOL:g} wanted), "
+        f"{v['trips_per_changed_pool']:.1f} more per changed pool {verdict(v['trips_follow_changes'])}",
+        highlight=False,
+    )
+    console.print(
+        f"target RSS <= {RSS_TARGET_MIB:g} MiB: {fig.hwm_mib:.0f} MiB peak ({fig.rss_mib:.0f} now) "
+        f"{verdict(v['rss_ok'])}",
+        highlight=False,
+    )
+    if fig.profile:
+        console.print("one steady pass under cProfile, top 15 by cumulative time:")
+        console.print(fig.profile, markup=False, highlight=False)
 
-    cpu = median([p.cpu_ms for p in fig.passes])
-    wall = median([p.wall_ms for p in fig.passes])
-    commands = median([p.commands for p in fig.passes])
-    trips = median([p.round_trips for p in fig.passes])
-    console.print(
-        f"median pass: wall {wall:.0f} ms, CPU {cpu:.0f} ms, {commands:.0f} commands "
-        f"({commands / args.pools:.1f} per pool, {commands / args.vms:.2f} per VM), {trips:.0f} round trips "
-        f"({trips / args.pools:.1f} per pool); RSS {fig.rss_mib:.0f} MiB (peak {fig.peak_rss_mib:.0f} MiB)",
-        highlight=False,
-    )
-    cpu_ok = cpu <= CPU_TARGET_MS
-    console.print(f"target one pass <= {CPU_TARGET_MS:g} ms CPU: {cpu:.0f} ms {verdict(cpu_ok)}")
-    mix = ", ".join(f"{name} {n / args.pools:g}" for name, n in fig.passes[-1].by_command.most_common())
-    console.print(f"Redis commands per pool in one pass: {mix}", highlight=False)
-    one_cpu = median([p.cpu_ms for p in fig.one_vm_passes])
-    one_commands = median([p.commands for p in fig.one_vm_passes])
-    one_trips = median([p.round_trips for p in fig.one_vm_passes])
-    console.print(
-        f"same {args.pools} pools with 1 VM each: CPU {one_cpu:.0f} ms, {one_commands:.0f} commands, "
-        f"{one_trips:.0f} round trips per pass",
-        highlight=False,
-    )
-    changed = median([p.changed_pools for p in fig.passes])
-    flat = trips <= one_trips * 1.1
-    console.print(
-        f"target round trips do not grow with VMs: {one_trips:.0f} at {args.pools} VMs, {trips:.0f} at "
-        f"{args.vms} VMs {verdict(flat)}",
-        highlight=False,
-    )
-    console.print(
-        f"target round trips grow with pools changed: {trips:.0f} ({trips / args.pools:.1f} per pool) with "
-        f"{changed:.0f} of {args.pools} pools changed {verdict(trips <= max(changed, 1) * 20)}",
-        highlight=False,
-    )
-    rss_ok = fig.peak_rss_mib <= RSS_TARGET_MIB
-    console.print(f"target RSS <= {RSS_TARGET_MIB:g} MiB: {fig.peak_rss_mib:.0f} MiB peak {verdict(rss_ok)}")
-    return cpu_ok
+
+async def bench(redis_port: int, args: argparse.Namespace) -> Figures:
+    store = Store(connect("127.0.0.1", redis_port))
+    try:
+        return await measure(store, args)
+    finally:
+        await store.close()
 
 
 def run(args: argparse.Namespace) -> Figures:
@@ -326,29 +248,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pools", type=int, default=1000, help="configured pools (default 1000)")
     parser.add_argument("--vms", type=int, default=10000, help="total pool size (default 10000)")
     parser.add_argument("--passes", type=int, default=5, help="steady-state passes measured (default 5)")
-    parser.add_argument("--max-seconds", type=float, default=120.0, help="time cap per full fill (default 120)")
-    parser.add_argument(
-        "--fill-cap", type=float, default=45.0, help="time cap for the task_limit 10 fill, rate taken over it (45)"
-    )
-    parser.add_argument(
-        "--provider",
-        choices=("lean", "stock"),
-        default="lean",
-        help="lean (default): DummyProvider reading its inventory without a deep copy; stock: as shipped",
-    )
+    parser.add_argument("--changed", type=int, default=100, help="pools changed before one pass (default 100)")
+    parser.add_argument("--max-seconds", type=float, default=180.0, help="time cap per fill (default 180)")
     parser.add_argument("--profile", action="store_true", help="profile a steady pass even when on target")
     parser.add_argument("--quick", action="store_true", help="a short run: 100 pools, 1,000 VMs, 3 passes")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
     args = parser.parse_args(argv)
     if args.quick:
         args.pools, args.vms, args.passes = min(args.pools, 100), min(args.vms, 1000), min(args.passes, 3)
-    if args.pools < 1 or args.vms < args.pools or args.passes < 1:
-        parser.error("--pools and --passes must be at least 1, and --vms at least --pools")
+        args.changed = min(args.changed, 10)
+    if args.pools < 1 or args.vms < args.pools or args.passes < 1 or not 0 <= args.changed <= args.pools:
+        parser.error("--pools and --passes must be at least 1, --vms at least --pools, --changed 0..--pools")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return guarded_main(lambda _info: run(args))
+
+    def work(_info: dict[str, Any]) -> None:
+        load = load_average()
+        fig = run(args)
+        report(fig)
+        results = asdict(fig) | {"verdicts": verdicts(fig)}
+        write_json(args.json, "manager_scale", vars(args), results, load)
+
+    return guarded_main(work)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,10 +36,14 @@ class StatusService:
         self.clock = clock
         self.started_at = clock()
         self._cache: dict[frozenset[str], tuple[float, dict[str, Any]]] = {}
+        #: reports being built now: requests arriving meanwhile share one build instead of each
+        #: starting their own (a stampede of identical Redis reads whenever the cache runs out)
+        self._building: dict[frozenset[str], asyncio.Future[dict[str, Any]]] = {}
 
     def invalidate(self) -> None:
         """Called after any change this process makes (a checkout, a return, an override)."""
         self._cache.clear()
+        self._building.clear()  # a build that began before the change must not serve requests after it
 
     async def status(self, views: set[str] | None = None) -> dict[str, Any]:
         """The report; ``views`` limits it to those sections (``status`` is always there)."""
@@ -49,9 +54,19 @@ class StatusService:
             report = dict(cached[1])
             report["status"] = {**report["status"], "uptime": round(now - self.started_at, 1)}
             return report
-        report = await self._build(wanted)
-        self._cache[wanted] = (now, report)
-        return report
+        building = self._building.get(wanted)
+        if building is None:
+            building = asyncio.ensure_future(self._build(wanted))
+            self._building[wanted] = building
+            building.add_done_callback(lambda done: self._finished(wanted, done, now))
+        # shielded: one caller giving up (a closed connection) must not cancel the others' build
+        return dict(await asyncio.shield(building))
+
+    def _finished(self, wanted: frozenset[str], done: asyncio.Future[dict[str, Any]], started: float) -> None:
+        if self._building.get(wanted) is done:
+            del self._building[wanted]
+            if not done.cancelled() and done.exception() is None:
+                self._cache[wanted] = (started, done.result())
 
     async def _build(self, wanted: frozenset[str]) -> dict[str, Any]:
         pools = [pool.name for pool in self.settings.pools]

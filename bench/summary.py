@@ -1,0 +1,288 @@
+"""Issue #9's targets judged from the benchmarks' figures, and the generated Summary of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: every benchmark's figures file as ``common.write_json`` writes it; None when the benchmark failed
+Figures = Mapping[str, dict[str, Any] | None]
+
+START = "<!-- bench:summary:start -->"
+END = "<!-- bench:summary:end -->"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of the summary: a target, what was measured, and whether it is met (None: not judged, as a
+    floor, or a figure measured below the target's scale by a quick run)."""
+
+    key: str
+    what: str
+    goal: str
+    measured: str
+    ok: bool | None
+    ran: bool = True
+
+    @property
+    def verdict(self) -> str:
+        if not self.ran:
+            return "NOT RUN"
+        return "—" if self.ok is None else "PASS" if self.ok else "MISS"
+
+
+#: the rows in order: key, the benchmark measuring it, what, goal (measured text and verdict: the figures)
+ROWS = (
+    ("checkout_rate", "checkout", "checkout `POST /api/v3/vm/<pool>`, 32 clients, 30 VMs", "≥ 1,500 checkouts/s"),
+    ("checkout_p99", "checkout", "checkout p99, 32 clients, 30 VMs", "≤ 20 ms"),
+    ("checkout_1000", "checkout", "checkout with 1,000 ready VMs (c32 p99 and rate)", "within 15 % of 30 VMs"),
+    ("checkout_10000", "checkout", "checkout with 10,000 ready VMs (c32 p99 and rate)", "within 15 % of 30 VMs"),
+    ("status_p99", "status", "`GET /api/v3/status`, 1,000 pools, 32 clients, p99", "≤ 20 ms"),
+    ("fill_api_p99", "api_under_fill", "API p99 while the manager fills 5,000 VMs (`vmpooler serve`)", "≤ 25 ms"),
+    ("manager_cpu", "manager_scale", "manager: one steady pass, 1,000 pools / 10,000 VMs, CPU", "≤ 200 ms"),
+    ("manager_trips_vms", "manager_scale", "manager: Redis round trips per pass vs VMs", "do not grow"),
+    ("manager_trips_changed", "manager_scale", "manager: Redis round trips per pass vs pools changed",
+     "≤ 0.1 per unchanged pool"),
+    ("manager_rss", "manager_scale", "manager: peak RSS at 1,000 pools / 10,000 VMs", "≤ 150 MiB"),
+    ("fill_rate", "fill_rate", "fill rate (dummy clones of fixed time)", "≥ 95 % of task_limit / clone time"),
+    ("api_rss", "rss", "API process RSS at rest (`vmpooler api`, 3 pools)", "≤ 80 MiB"),
+    ("floor_evalsha", "floors", "floor: bare `EVALSHA` round trip (redis-py, service settings)", "for reference"),
+    ("floor_http", "floors", "floor: no-op HTTP `GET /api/v3/vm` on the same API process", "for reference"),
+    ("floor_ratio", "floors", "checkout ÷ no-op HTTP floor, same processes", "for reference"),
+)  # fmt: skip
+
+
+Judged = tuple[str, bool | None]
+
+
+def _at_scale(text: str, ok: bool, at_scale: bool) -> Judged:
+    return (text, ok) if at_scale else (f"{text} (smaller than the target's scale: not judged)", None)
+
+
+def _checkout_cell(scenarios: list[dict[str, Any]], size: int, concurrency: int) -> dict[str, Any] | None:
+    return next((s for s in scenarios if s["pool_size"] == size and s["concurrency"] == concurrency), None)
+
+
+def checkouts_per_second(s: dict[str, Any]) -> float:
+    """Replies that handed out a VM, per second (a 503 "pool empty" is a reply but no checkout)."""
+    failed = sum(n for kind, n in s["errors"].items() if "warm-up" not in kind)
+    return (s["requests"] - failed) / s["seconds"] if s["seconds"] else math.nan
+
+
+def _checkout(fig: dict[str, Any]) -> dict[str, Judged]:
+    scenarios = fig["results"]["scenarios"]
+    rows: dict[str, Judged] = {}
+    base = _checkout_cell(scenarios, 30, 32)
+    if base is not None:
+        rate = checkouts_per_second(base)
+        rows["checkout_rate"] = (f"{rate:,.0f}/s ({base['throughput']:,.0f} replies/s)", rate >= 1500)
+        rows["checkout_p99"] = (f"{base['p99_ms']:.1f} ms (p50 {base['p50_ms']:.1f})", base["p99_ms"] <= 20)
+    for ratio in fig["results"]["size_ratios"]:
+        if ratio["concurrency"] == 32 and ratio["pool_size"] in (1000, 10000):
+            text = f"p99 x{ratio['p99']:.2f}, rate x{ratio['throughput']:.2f}"
+            rows[f"checkout_{ratio['pool_size']}"] = (text, bool(ratio["ok"]))
+    return rows
+
+
+def _status(fig: dict[str, Any]) -> dict[str, Judged]:
+    status = next(r for r in fig["results"] if r["path"].endswith("/status") and r["concurrency"] == 32)
+    pools = fig["settings"]["pools"]
+    text = f"{status['p99_ms']:.1f} ms at {pools} pools ({status['throughput']:,.0f} req/s)"
+    return {"status_p99": _at_scale(text, status["p99_ms"] <= 20, pools >= 1000)}
+
+
+def _fill(fig: dict[str, Any]) -> dict[str, Judged]:
+    r = fig["results"]
+    p99 = r["during"]["all"]["p99_ms"]
+    done = r["made"] >= r["vms"]
+    text = f"{p99:.1f} ms over {r['vms']:,} VMs in {r['fill_seconds']:.0f} s" + ("" if done else " (fill unfinished)")
+    return {"fill_api_p99": _at_scale(text, p99 <= 25 and done, r["vms"] >= 5000)}
+
+
+def _manager(fig: dict[str, Any]) -> dict[str, Judged]:
+    r, v = fig["results"], fig["results"]["verdicts"]
+    full = r["pools"] >= 1000 and r["vms"] >= 10000
+    scale = f" at {r['pools']:,} pools / {r['vms']:,} VMs"
+    per_changed = f"+{v['trips_per_changed_pool']:.1f} per changed"
+    return {
+        "manager_cpu": _at_scale(f"{v['cpu_ms']:.0f} ms{scale}", v["cpu_ok"], full),
+        "manager_trips_vms": _at_scale(
+            f"{v['round_trips']:.0f} at {r['vms']:,} VMs vs {v['round_trips_one_vm']:.0f} at {r['pools']:,}",
+            v["trips_flat_in_vms"],
+            full,
+        ),
+        "manager_trips_changed": _at_scale(
+            f"{v['unchanged_trips_per_pool']:.2f} per unchanged pool, {per_changed}", v["trips_follow_changes"], full
+        ),
+        "manager_rss": _at_scale(f"{v['hwm_mib']:.0f} MiB{scale}", v["rss_ok"], full),
+    }
+
+
+def _fill_rate(fig: dict[str, Any]) -> dict[str, Judged]:
+    r = fig["results"]
+    text = (
+        f"{r['share']:.0%}: {r['rate']:.1f} of {r['bound']:.1f} VMs/s "
+        f"(limit {r['task_limit']}, {r['clone_seconds']:g} s clones, {r['mean_in_flight']:.1f} slots busy)"
+    )
+    return {"fill_rate": (text, r["share"] >= 0.95)}
+
+
+def _rss(fig: dict[str, Any]) -> dict[str, Judged]:
+    small = next(iter(fig["results"].values()))
+    text = f"{small['rss_mib']:.1f} MiB (peak {small['hwm_mib']:.1f})"
+    return {"api_rss": (text, small["rss_mib"] <= 80)}
+
+
+def _floors(fig: dict[str, Any]) -> dict[str, Judged]:
+    by_c = {row["concurrency"]: row for row in fig["results"]}
+
+    def cells(phase: str) -> str:
+        return "; ".join(
+            f"c{c}: p50 {row[phase]['p50_ms']:.2f} / p99 {row[phase]['p99_ms']:.2f} ms, "
+            f"{row[phase]['throughput']:,.0f}/s"
+            for c, row in sorted(by_c.items())
+            if c in (1, 32)
+        )
+
+    ratios = "; ".join(
+        f"c{c}: p50 x{row['ratios']['p50_vs_noop_http']:.1f}, p99 x{row['ratios']['p99_vs_noop_http']:.1f}, "
+        f"rate x{row['ratios']['throughput_vs_noop_http']:.2f}"
+        for c, row in sorted(by_c.items())
+        if c in (1, 32)
+    )
+    return {"floor_evalsha": (cells("evalsha"), None), "floor_http": (cells("noop_http"), None),
+            "floor_ratio": (ratios, None)}  # fmt: skip
+
+
+JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
+    "checkout": _checkout,
+    "status": _status,
+    "api_under_fill": _fill,
+    "manager_scale": _manager,
+    "fill_rate": _fill_rate,
+    "rss": _rss,
+    "floors": _floors,
+}
+
+
+def targets(figures: Figures) -> list[Target]:
+    """Every row of ROWS; a row whose benchmark failed or did not measure it says so (NOT RUN)."""
+    found: dict[str, Judged] = {}
+    problems: dict[str, str] = {}
+    for name, judge in JUDGES.items():
+        fig = figures.get(name)
+        if fig is None:
+            problems[name] = f"not measured: {name} did not run"
+            continue
+        try:
+            found |= judge(fig)
+        except (KeyError, StopIteration, TypeError, ZeroDivisionError) as exc:
+            problems[name] = f"not measured: {name} figures incomplete ({type(exc).__name__}: {exc})"
+    rows = []
+    for key, benchmark, what, goal in ROWS:
+        if key in found:
+            rows.append(Target(key, what, goal, *found[key]))
+        else:
+            rows.append(Target(key, what, goal, problems.get(benchmark, "not measured in this run"), None, ran=False))
+    return rows
+
+
+def as_json(rows: list[Target]) -> list[dict[str, Any]]:
+    return [asdict(row) | {"verdict": row.verdict} for row in rows]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(rows: list[Target], figures: Figures, run: Mapping[str, Any]) -> str:
+    """The generated Summary section, markers included."""
+    machine = run["machine"]
+    lines = [
+        START,
+        "## Summary (generated by `make bench`; do not edit between the markers)",
+        "",
+        f"`{run['command']}` on {run['date']} ({run['minutes']:.1f} min, {run['profile']} run). vmpooler at "
+        f"`{machine['revision']}`; {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}, "
+        f"{machine['platform']}. Load average {run['load_before']:.2f} before, {run['load_after']:.2f} after "
+        "(the 2 cores are shared with whatever else runs: load above ~1 means noisy figures). Every benchmark "
+        "starts its own redis-server and `vmpooler` processes on loopback; the load generator shares the cores.",
+        "",
+        "| target (issue #9) | goal | measured | verdict |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {_cell(r.what)} | {_cell(r.goal)} | {_cell(r.measured)} | **{r.verdict}** |" for r in rows]
+    for table in (_checkout_grid, _floor_table):
+        try:
+            lines += ["", *table(figures)]
+        except (KeyError, TypeError, ValueError) as exc:  # a figure missing (None) in a benchmark's file
+            lines += ["", f"({table.__name__.strip('_')}: incomplete figures, {type(exc).__name__}: {exc})"]
+    lines += [
+        "",
+        "![checkout latency against concurrency](docs/bench-latency-vs-concurrency.png)",
+        "![checkout latency against pool size](docs/bench-latency-vs-pool-size.png)",
+        "",
+        "Every figure, per benchmark: `bench/results.json`. How each is measured: the sections below.",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def _checkout_grid(figures: Figures) -> list[str]:
+    fig = figures.get("checkout")
+    if fig is None:
+        return ["Checkout grid: not measured."]
+    scenarios = fig["results"]["scenarios"]
+    sizes = sorted({s["pool_size"] for s in scenarios})
+    levels = sorted({s["concurrency"] for s in scenarios})
+    lines = [
+        "Checkouts (`bench/checkout.py`, `vmpooler api` alone): p50 / p99 ms, checkouts/s (503s: pool empty)",
+        "",
+        "| pool | " + " | ".join(f"c{c}" for c in levels) + " |",
+        "|---:|" + "---:|" * len(levels),
+    ]
+    for size in sizes:
+        cells = []
+        for c in levels:
+            s = _checkout_cell(scenarios, size, c)
+            if s is None:
+                cells.append("-")
+                continue
+            empty = sum(n for kind, n in s["errors"].items() if "warm-up" not in kind)
+            extra = f" ({empty} x 503)" if empty else ""
+            cells.append(f"{s['p50_ms']:.2f} / {s['p99_ms']:.2f}, {checkouts_per_second(s):,.0f}/s{extra}")
+        lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _floor_table(figures: Figures) -> list[str]:
+    fig = figures.get("floors")
+    if fig is None:
+        return ["Floors: not measured."]
+    lines = [
+        "Floors (`bench/floors.py`: one redis-server, one `vmpooler api`, the three measured in turn): "
+        "p50 / p99 ms, per second",
+        "",
+        "| conc. | `EVALSHA` | `GET /api/v3/vm` (no-op) | checkout | checkout ÷ no-op (p50, p99, rate) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in fig["results"]:
+        cells = [
+            f"{row[p]['p50_ms']:.2f} / {row[p]['p99_ms']:.2f}, {row[p]['throughput']:,.0f}"
+            for p in ("evalsha", "noop_http", "checkout")
+        ]
+        r = row["ratios"]
+        ratio = f"x{r['p50_vs_noop_http']:.1f}, x{r['p99_vs_noop_http']:.1f}, x{r['throughput_vs_noop_http']:.2f}"
+        lines.append(f"| {row['concurrency']} | " + " | ".join(cells) + f" | {ratio} |")
+    return lines
+
+
+def replace_section(document: str, section: str) -> str:
+    """``document`` with the text between the markers replaced (put after the title when absent)."""
+    if START in document and END in document:
+        head, rest = document.split(START, 1)
+        return head + section + rest.split(END, 1)[1]
+    title, sep, rest = document.partition("\n")
+    return f"{title}{sep}\n{section}\n{rest}" if title.startswith("# ") else f"{section}\n\n{document}"
