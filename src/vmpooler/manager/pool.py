@@ -69,8 +69,8 @@ class PoolReconciler:
         members = view.members
         self._count_missing(inventory, members[VMState.RUNNING] | members[VMState.READY])
         changed = await self._discover(inventory, members)
-        checked = (members[VMState.RUNNING] | members[VMState.READY] | members[VMState.PENDING]) - self.lifecycle.busy
-        records = await ctx.store.check_fields(sorted(checked))
+        busy = self.lifecycle.busy
+        records = {name: fields for name, fields in view.records.items() if name not in busy}
         changed |= await self._check_running(inventory, members[VMState.RUNNING], records)
         changed |= await self._check_ready(inventory, members[VMState.READY], records)
         changed |= await self._check_pending(inventory, members[VMState.PENDING], records)

@@ -1,17 +1,20 @@
-"""Everything one manager pass needs to know about a pool from Redis, read in one round trip."""
+"""Everything one manager pass needs to know about a pool from Redis, read in one call (a Lua script)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from redis.commands.core import AsyncScript
 
 from vmpooler.states import LIVE_STATES, VMState
 from vmpooler.store import keys
-from vmpooler.store.connection import Redis, translated
+from vmpooler.store.connection import translated
 from vmpooler.store.overrides import HASHES
 
-#: the VM record fields the manager's checks read (HMGET of these, not HGETALL of whole records)
+#: the VM record fields the manager's checks read, for the VMs in these states
 CHECK_FIELDS = ("checkout", "lifetime", "ready", "check", "clone", "clone_owner")
+CHECKED_STATES = (VMState.RUNNING, VMState.READY, VMState.PENDING)
+_STATE_ORDER = CHECKED_STATES + tuple(s for s in LIVE_STATES if s not in CHECKED_STATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,46 +27,32 @@ class PoolView:
     reset_requested: bool
     #: VMs open on-demand requests still wait for from this pool
     demand: int
+    #: name -> the CHECK_FIELDS its record has, for every running, ready and pending VM
+    records: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def count(self, state: VMState) -> int:
         return len(self.members[state])
 
 
-async def read_pool_view(client: Redis, pool: str) -> PoolView:
-    async with translated(), client.pipeline(transaction=False) as pipe:
-        for state in LIVE_STATES:
-            pipe.smembers(keys.state_set(state, pool))
-        for key in HASHES.values():
-            pipe.hget(key, pool)
-        pipe.hget(keys.TEMPLATE_PREPARED, pool)
-        pipe.hget(keys.CLONE_TARGET_PREPARED, pool)
-        pipe.sismember(keys.POOLRESET, pool)
-        pipe.hget(keys.ONDEMAND_DEMAND, pool)
-        replies = await pipe.execute()
-    width = len(LIVE_STATES)
-    members = {state: {str(n) for n in names} for state, names in zip(LIVE_STATES, replies[:width], strict=True)}
-    overrides = {
-        kind: str(v) for kind, v in zip(HASHES, replies[width : width + len(HASHES)], strict=True) if v is not None
-    }
-    template, target, reset, demand = replies[width + len(HASHES) :]
+async def read_pool_view(script: AsyncScript, pool: str) -> PoolView:
+    script_keys = [keys.state_set(state, pool) for state in _STATE_ORDER]
+    script_keys += [*HASHES.values(), keys.TEMPLATE_PREPARED, keys.CLONE_TARGET_PREPARED]
+    script_keys += [keys.POOLRESET, keys.ONDEMAND_DEMAND]
+    args: list[str | int] = [pool, keys.VM_PREFIX, len(_STATE_ORDER), len(CHECKED_STATES), *CHECK_FIELDS]
+    async with translated():
+        reply = await script(keys=script_keys, args=args)
+    width = len(_STATE_ORDER)
+    members = {state: set(reply[i]) for i, state in enumerate(_STATE_ORDER)}
+    overrides, prepared, reset, demand, found = reply[width:]
+    checked = [name for i in range(len(CHECKED_STATES)) for name in reply[i]]
     return PoolView(
         members=members,
-        overrides=overrides,
-        prepared=(None if template is None else str(template), None if target is None else str(target)),
+        overrides={kind: str(v) for kind, v in zip(HASHES, overrides, strict=True) if v is not None},
+        prepared=(prepared[0], prepared[1]),
         reset_requested=bool(reset),
-        demand=int(demand) if demand else 0,
+        demand=int(demand or 0),
+        records={
+            name: {f: v for f, v in zip(CHECK_FIELDS, values, strict=True) if v is not None}
+            for name, values in zip(checked, found, strict=True)
+        },
     )
-
-
-async def read_check_fields(client: Redis, names: Sequence[str]) -> dict[str, dict[str, str]]:
-    """name -> the CHECK_FIELDS its record has, for many VMs in one round trip."""
-    if not names:
-        return {}
-    async with translated(), client.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.hmget(keys.vm(name), CHECK_FIELDS)
-        replies = await pipe.execute()
-    return {
-        name: {f: str(v) for f, v in zip(CHECK_FIELDS, values, strict=True) if v is not None}
-        for name, values in zip(names, replies, strict=True)
-    }

@@ -17,7 +17,7 @@ from vmpooler.store.history import HistoryStore, count_field
 from vmpooler.store.leases import LeaseStore
 from vmpooler.store.ondemand import OndemandStore
 from vmpooler.store.overrides import OverrideStore
-from vmpooler.store.pool_view import PoolView, read_check_fields, read_pool_view
+from vmpooler.store.pool_view import PoolView, read_pool_view
 from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import format_time
 from vmpooler.store.scripts import Scripts
@@ -124,12 +124,9 @@ class Store:
         return {state: set(names) for state, names in zip(LIVE_STATES, found, strict=True)}
 
     async def pool_view(self, pool: str) -> PoolView:
-        """Members, overrides, drain triggers and demand of one pool, in one round trip."""
-        return await read_pool_view(self.client, pool)
-
-    async def check_fields(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
-        """The record fields the manager's checks need, for many VMs in one round trip."""
-        return await read_check_fields(self.client, names)
+        """Members, overrides, drain triggers, demand and the records' check fields of one pool, in
+        one call."""
+        return await read_pool_view(self._scripts.pool_view, pool)
 
     async def set_empty(self, pool: str, empty: bool) -> None:
         async with translated():

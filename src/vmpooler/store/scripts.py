@@ -28,6 +28,7 @@ class Scripts:
     clone_slot: AsyncScript
     checkout: AsyncScript
     counts: AsyncScript
+    pool_view: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
