@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from vmpooler.auth.base import AuthBackend
 from vmpooler.auth.dummy import DummyAuth
 from vmpooler.auth.ldap import LdapAuth, LdapSettings
+from vmpooler.config_errors import translate
 from vmpooler.errors import ConfigError
 
 __all__ = ["AuthBackend", "DummyAuth", "LdapAuth", "LdapSettings", "build_backend"]
@@ -45,12 +46,9 @@ def build_backend(auth: Mapping[str, Any] | None) -> AuthBackend | None:
 
 
 def _ldap_settings(section: Any) -> LdapSettings:
-    # imported here: vmpooler.config may come to import this package to check :auth: offline
-    from vmpooler.config import _translate
-
     if section is None:
         raise ConfigError(["auth.ldap: required when auth.provider is ldap"])
     try:
         return LdapSettings.model_validate(section)
     except ValidationError as exc:
-        raise ConfigError(_translate(exc, ("auth", "ldap"), {})) from exc
+        raise ConfigError(translate(exc, ("auth", "ldap"), {})) from exc

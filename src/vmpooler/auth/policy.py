@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from vmpooler.config_errors import translate
 from vmpooler.errors import ConfigError
 
 __all__ = ["AuthPolicy", "read_policy"]
@@ -60,11 +61,9 @@ class AuthPolicy(BaseModel):
 
 def read_policy(auth: Mapping[str, Any] | None) -> AuthPolicy:
     """The policy of an ``:auth:`` section (defaults without one); ConfigError naming ``auth.<key>`` when wrong."""
-    from vmpooler.config import _translate  # imported here for the reason auth.__init__ gives
-
     if not isinstance(auth, Mapping):
         return AuthPolicy()
     try:
         return AuthPolicy.model_validate(auth)
     except ValidationError as exc:
-        raise ConfigError(_translate(exc, ("auth",), {})) from exc
+        raise ConfigError(translate(exc, ("auth",), {})) from exc
