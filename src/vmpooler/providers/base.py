@@ -41,8 +41,12 @@ class Provider(ABC):
     #: the pydantic model this provider's ``:providers: <name>:`` section is validated with
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
 
-    def __init__(self, name: str, options: ProviderOptions) -> None:
+    def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
         self.name = name
+        # what the registry builds is already this provider's model; a plain one (or none, in
+        # tests and scripts) is validated into it here, once for every provider
+        if not isinstance(options, self.options_model):
+            options = self.options_model.model_validate(options.model_dump() if options else {})
         self.options = options
 
     @abstractmethod

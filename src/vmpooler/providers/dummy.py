@@ -171,9 +171,8 @@ class DummyProvider(Provider):
     options: DummyOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
-        if not isinstance(options, DummyOptions):
-            options = DummyOptions.model_validate(options.model_dump() if options else {})
         super().__init__(name, options)
+        options = self.options
         self._random = random.Random(options.seed)
         self._inventory = _Inventory(Path(options.filename) if options.filename else None)
 

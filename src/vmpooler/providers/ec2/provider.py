@@ -43,9 +43,8 @@ class EC2Provider(Provider):
     options: EC2Options
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
-        if not isinstance(options, EC2Options):
-            options = EC2Options.model_validate(options.model_dump() if options else {})
         super().__init__(name, options)
+        options = self.options
         self.ec2 = EC2Client(name, options)
         #: one create_disk at a time per VM, so two never pick the same free device name
         self._disk_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()

@@ -52,9 +52,8 @@ class LibvirtProvider(Provider):
     options: LibvirtOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
-        if not isinstance(options, LibvirtOptions):
-            options = LibvirtOptions.model_validate(options.model_dump() if options else {})
         super().__init__(name, options)
+        options = self.options
         self.state_dir = options.state_path(name)
         self._layout = Layout(self.state_dir)
         self._ports = PortAllocator(self.state_dir / "ports", *options.port_range, address=self._local_address)

@@ -60,9 +60,8 @@ class QemuProvider(Provider):
     options: QemuOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
-        if not isinstance(options, QemuOptions):
-            options = QemuOptions.model_validate(options.model_dump() if options else {})
         super().__init__(name, options)
+        options = self.options
         self.state_dir = options.state_path(name)
         self._records = RecordStore(self.state_dir)
         # a leading dot: no pool can have that name

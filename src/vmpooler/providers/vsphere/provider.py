@@ -49,9 +49,8 @@ class VSphereProvider(Provider):
     options: VSphereOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
-        if not isinstance(options, VSphereOptions):
-            options = VSphereOptions.model_validate(options.model_dump() if options else {})
         super().__init__(name, options)
+        options = self.options
         self._sessions = SessionPool(name, options)
         self._in_flight: Counter[str] = Counter()  # host name -> clones this provider is making there
         self._base_snapshot_lock: asyncio.Lock | None = None
