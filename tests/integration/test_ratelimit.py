@@ -111,6 +111,16 @@ def test_checkouts_and_returns_have_tighter_budgets_of_their_own(client_for: Sta
     assert api.delete("/api/v3/vm/deb-vm1").status_code == 429
 
 
+def test_token_requests_have_a_tight_budget_against_password_guessing(client_for: Start) -> None:
+    api = client_for(limited(token_creation={"limit": 3}))
+    for _ in range(3):  # auth is off here: each is refused by the route (404), after it was counted
+        assert api.post("/api/v3/token", auth=("alice", "guess")).status_code != 429
+    refused = api.post("/token", auth=("alice", "guess"))  # the unversioned path shares the budget
+    assert refused.status_code == 429 and refused.json()["limit"] == 3
+    assert "password checks" in refused.json()["error"] and int(refused.headers["Retry-After"]) >= 1
+    assert api.get("/api/v3/vm").status_code == 200  # the other routes keep their own budget
+
+
 def test_a_token_is_limited_across_addresses_and_counted_by_its_hash(client_for: Start, redis_port: int) -> None:
     # the proxy in front (here: loopback) names each client in X-Forwarded-For
     api = client_for(limited(authenticated={"limit": 3}, trusted_proxies=["127.0.0.1/32"]))

@@ -10,6 +10,7 @@ Configuration, in the original's layout (every key optional; periods in seconds,
       authenticated: {limit: 500, period: 60}   # requests sending X-AUTH-TOKEN, per token (by its hash)
       vm_creation: {limit: 20, period: 60}      # checkouts, POST [/api/vN]/vm[/<pools>], per address
       vm_deletion: {limit: 50, period: 60}      # returns, DELETE [/api/vN]/vm/<hostname>, per address
+      token_creation: {limit: 10, period: 60}   # ours: POST [/api/vN]/token, per address (password guessing)
       trusted_proxies: [10.0.0.5, 10.1.0.0/16]  # peers whose X-Forwarded-For names the client
 
 A limit given without ``period`` keeps 60 s. A bad value or an unknown key is a ConfigError at
@@ -65,6 +66,8 @@ EXEMPT_PATHS = ("/healthcheck", "/prometheus", "/dashboard", "/static", "/api/st
 # snapshot and disk routes (/vm/<host>/snapshot...) have more segments and are not checkouts
 _CHECKOUT = re.compile(r"(?:/api/v\d+)?/vm(?:/[^/]+)?/?")
 _RETURN = re.compile(r"(?:/api/v\d+)?/vm/[^/]+/?")
+# each attempt checks a password against the directory: the budget that stops guessing
+_TOKEN = re.compile(r"(?:/api/v\d+)?/token/?")
 
 #: what each limit counts, for the 429 message
 _COUNTS = {
@@ -72,6 +75,7 @@ _COUNTS = {
     "authenticated": "requests with your token",
     "vm_creation": "VM checkouts from your address",
     "vm_deletion": "VM returns from your address",
+    "token_creation": "token requests (password checks) from your address",
 }
 
 
@@ -92,6 +96,7 @@ class RateLimits(BaseModel):
     authenticated: Limit = Limit(limit=500)
     vm_creation: Limit = Limit(limit=20)
     vm_deletion: Limit = Limit(limit=50)
+    token_creation: Limit = Limit(limit=10)
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
 
@@ -165,6 +170,8 @@ class RateLimitMiddleware:
             quotas.append(_quota("vm_creation", address, self.limits.vm_creation))
         elif method == "DELETE" and _RETURN.fullmatch(path):
             quotas.append(_quota("vm_deletion", address, self.limits.vm_deletion))
+        elif method == "POST" and _TOKEN.fullmatch(path):
+            quotas.append(_quota("token_creation", address, self.limits.token_creation))
         return quotas
 
     def _headers(self, usage: Usage) -> dict[str, str]:
