@@ -36,7 +36,7 @@ def within(replies: list[Reply], began: float, ended: float) -> list[Reply]:
     return [r for r in replies if r.started >= began and r.ended <= ended]
 
 
-def run_outage(
+def check_survives_outage(
     name: str,
     redis_port: int,
     tmp_path: Path,
@@ -123,7 +123,7 @@ def run_outage(
 def test_redis_frozen_then_resumed(
     chaos_redis: RedisProcess, chaos_redis_port: int, tmp_path: Path, figures: Figures
 ) -> None:
-    run_outage(
+    check_survives_outage(
         "redis_frozen",
         chaos_redis_port,
         tmp_path,
@@ -138,7 +138,7 @@ def test_redis_frozen_then_resumed(
 def test_redis_killed_then_restarted_from_its_aof(
     chaos_redis: RedisProcess, chaos_redis_port: int, tmp_path: Path, figures: Figures
 ) -> None:
-    run_outage(
+    check_survives_outage(
         "redis_killed",
         chaos_redis_port,
         tmp_path,
