@@ -126,5 +126,6 @@ def check_machine(conn: Any, emulator: str | None, machine_type: str, domain_typ
 
 def offers_kvm(conn: Any) -> bool:
     """True when the daemon's host can run x86_64 guests under KVM (its capabilities list the domain type)."""
-    capabilities = ET.fromstring(conn.getCapabilities())  # nosec B314: the daemon's own reply
+    # the daemon's own reply (bandit B314)
+    capabilities = ET.fromstring(conn.getCapabilities())  # nosec B314
     return capabilities.find("guest/arch[@name='x86_64']/domain[@type='kvm']") is not None

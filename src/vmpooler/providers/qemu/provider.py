@@ -71,7 +71,8 @@ class QemuProvider(Provider):
     @property
     def _local_address(self) -> str:
         """Where this host reaches its own forwards (a wildcard listen address is reached on loopback)."""
-        wildcard = self.options.listen_address in ("0.0.0.0", "")  # nosec B104: a comparison, not a bind
+        # a comparison, not a bind (bandit B104)
+        wildcard = self.options.listen_address in ("0.0.0.0", "")  # nosec B104
         return "127.0.0.1" if wildcard else self.options.listen_address
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
