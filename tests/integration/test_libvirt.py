@@ -15,14 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import redis
 
 from tests.support.fixtures.libvirtd import LibvirtDaemon
 from tests.support.guest import BANNER_PREFIX, Guest
-from tests.support.pools import run_until, settle
-from tests.support.servers import ApiThread
+from tests.support.real_vms import lent_guest
 from vmpooler.config import Settings
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError, ProviderError
@@ -30,8 +27,6 @@ from vmpooler.manager.loop import Manager
 from vmpooler.providers import registry
 from vmpooler.providers.localvm import images
 from vmpooler.providers.localvm.probe import ssh_banner
-from vmpooler.states import VMState
-from vmpooler.store import keys
 from vmpooler.store.redis import Store
 
 libvirt = pytest.importorskip("libvirt", reason="the libvirt Python binding is not installed (the libvirt extra)")
@@ -109,29 +104,10 @@ async def test_a_pool_fills_with_a_real_guest_that_a_user_checks_out_and_returns
     provider = registry.build("libvirt", settings.provider_options("libvirt"))  # through the entry point
     assert isinstance(provider, LibvirtProvider)
     manager = Manager(settings, store, {"libvirt": provider}, call_timeout=BOOT_TIMEOUT, ready_poll_interval=0.5)
-    await manager.register_pools()
-
-    async def filled() -> bool:
-        return bool(await store.members("tiny", VMState.READY))
-
-    await run_until(manager, filled, timeout=BOOT_TIMEOUT + 30, pause=0.5)
-    with ApiThread(settings, redis_port) as api, httpx.Client(base_url=api.url, timeout=10) as client:
-        redis.Redis(port=redis_port).hset(keys.CONFIG_POOLSIZE, "tiny", "0")  # no refill while we watch
-        hostname = client.post("/api/v3/vm/tiny").json()["tiny"]["hostname"]
-        address = client.get(f"/api/v3/vm/{hostname}").json()[hostname]["ip"]
-        assert address.startswith("127.0.0.1:")
-        line = await banner(address)
-        assert line.startswith(f"{BANNER_PREFIX} {hostname} disk=ok"), line  # that very guest, on its template
+    async with lent_guest(manager, store, settings, redis_port, "tiny", BOOT_TIMEOUT, banner) as hostname:
         assert hostname in libvirtd.domain_names()
         pid = libvirtd.qemu_pid(hostname)
         assert pid is not None
-        assert client.delete(f"/api/v3/vm/{hostname}").json() == {"ok": True}
-
-    async def destroyed() -> bool:
-        return await store.locate(hostname) == ("tiny", VMState.DESTROYED)
-
-    await run_until(manager, destroyed, timeout=60, pause=0.5)
-    await settle(manager)
     assert hostname not in libvirtd.domain_names()
     assert libvirtd.qemu_pid(hostname) is None and not running(pid)
     assert leftovers(libvirt_state_dir, "tiny") == []

@@ -18,15 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 import pytest
 import redis
 import yaml
 
 from tests.support.fixtures.guest import running_vms_under
 from tests.support.guest import BANNER_PREFIX, Guest
-from tests.support.pools import run_until, settle
-from tests.support.servers import ApiThread
+from tests.support.real_vms import lent_guest
 from vmpooler.config import Settings
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
@@ -36,8 +34,6 @@ from vmpooler.providers.localvm import images
 from vmpooler.providers.localvm.probe import ssh_banner
 from vmpooler.providers.localvm.records import VMRecord
 from vmpooler.providers.qemu import QemuOptions, QemuProvider, process, qmp
-from vmpooler.states import VMState
-from vmpooler.store import keys
 from vmpooler.store.redis import Store
 
 VMPOOLER = str(Path(sys.executable).parent / "vmpooler")
@@ -109,28 +105,9 @@ async def test_a_pool_fills_with_a_real_guest_that_a_user_checks_out_and_returns
     provider = registry.build("qemu", settings.provider_options("qemu"))  # through the entry point
     assert isinstance(provider, QemuProvider)
     manager = Manager(settings, store, {"qemu": provider}, call_timeout=BOOT_TIMEOUT, ready_poll_interval=0.5)
-    await manager.register_pools()
-
-    async def filled() -> bool:
-        return bool(await store.members("tiny", VMState.READY))
-
-    await run_until(manager, filled, timeout=BOOT_TIMEOUT + 30, pause=0.5)
-    with ApiThread(settings, redis_port) as api, httpx.Client(base_url=api.url, timeout=10) as client:
-        redis.Redis(port=redis_port).hset(keys.CONFIG_POOLSIZE, "tiny", "0")  # no refill while we watch
-        hostname = client.post("/api/v3/vm/tiny").json()["tiny"]["hostname"]
-        address = client.get(f"/api/v3/vm/{hostname}").json()[hostname]["ip"]
-        assert address.startswith("127.0.0.1:")
-        line = await banner(address)
-        assert line.startswith(f"{BANNER_PREFIX} {hostname} disk=ok"), line  # that very guest, on its template
+    async with lent_guest(manager, store, settings, redis_port, "tiny", BOOT_TIMEOUT, banner) as hostname:
         record = record_of(qemu_state_dir, "tiny", hostname)
         assert process.is_ours(record.pid, record.uid)
-        assert client.delete(f"/api/v3/vm/{hostname}").json() == {"ok": True}
-
-    async def destroyed() -> bool:
-        return await store.locate(hostname) == ("tiny", VMState.DESTROYED)
-
-    await run_until(manager, destroyed, timeout=60, pause=0.5)
-    await settle(manager)
     assert not process.is_ours(record.pid, record.uid)
     assert leftovers(qemu_state_dir, "tiny") == []
     assert await provider.vms_in_pool(manager.reconcilers["tiny"].ctx.target) == []
