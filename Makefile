@@ -2,16 +2,19 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYNCED := $(VENV)/.synced
+# the libvirt extra compiles against libvirt-dev: it follows the system packages, so the stamp names it
+LIBVIRT := $(shell pkg-config --exists libvirt 2>/dev/null && echo libvirt)
+SYNCED := $(VENV)/.synced$(if $(LIBVIRT),-$(LIBVIRT))
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint bench system-deps clean docs audit
+.PHONY: install run test test-fast check lint bench system-deps clean docs audit
 
 $(BIN)/uv:
 	PYTHON=$(PYTHON) VENV=$(VENV) scripts/bootstrap-venv.sh
 
 $(SYNCED): pyproject.toml uv.lock | $(BIN)/uv
-	$(BIN)/uv sync --frozen --inexact --python $(BIN)/python $$(pkg-config --exists libvirt 2>/dev/null && echo --extra libvirt)
+	$(BIN)/uv sync --frozen --inexact --python $(BIN)/python $(if $(LIBVIRT),--extra $(LIBVIRT))
+	@rm -f $(VENV)/.synced*
 	@touch $@
 
 install: $(SYNCED)
@@ -28,9 +31,16 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/bandit -r src -q --severity-level medium --confidence-level medium
 
-# system deps first: the libvirt extra compiles against libvirt-dev
-test: system-deps install lint
+# system deps first, then a fresh make: the libvirt extra is chosen by what system-deps installed
+test: system-deps
+	@$(MAKE) --no-print-directory check
+
+check: install lint
 	$(BIN)/pytest
+
+# the inner loop: everything but real VMs, browsers, simulators, chaos rounds and the original side by side
+test-fast: install
+	$(BIN)/pytest -m "not slow" -q -n 4
 
 # needs PyPI's per-version JSON API (not reachable from every sandbox), so it is not part of `make test`
 audit: install

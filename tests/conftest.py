@@ -16,7 +16,10 @@ from vmpooler.config import Settings, parse_settings
 from vmpooler.store.redis import Store
 
 # every module in tests/support/fixtures/ is a plugin of session fixtures for a real external system
-pytest_plugins = [f"{_fixture_plugins.__name__}.{m.name}" for m in pkgutil.iter_modules(_fixture_plugins.__path__)]
+pytest_plugins = [
+    "tests.support.test_kinds",
+    *(f"{_fixture_plugins.__name__}.{m.name}" for m in pkgutil.iter_modules(_fixture_plugins.__path__)),
+]
 
 
 @pytest.fixture(scope="session")

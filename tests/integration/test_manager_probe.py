@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from vmpooler.store.embedded import free_port
@@ -31,6 +32,7 @@ def probe(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_probe_passes_while_this_hosts_manager_heartbeats_and_fails_after(tmp_path: Path, redis_port: int) -> None:
     config = write_config(tmp_path, redis_port)
     assert probe(config).returncode == 1, "no manager yet"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.pools import settings_with
 from tests.support.servers import ApiThread
@@ -20,6 +21,7 @@ SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
+@pytest.mark.slow
 async def test_schemathesis_finds_no_server_error(redis_port: int, store: Store, tmp_path: Path) -> None:
     settings = settings_with(
         [{"name": "deb", "alias": "debian", "template": "t", "size": 2}], experimental_features=True

@@ -222,6 +222,7 @@ async def test_a_plain_client_cannot_talk_to_a_tls_only_redis(tls_redis: RedisPr
 # --- the commands, unchanged, against a Sentinel group --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_vmpooler_api_and_manager_run_against_a_sentinel_group(sentinel_group: SentinelGroup, tmp_path: Path) -> None:
     with redis.Redis(port=sentinel_group.master.port) as client:
         client.flushall()

@@ -127,6 +127,7 @@ def test_readme_session_against_a_served_instance(service_paths: tuple[Path, Pat
         assert service.stop() == 0
 
 
+@pytest.mark.slow
 def test_kill_9_mid_fill_then_restart_leaks_nothing(service_paths: tuple[Path, Path]) -> None:
     config, state = service_paths
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "5")))
