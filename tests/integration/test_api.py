@@ -237,7 +237,7 @@ async def test_status_reports_every_pool(api: httpx.Client, store: Store) -> Non
     after = api.get("/api/v3/status").json()
     assert after["status"] == {
         "ok": False,
-        "message": "Found 1 empty pools.",
+        "message": "Found 1 empty pool.",
         "empty": ["win"],
         "uptime": after["status"]["uptime"],
     }

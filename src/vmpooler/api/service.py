@@ -188,6 +188,8 @@ class VMService:
             fields["running"] = 0.0
             fields["remaining"] = 0.0
         fields["state"] = state.value
+        if record.get("token:user"):  # an addition to the original's shape: whose VM this is
+            fields["user"] = record["token:user"]
         tags = {k[4:]: v for k, v in record.items() if k.startswith("tag:")}
         if tags:
             fields["tags"] = tags

@@ -79,10 +79,10 @@ class StatusService:
         health = {pool: h for pool, h in (await self.store.health.degraded()).items() if pool in size_of}
         problems = []
         if empty:
-            problems.append(f"Found {len(empty)} empty pools.")
+            problems.append(f"Found {len(empty)} empty pool{'' if len(empty) == 1 else 's'}.")
         if health:
             problems.append(
-                f"{len(health)} pools cannot be filled: "
+                f"{len(health)} pool{' cannot' if len(health) == 1 else 's cannot'} be filled: "
                 + "; ".join(f"{pool}: {h.get('problem', 'unknown problem')}" for pool, h in sorted(health.items()))
             )
         status: dict[str, Any] = {

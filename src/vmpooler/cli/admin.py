@@ -18,23 +18,23 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from vmpooler.cli import leaks, migration_check
 from vmpooler.cli.client_session import DebugOpt, JsonOpt, table
-from vmpooler.cli.runtime import open_store
-from vmpooler.config import Settings, load_settings
 from vmpooler.errors import ConfigError, ProviderError, StoreError, StoreUnavailable
-from vmpooler.providers import registry
-from vmpooler.providers.base import Provider
 from vmpooler.states import LIVE_STATES
-from vmpooler.store.audit import KeyAudit
-from vmpooler.store.redis import Store
+
+# the runtime, the providers and Redis load in the commands' bodies: the client verbs of the same
+# `vmpooler` command must start without them (issue 17)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from vmpooler.cli import leaks, migration_check
+    from vmpooler.config import Settings
+    from vmpooler.providers.base import Provider
+    from vmpooler.store.redis import Store
 
 EXIT_FOUND, EXIT_CONFIG, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -80,6 +80,8 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def _settings(config: Path | None) -> Settings:
+    from vmpooler.config import load_settings
+
     settings, warnings = load_settings(config)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -92,6 +94,8 @@ def _settings(config: Path | None) -> Settings:
 
 @contextlib.asynccontextmanager
 async def _store(settings: Settings) -> AsyncIterator[Store]:
+    from vmpooler.cli.runtime import open_store
+
     store, _ = open_store(settings, Path("."))  # a configured Redis (checked by _settings): nothing is started
     try:
         await store.ping()
@@ -104,6 +108,8 @@ def _emit(as_json: bool, data: Any, plain: Callable[[], Sequence[str]], rich: Ca
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     elif sys.stdout.isatty():
+        from rich.console import Console
+
         Console().print(rich())
     else:
         for line in plain():
@@ -137,6 +143,8 @@ def inventory(config: ConfigOpt = None, as_json: JsonOpt = False, debug: DebugOp
 
 
 async def _inventory(settings: Settings) -> dict[str, dict[str, Any]]:
+    from vmpooler.store.audit import KeyAudit
+
     async with _store(settings) as store:
         configured = [pool.name for pool in settings.pools]
         others = sorted(await KeyAudit(store.client).registered_pools() - set(configured))
@@ -161,6 +169,8 @@ def purge(
     """VMs the pools' providers hold that Redis does not know (leaks); --no-dry-run destroys them.
 
     Exit 0 when there are none (or all were destroyed), 1 when some were found (or could not be destroyed)."""
+    from vmpooler.providers import registry
+
     with _one_line_errors(debug):
         settings = _settings(config)
         providers = registry.build_all(settings)
@@ -198,6 +208,11 @@ def _outcome(found: leaks.PoolLeaks, dry_run: bool) -> str:
 async def _purge(
     settings: Settings, providers: Mapping[str, Provider], dry_run: bool, timeout: float
 ) -> list[leaks.PoolLeaks]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vmpooler.cli import leaks
+
     try:
         async with _store(settings) as store:
             contexts = leaks.contexts(settings, store, providers, timeout)
@@ -226,6 +241,8 @@ def migrate_from_ruby(config: ConfigOpt = None, as_json: JsonOpt = False, debug:
     Exit 0 when everything is readable, 1 when there are problems (each listed)."""
     with _one_line_errors(debug):
         report = asyncio.run(_migration_report(_settings(config)))
+    from rich.console import Console
+
     lines = _report_lines(report)
     rows = [[p.name + ("" if p.configured else " (not configured)"), *p.counts.values()] for p in report.pools]
     if as_json:
@@ -241,6 +258,8 @@ def migrate_from_ruby(config: ConfigOpt = None, as_json: JsonOpt = False, debug:
 
 
 async def _migration_report(settings: Settings) -> migration_check.MigrationReport:
+    from vmpooler.cli import migration_check
+
     async with _store(settings) as store:
         return await migration_check.check(settings, store)
 

@@ -1,27 +1,28 @@
 """Client verbs of the ``vmpooler`` command, in the spirit of vmfloaty's ``floaty``.
 
-    vmpooler get debian-12=2 centos       vmpooler list [--active]      vmpooler query HOST
-    vmpooler modify HOST --lifetime 4 --tag team=qa                     vmpooler delete HOST... | --all
+    vmpooler get debian-12=2 centos       vmpooler list [FILTER] [--active]   vmpooler query HOST
+    vmpooler modify HOST --lifetime 4 --tag team=qa                     vmpooler delete HOST,HOST... | --all
     vmpooler snapshot HOST                vmpooler revert HOST ID       vmpooler disk HOST SIZE_GB
-    vmpooler status
-    vmpooler token get|list|status|delete vmpooler ondemand debian=2 --wait
+    vmpooler status                       vmpooler ssh HOST|POOL
+    vmpooler token get|list|status|delete vmpooler ondemand debian=2 --wait | status ID | cancel ID
 
 Every verb takes ``--url``/``--token``/``--user``/``--service`` (see :mod:`vmpooler.cli.client_config`),
 ``--json`` for machine-readable output and ``--debug`` for tracebacks. Output is a Rich table on a
-terminal and plain lines otherwise. Exit codes: 0 ok, 1 the API refused, 2 usage or configuration,
-3 the server cannot be reached.
+terminal and plain lines otherwise. Exit codes: 0 ok, 1 the API refused (or ``status`` reports a
+problem), 2 usage or configuration, 3 the server cannot be reached, 130 interrupted.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from vmpooler.cli.client_hints import plural
+from vmpooler.cli.client_ondemand import ondemand_app
 from vmpooler.cli.client_session import (
+    Ctx,
     DebugOpt,
     JsonOpt,
     ServiceOpt,
@@ -36,9 +37,15 @@ from vmpooler.cli.client_session import (
     text,
     vm_rows,
 )
+from vmpooler.cli.client_ssh import ssh
 from vmpooler.cli.client_tokens import token_app
-from vmpooler.client import Client, RequestStatus
-from vmpooler.errors import ApiError
+from vmpooler.errors import ApiError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from vmpooler.client import Client
+
+#: `vmpooler status` when the service reports a problem (empty or degraded pools)
+EXIT_UNHEALTHY = 1
 
 
 def get(
@@ -53,7 +60,10 @@ def get(
     """Check out ready VMs, all or nothing: `vmpooler get debian-12=2 centos`."""
     wanted = parse_specs(pools)
     with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
-        vms = client.checkout(wanted)
+        try:
+            vms = client.checkout(wanted)
+        except ServiceUnavailable as exc:
+            raise _beyond_size(client, wanted, exc) from None
         emit(
             ctx,
             [vm.as_dict() for vm in vms],
@@ -62,7 +72,35 @@ def get(
         )
 
 
+def _beyond_size(client: Client, wanted: dict[str, int], refused: ServiceUnavailable) -> ServiceUnavailable:
+    """The refusal, saying the pool's size when more VMs were asked than the pool ever holds."""
+    name = refused.extra.get("pool")
+    if name not in wanted:
+        return refused
+    try:
+        pools: dict[str, dict[str, Any]] = client.status(["pools"]).get("pools", {})
+    except ApiError:
+        return refused
+    sizes = [int(p.get("max", 0)) for pool, p in pools.items() if name == pool or name in _aliases(p)]
+    size = sum(sizes)
+    if not sizes or wanted[name] <= size:
+        return refused
+    return ServiceUnavailable(
+        f"{name!r} holds at most {plural(size, 'VM')} and {wanted[name]} were asked; nothing was checked out. "
+        f"Ask for {size} or fewer, or have them cloned: `vmpooler ondemand {name}={wanted[name]}`",
+        pool=name,
+    )
+
+
+def _aliases(pool: dict[str, Any]) -> list[str]:
+    alias = pool.get("alias") or []
+    return [alias] if isinstance(alias, str) else list(alias)
+
+
 def list_(
+    pool_filter: Annotated[
+        str | None, typer.Argument(help="only the pools whose name contains this", metavar="FILTER")
+    ] = None,
     active: Annotated[bool, typer.Option("--active", help="my running VMs (by token) instead of the pools")] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -71,21 +109,37 @@ def list_(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """The pools, or with --active the VMs checked out with your token."""
+    """The pools (those matching FILTER), or with --active the VMs checked out with your token and when
+    each expires."""
     with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
         if not active:
-            names = client.pools()
+            names = [n for n in client.pools() if pool_filter is None or pool_filter in n]
             emit(ctx, names, lambda: names, lambda: table("pool", rows=[[n] for n in names]))
             return
-        running = client.token_info(ctx.need_token()).get("vms", {}).get("running", [])
-        infos = [client.query(host) for host in running]
-        rows = [[i["hostname"], i.get("template"), i.get("state"), i.get("remaining"), _tags(i)] for i in infos]
+        infos = [
+            info for info in _my_vms(ctx, client) if pool_filter is None or pool_filter in str(info.get("template", ""))
+        ]
+        rows = [
+            [i["hostname"], i.get("template"), i.get("state"), i.get("remaining"), i.get("end_time"), _tags(i)]
+            for i in infos
+        ]
         emit(
             ctx,
             infos,
-            lambda: [i.get("fqdn", i["hostname"]) for i in infos],
-            lambda: table("hostname", "pool", "state", "hours left", "tags", rows=rows),
+            lambda: [f"{i.get('fqdn', i['hostname'])} {_expiry(i)}" for i in infos],
+            lambda: table("hostname", "pool", "state", "hours left", "expires", "tags", rows=rows),
         )
+
+
+def _my_vms(ctx: Ctx, client: Client) -> list[dict[str, Any]]:
+    running = client.token_info(ctx.need_token()).get("vms", {}).get("running", [])
+    return [client.query(host) for host in running]
+
+
+def _expiry(info: dict[str, Any]) -> str:
+    if info.get("end_time") is None:
+        return f"({info.get('state')})"
+    return f"({info.get('remaining')} h left, expires {info['end_time']})"
 
 
 def _tags(info: dict[str, Any]) -> str:
@@ -101,11 +155,28 @@ def query(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """A VM's details: pool, state, lifetime, tags, snapshots, ..."""
+    """A VM's details: pool, state, owner, lifetime and time left in hours, tags, snapshots, ..."""
     with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
         info = client.query(host)
-        lines = [f"{k}: {text(v)}" for k, v in info.items()]
-        emit(ctx, info, lambda: lines, lambda: table("field", "value", rows=[[k, text(v)] for k, v in info.items()]))
+        fields = _readable(info)
+        lines = [f"{k}: {v}" for k, v in fields]
+        emit(ctx, info, lambda: lines, lambda: table("field", "value", rows=fields))
+
+
+#: a VM's fields said with their unit (hours), in the order people read them
+_HOURS = ("lifetime", "running", "remaining")
+_ORDER = ("hostname", "fqdn", "template", "state", "user", *_HOURS, "start_time", "end_time")
+_LABELS = {"template": "pool", "user": "owner", "end_time": "expires", "start_time": "checked out"}
+
+
+def _readable(info: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = [k for k in _ORDER if k in info] + [k for k in info if k not in _ORDER]
+    out = []
+    for key in keys:
+        value = info[key]
+        shown = f"{value} h" if key in _HOURS and value is not None else text(value)
+        out.append((_LABELS.get(key, key), shown))
+    return out
 
 
 def modify(
@@ -134,7 +205,9 @@ def modify(
 
 
 def delete(
-    hosts: Annotated[list[str] | None, typer.Argument(help="hostnames", show_default=False)] = None,
+    hosts: Annotated[
+        list[str] | None, typer.Argument(help="hostnames, or a,b,c", show_default=False, metavar="HOST...")
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="every VM checked out with my token")] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -147,7 +220,7 @@ def delete(
     if not hosts and not all_:
         raise typer.BadParameter("name the VMs to return, or give --all")
     with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
-        names = list(hosts or [])
+        names = [name for given in hosts or [] for name in given.split(",") if name]
         if all_:
             names += client.token_info(ctx.need_token()).get("vms", {}).get("running", [])
         failed: dict[str, str] = {}
@@ -217,18 +290,49 @@ def status(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """The service's health and every pool's ready/running/pending VMs."""
+    """The service's health and every pool's ready/running/pending VMs, degraded pools first; exit 1 when
+    the service reports a problem (empty or degraded pools)."""
     with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
         body = client.status()
-        pools: dict[str, dict[str, Any]] = body.get("pools", {})
-        health = body.get("status", {})
-        rows = [[name, p.get("ready"), p.get("max"), p.get("running"), p.get("pending")] for name, p in pools.items()]
-        emit(
-            ctx,
-            body,
-            lambda: [str(health.get("message", ""))] + [f"{r[0]} ready={r[1]}/{r[2]} running={r[3]}" for r in rows],
-            lambda: table("pool", "ready", "size", "running", "pending", rows=rows, title=health.get("message")),
-        )
+    pools: dict[str, dict[str, Any]] = body.get("pools", {})
+    health = body.get("status", {})
+    order = sorted(pools, key=lambda name: "degraded" not in pools[name])  # stable: degraded first
+    rows = [
+        [name, p.get("ready"), p.get("max"), p.get("running"), p.get("pending"), _problem(p)]
+        for name, p in ((name, pools[name]) for name in order)
+    ]
+    emit(
+        ctx,
+        body,
+        lambda: [_headline(health)] + [_status_line(r) for r in rows],
+        lambda: table("pool", "ready", "size", "running", "pending", "problem", rows=rows, title=_headline(health)),
+    )
+    if health.get("ok") is False:
+        raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def _problem(pool: dict[str, Any]) -> str:
+    degraded = pool.get("degraded")
+    if not isinstance(degraded, dict):
+        return "empty" if pool.get("ready") == 0 and pool.get("max") else ""
+    return f"degraded: {degraded.get('problem', 'cannot be filled')}"
+
+
+def _headline(health: dict[str, Any]) -> str:
+    """The service's verdict, naming the pools (its message only counts them)."""
+    if health.get("ok") is not False:
+        return str(health.get("message", ""))
+    parts = []
+    for key, noun in (("empty", "empty pool"), ("degraded", "degraded pool")):
+        names: Sequence[str] = health.get(key) or []
+        if names:
+            parts.append(f"{plural(len(names), noun)}: {', '.join(names)}")
+    return "; ".join(parts) or str(health.get("message", "unhealthy"))
+
+
+def _status_line(row: list[Any]) -> str:
+    name, ready, size, running, pending, problem = row
+    return f"{name} ready={ready}/{size} running={running} pending={pending}" + (f" {problem}" if problem else "")
 
 
 def summary(
@@ -262,60 +366,12 @@ def summary(
         )
 
 
-def ondemand(
-    pools: SpecArg,
-    wait: Annotated[bool, typer.Option("--wait", help="wait until the VMs are ready, showing progress")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds --wait waits at most")] = 600.0,
-    interval: Annotated[float, typer.Option(help="seconds between polls while waiting")] = 1.0,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Ask for VMs to be provisioned on demand; with --wait, until they are ready."""
-    wanted = parse_specs(pools)
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
-        rid = client.request(wanted)
-        if not wait:
-            emit(ctx, {"request_id": rid}, lambda: [rid])
-            return
-        done = _wait_for(client, rid, wanted, timeout, interval)
-        if not done.ready:
-            raise ApiError(f"on-demand request {rid}: {done.message}")
-        emit(
-            ctx,
-            done.as_dict(),
-            lambda: [vm.fqdn for vm in done.vms],
-            lambda: table("hostname", "fqdn", "pool", rows=vm_rows(done.vms), title=f"request {rid}"),
-        )
-
-
-def _wait_for(client: Client, rid: str, wanted: dict[str, int], timeout: float, interval: float) -> RequestStatus:
-    deadline = time.monotonic() + timeout
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        tasks = {name: progress.add_task(name, total=n) for name, n in wanted.items()}
-        while True:
-            current = client.request_status(rid)
-            if current.finished:
-                return current
-            for name, counts in current.pending.items():
-                if name in tasks:
-                    progress.update(tasks[name], completed=counts.get("ready", 0))
-            if time.monotonic() > deadline:
-                raise ApiError(
-                    f"on-demand request {rid} is not ready after {timeout:g}s; it goes on, poll or cancel it"
-                )
-            time.sleep(interval)
-
-
 def register(app: typer.Typer) -> None:
     """Add the client verbs to the ``vmpooler`` command."""
-    for verb in (get, query, modify, delete, snapshot, revert, disk, status, summary, ondemand):
+    for verb in (get, query, modify, delete, snapshot, revert, disk, status, summary, ssh):
         app.command(verb.__name__)(verb)
     app.command("list")(list_)
+    app.add_typer(ondemand_app, name="ondemand")
     app.add_typer(token_app, name="token")
 
 

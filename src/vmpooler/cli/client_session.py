@@ -12,28 +12,46 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from vmpooler.cli.client_config import resolve
-from vmpooler.client import Client
+from vmpooler.cli.client_config import Connection, resolve
+from vmpooler.cli.client_hints import in_cli_terms
 from vmpooler.errors import ApiError, ConfigError, ServerUnreachable, VmpoolerError
+
+# httpx and Rich load when a verb first needs them: `vmpooler --help` needs neither (issue 17)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from vmpooler.client import Client
 
 EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
-UrlOpt = Annotated[str | None, typer.Option("--url", envvar="VMPOOLER_URL", help="vmpooler base URL")]
-TokenOpt = Annotated[str | None, typer.Option("--token", envvar="VMPOOLER_TOKEN", help="API token (X-AUTH-TOKEN)")]
-UserOpt = Annotated[str | None, typer.Option("--user", envvar="VMPOOLER_USER", help="user name for token routes")]
-ServiceOpt = Annotated[str | None, typer.Option("--service", help="a named service of ~/.vmpooler.yaml")]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", envvar="VMPOOLER_URL", help="vmpooler base URL (with or without /api/v3)", metavar="URL"),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="VMPOOLER_TOKEN", help="API token (`vmpooler token get`)", metavar="TOKEN"),
+]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", envvar="VMPOOLER_USER", help="user name for token commands", metavar="NAME")
+]
+ServiceOpt = Annotated[
+    str | None,
+    typer.Option("--service", help="a named service of ~/.vmpooler.yaml (or ~/.vmfloaty.yml)", metavar="NAME"),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 PasswordOpt = Annotated[
-    str | None, typer.Option("--password", envvar="VMPOOLER_PASSWORD", help="password (prompted if absent)")
+    str | None,
+    typer.Option("--password", envvar="VMPOOLER_PASSWORD", help="password (prompted if absent)", metavar="PASSWORD"),
 ]
-SpecArg = Annotated[list[str], typer.Argument(help="POOL or POOL=N, repeatable", show_default=False)]
+SpecArg = Annotated[
+    list[str], typer.Argument(help="POOL or POOL=N, repeatable", show_default=False, metavar="POOL[=N]...")
+]
 
 
 class UsageProblem(VmpoolerError):
@@ -47,17 +65,23 @@ class Ctx:
     user: str | None
     as_json: bool
     debug: bool
+    connection: Connection | None = None
 
     @property
     def people(self) -> bool:
         return sys.stdout.isatty()
 
     def client(self) -> Client:
+        from vmpooler.client import Client
+
         return Client(self.url, self.token)
 
     def need_token(self) -> str:
         if not self.token:
-            raise UsageProblem("this needs a token: --token, $VMPOOLER_TOKEN or token: in ~/.vmpooler.yaml")
+            raise UsageProblem(
+                "this needs a token: --token, $VMPOOLER_TOKEN or token: in ~/.vmpooler.yaml "
+                "(`vmpooler token get` makes one)"
+            )
         return self.token
 
     def need_user(self) -> str:
@@ -73,12 +97,12 @@ def session(
     """Resolve the connection, run the verb, and turn our exceptions into one stderr line and an exit code."""
     try:
         conn = resolve(url, token, user, service)
-        yield Ctx(conn.url, conn.token, conn.user, as_json, debug)
+        yield Ctx(conn.url, conn.token, conn.user, as_json, debug, conn)
     except (ApiError, ServerUnreachable, ConfigError, UsageProblem) as exc:
         if debug:
             raise
         code = {ServerUnreachable: EXIT_UNREACHABLE, ConfigError: EXIT_USAGE, UsageProblem: EXIT_USAGE}
-        message = "; ".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
+        message = "; ".join(exc.problems) if isinstance(exc, ConfigError) else in_cli_terms(str(exc))
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(code.get(type(exc), EXIT_API)) from None
 
@@ -87,6 +111,8 @@ def emit(ctx: Ctx, data: Any, plain: Callable[[], Sequence[str]], rich: Callable
     if ctx.as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
     elif ctx.people and rich is not None:
+        from rich.console import Console
+
         Console().print(rich())
     else:
         for line in plain():
@@ -94,6 +120,8 @@ def emit(ctx: Ctx, data: Any, plain: Callable[[], Sequence[str]], rich: Callable
 
 
 def table(*columns: str, rows: Sequence[Sequence[Any]], title: str | None = None) -> Table:
+    from rich.table import Table
+
     out = Table(*columns, title=title)
     for row in rows:
         out.add_row(*("" if cell is None else str(cell) for cell in row))

@@ -1,26 +1,50 @@
 """The ``vmpooler`` command: run the service (whole, API only, manager only), check configuration, and the
-client verbs (``get``, ``list``, ``delete``, ...; see :mod:`vmpooler.cli.client_cmds`)."""
+client verbs (``get``, ``list``, ``delete``, ...; see :mod:`vmpooler.cli.client_cmds`).
+
+Client verbs must start fast (issue 17: ``vmpooler get`` in ≤ 0.3 s), so this module imports no server
+code: the server commands import the runtime (FastAPI, the manager, the providers) inside their bodies.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
+from vmpooler import __version__
 from vmpooler.cli import admin, client_cmds, probe
-from vmpooler.cli.runtime import Roles, run
-from vmpooler.cli.workers import run_workers
-from vmpooler.config import Settings, load_settings, validate_file
-from vmpooler.config_tls import pair_problems
-from vmpooler.errors import ConfigError, VmpoolerError
-from vmpooler.logs import setup_logging
+from vmpooler.cli.help import LazyConsole, plain_help
 
-app = typer.Typer(help="vmpooler: pools of ready virtual machines behind a small REST API.", no_args_is_help=True)
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from vmpooler.cli.runtime import Roles
+    from vmpooler.config import Settings
+
+# plain (click-style) help: it needs no Rich at start-up, and shows no ``<str>``/``<bool>`` type placeholders
+app = typer.Typer(
+    help="vmpooler: pools of ready virtual machines behind a small REST API.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+err = LazyConsole()
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        typer.echo(f"vmpooler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print the version and exit")
+    ] = False,
+) -> None:
+    """vmpooler: pools of ready virtual machines behind a small REST API."""
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -49,6 +73,8 @@ WorkersOption = Annotated[
 
 
 def _setup_logging(settings: Settings, verbose: bool) -> None:
+    from vmpooler.logs import setup_logging
+
     cfg = settings.config
     for warning in setup_logging(logging.DEBUG if verbose else logging.INFO, cfg.log_format, cfg.logfile):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -62,6 +88,9 @@ def _fail_config(problems: list[str]) -> NoReturn:
 
 
 def _load(config: Path | None) -> Settings:
+    from vmpooler.config import load_settings
+    from vmpooler.errors import ConfigError
+
     try:
         settings, warnings = load_settings(config)
     except ConfigError as exc:
@@ -73,6 +102,8 @@ def _load(config: Path | None) -> Settings:
 
 def _with_api_tls(settings: Settings, cert: Path | None, key: Path | None) -> Settings:
     """``settings`` with the certificate and key given on the command line, checked like the config keys."""
+    from vmpooler.config_tls import pair_problems
+
     if cert is None and key is None:
         return settings
     cert_file = str(cert) if cert else settings.config.api_tls_cert_file
@@ -94,6 +125,10 @@ def _run(
     workers: int = 1,
     tls: tuple[Path | None, Path | None] = (None, None),
 ) -> None:
+    from vmpooler.cli.runtime import run
+    from vmpooler.cli.workers import run_workers
+    from vmpooler.errors import VmpoolerError
+
     settings = _with_api_tls(_load(config), *tls)
     if workers > 1:
         code = run_workers(settings, roles, host, port, state_dir, workers, lambda: _setup_logging(settings, verbose))
@@ -126,6 +161,8 @@ def serve(
 ) -> None:
     """API, manager and (when no Redis is configured) an embedded Redis, in one process (or, with
     --workers N, the manager plus N API processes on one port)."""
+    from vmpooler.cli.runtime import Roles
+
     roles = Roles(api=True, manager=True, demo_traffic=demo_traffic)
     _run(config, roles, host, port, state_dir, verbose, workers, (tls_cert, tls_key))
 
@@ -142,6 +179,8 @@ def api(
     tls_key: TlsKeyOption = None,
 ) -> None:
     """Only the REST API, against the configured Redis (several may share one)."""
+    from vmpooler.cli.runtime import Roles
+
     _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose, workers, (tls_cert, tls_key))
 
 
@@ -152,12 +191,16 @@ def manager(
     verbose: VerboseOption = False,
 ) -> None:
     """Only the pool manager, against the configured Redis."""
+    from vmpooler.cli.runtime import Roles
+
     _run(config, Roles(api=False, manager=True), "127.0.0.1", 0, state_dir, verbose)
 
 
 @app.command("validate-config")
 def validate_config(file: Annotated[Path, typer.Argument(help="YAML file to check")]) -> None:
     """Check a configuration file offline; exit 0 when valid, 1 when not."""
+    from vmpooler.config import validate_file
+
     errors, warnings = validate_file(file, env=os.environ)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -172,6 +215,7 @@ def validate_config(file: Annotated[Path, typer.Argument(help="YAML file to chec
 client_cmds.register(app)
 admin.register(app)
 app.command("manager-alive")(probe.manager_alive)
+plain_help(app)
 
 if __name__ == "__main__":
     app()

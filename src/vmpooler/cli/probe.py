@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from vmpooler.cli.runtime import open_store
-from vmpooler.config import Settings, load_settings
 from vmpooler.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from vmpooler.config import Settings
 
 EXIT_ALIVE, EXIT_DEAD, EXIT_CONFIG = 0, 1, 2
 
@@ -35,6 +36,8 @@ def manager_alive(
     host: Annotated[str | None, typer.Option(help="the manager's host name (default: this host's)")] = None,
 ) -> None:
     """Exit 0 when a `vmpooler manager` on this host has a live heartbeat in Redis (a liveness probe)."""
+    from vmpooler.config import load_settings  # here, not at the top: client verbs start without it
+
     try:
         settings, _ = load_settings(config)
     except ConfigError as exc:
@@ -52,6 +55,8 @@ def manager_alive(
 
 
 async def _live_managers_of(settings: Settings, hostname: str) -> list[str]:
+    from vmpooler.cli.runtime import open_store
+
     store, _ = open_store(settings, Path("."))  # a configured Redis (checked above): nothing is started
     try:
         descriptions = await store.manager_descriptions()

@@ -9,6 +9,7 @@ the server's ``error`` message; transport failures become :class:`~vmpooler.erro
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -141,8 +142,13 @@ def transport_errors(url: str) -> Iterator[None]:
         raise ServerUnreachable(f"cannot reach vmpooler at {url}: {exc or type(exc).__name__}") from exc
 
 
+#: a version suffix on the URL given, as vmfloaty's configs carry (``https://host/api/v1``)
+_VERSION_SUFFIX = re.compile(r"/api/v\d+$")
+
+
 def base_url(url: str) -> str:
-    return url.rstrip("/") + API_PREFIX
+    """The API's root for a service URL given with or without ``/api/vN``: this client speaks v3."""
+    return _VERSION_SUFFIX.sub("", url.rstrip("/")) + API_PREFIX
 
 
 def headers(token: str | None) -> dict[str, str]:

@@ -1,0 +1,188 @@
+"""``vmpooler ondemand``: ask for VMs cloned for you, follow the request, cancel it.
+
+    vmpooler ondemand debian=2 [--wait [--cancel-on-interrupt]]   (the same as `ondemand request ...`)
+    vmpooler ondemand status ID                                   ready VMs, or what is still pending
+    vmpooler ondemand cancel ID                                   its VMs are returned
+
+A request goes on cloning after the command ends, so the id is always printed: Ctrl-C during ``--wait``
+says how to follow or cancel it (and asks, on a terminal), or cancels it with ``--cancel-on-interrupt``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from vmpooler.cli.client_session import (
+    DebugOpt,
+    JsonOpt,
+    ServiceOpt,
+    SpecArg,
+    TokenOpt,
+    UrlOpt,
+    UserOpt,
+    emit,
+    parse_specs,
+    session,
+    table,
+    vm_rows,
+)
+from vmpooler.errors import ApiError
+
+if TYPE_CHECKING:
+    from vmpooler.client import Client, RequestStatus
+
+EXIT_INTERRUPTED = 130
+IdArg = Annotated[str, typer.Argument(help="the request id `vmpooler ondemand` printed", metavar="ID")]
+
+
+class RequestByDefault(TyperGroup):
+    """``vmpooler ondemand debian=2`` means ``vmpooler ondemand request debian=2``: anything that is not
+    one of the group's commands (or its --help) goes to ``request``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["request", *args]
+        return super().parse_args(ctx, args)
+
+
+ondemand_app = typer.Typer(
+    cls=RequestByDefault,
+    help="Ask for VMs cloned for you (`vmpooler ondemand debian=2 --wait`), follow or cancel a request.",
+    no_args_is_help=True,
+)
+
+
+@ondemand_app.command("request")
+def request(
+    pools: SpecArg,
+    wait: Annotated[bool, typer.Option("--wait", help="wait until the VMs are ready, showing progress")] = False,
+    cancel_on_interrupt: Annotated[
+        bool, typer.Option("--cancel-on-interrupt", help="with --wait: Ctrl-C cancels the request")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="seconds --wait waits at most", metavar="SECONDS")] = 600.0,
+    interval: Annotated[float, typer.Option(help="seconds between polls while waiting", metavar="SECONDS")] = 1.0,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    user: UserOpt = None,
+    service: ServiceOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Ask for VMs to be provisioned on demand; prints the request id, or with --wait the VMs once ready."""
+    wanted = parse_specs(pools)
+    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+        rid = client.request(wanted)
+        if not wait:
+            emit(ctx, {"request_id": rid}, lambda: [rid])
+            return
+        try:
+            done = _wait_for(client, rid, wanted, timeout, interval)
+        except KeyboardInterrupt:
+            _interrupted(client, rid, cancel_on_interrupt)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        if not done.ready:
+            raise ApiError(f"on-demand request {rid}: {done.message}")
+        _show(ctx, done)
+
+
+@ondemand_app.command("status")
+def status(
+    request_id: IdArg,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    user: UserOpt = None,
+    service: ServiceOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """An on-demand request's VMs once ready, or how many are ready per pool; exit 1 if it failed or was
+    cancelled."""
+    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+        current = client.request_status(request_id)
+        if current.ready or current.message is None:
+            _show(ctx, current)
+            return
+        if as_json:
+            emit(ctx, current.as_dict(), lambda: [])
+        raise ApiError(f"on-demand request {request_id}: {current.message}")
+
+
+@ondemand_app.command("cancel")
+def cancel(
+    request_id: IdArg,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    user: UserOpt = None,
+    service: ServiceOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Cancel an on-demand request; the VMs it has got so far are returned."""
+    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+        client.cancel_request(request_id)
+        emit(ctx, {"ok": True, "request_id": request_id}, lambda: [f"cancelled {request_id}"])
+
+
+def _show(ctx: Any, current: RequestStatus) -> None:
+    rid = current.request_id
+    if current.ready:
+        emit(
+            ctx,
+            current.as_dict(),
+            lambda: [vm.fqdn for vm in current.vms],
+            lambda: table("hostname", "fqdn", "pool", rows=vm_rows(current.vms), title=f"request {rid}"),
+        )
+        return
+    rows = [[name, c.get("ready", 0), c.get("ready", 0) + c.get("pending", 0)] for name, c in current.pending.items()]
+    emit(
+        ctx,
+        current.as_dict(),
+        lambda: [f"{name} ready={ready}/{total}" for name, ready, total in rows],
+        lambda: table("pool", "ready", "asked", rows=rows, title=f"request {rid}: pending"),
+    )
+
+
+def _interrupted(client: Client, rid: str, cancel_on_interrupt: bool) -> None:
+    say = sys.stderr.write
+    if not cancel_on_interrupt and sys.stdin.isatty() and sys.stderr.isatty():
+        say(f"\ninterrupted; on-demand request {rid} goes on cloning.\n")
+        cancel_on_interrupt = typer.confirm("Cancel it?", default=False, err=True)
+    if cancel_on_interrupt:
+        client.cancel_request(rid)
+        say(f"\ninterrupted; cancelled on-demand request {rid} (its VMs are returned)\n")
+        return
+    say(
+        f"\ninterrupted; on-demand request {rid} goes on: `vmpooler ondemand status {rid}` follows it, "
+        f"`vmpooler ondemand cancel {rid}` cancels it\n"
+    )
+
+
+def _wait_for(client: Client, rid: str, wanted: dict[str, int], timeout: float, interval: float) -> RequestStatus:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    deadline = time.monotonic() + timeout
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        tasks = {name: progress.add_task(name, total=n) for name, n in wanted.items()}
+        while True:
+            current = client.request_status(rid)
+            if current.finished:
+                return current
+            for name, counts in current.pending.items():
+                if name in tasks:
+                    progress.update(tasks[name], completed=counts.get("ready", 0))
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    f"on-demand request {rid} is not ready after {timeout:g}s; it goes on: "
+                    f"`vmpooler ondemand status {rid}` follows it, `vmpooler ondemand cancel {rid}` cancels it"
+                )
+            time.sleep(interval)
+
+
+__all__ = ["ondemand_app"]
