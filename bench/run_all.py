@@ -37,6 +37,7 @@ ROOT = BENCH.parent
 #: each benchmark's arguments per profile, in the order they run (the quietest measurements first)
 PROFILES: dict[str, dict[str, list[str]]] = {
     "full": {
+        "cli_startup": [],
         "rss": [],
         "floors": [],
         "checkout": [],
@@ -46,6 +47,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "manager_scale": [],
     },
     "quick": {
+        "cli_startup": ["--quick"],
         "rss": ["--quick"],
         "floors": ["--quick"],
         "checkout": ["--quick"],
@@ -55,6 +57,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "manager_scale": ["--quick"],
     },
     "smoke": {
+        "cli_startup": ["--rounds", "1"],
         "rss": ["--quick", "--idle", "0.2"],
         "floors": ["--quick", "--seconds", "0.2", "--warmup", "0.1"],
         "checkout": ["--quick", "--sizes", "30,1000", "--concurrency", "1,32", "--seconds", "0.3"],

@@ -48,6 +48,8 @@ ROWS = (
     ("manager_rss", "manager_scale", "manager: peak RSS at 1,000 pools / 10,000 VMs", "≤ 150 MiB"),
     ("fill_rate", "fill_rate", "fill rate (dummy clones of fixed time)", "≥ 95 % of task_limit / clone time"),
     ("api_rss", "rss", "API process RSS at rest (`vmpooler api`, 3 pools)", "≤ 80 MiB"),
+    ("cli_help", "cli_startup", "`vmpooler --help` start-up, CPU (wall beside it: load)", "≤ 0.3 s"),
+    ("cli_get", "cli_startup", "`vmpooler get POOL` against `vmpooler api`, CPU (wall beside it)", "≤ 0.3 s"),
     ("floor_evalsha", "floors", "floor: bare `EVALSHA` round trip (redis-py, service settings)", "for reference"),
     ("floor_http", "floors", "floor: no-op HTTP `GET /api/v3/vm` on the same API process", "for reference"),
     ("floor_ratio", "floors", "checkout ÷ no-op HTTP floor, same processes", "for reference"),
@@ -156,6 +158,14 @@ def _floors(fig: dict[str, Any]) -> dict[str, Judged]:
             "floor_ratio": (ratios, None)}  # fmt: skip
 
 
+def _cli_startup(fig: dict[str, Any]) -> dict[str, Judged]:
+    rows: dict[str, Judged] = {}
+    for key, r in zip(("cli_help", "cli_get"), fig["results"].values(), strict=True):
+        text = f"{r['cpu_median_s']:.2f} s CPU, {r['wall_median_s']:.2f} s wall (median of {r['rounds']})"
+        rows[key] = (text, r["cpu_median_s"] <= 0.3)
+    return rows
+
+
 JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "checkout": _checkout,
     "status": _status,
@@ -164,6 +174,7 @@ JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "fill_rate": _fill_rate,
     "rss": _rss,
     "floors": _floors,
+    "cli_startup": _cli_startup,
 }
 
 

@@ -143,7 +143,7 @@ def test_token_commands(env: dict[str, str]) -> None:
 async def test_exit_codes(server: ApiThread, store: Store, env: dict[str, str], tmp_path: Path) -> None:
     unknown = run_process(env, "get", "nope")
     assert unknown.returncode == 1
-    assert unknown.stderr == "error: unknown pool or alias 'nope'; GET /vm lists the pools\n"
+    assert unknown.stderr == "error: unknown pool or alias 'nope'; `vmpooler list` lists the pools\n"
     assert "Traceback" in run_process(env, "get", "nope", "--debug").stderr
 
     elsewhere = f"http://127.0.0.1:{free_port()}"

@@ -12,13 +12,12 @@ shows the traceback instead of one line.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from vmpooler.store.redis import Store
 
 EXIT_FOUND, EXIT_CONFIG, EXIT_UNREACHABLE = 1, 2, 3
+T = TypeVar("T")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -72,6 +72,12 @@ def _one_line_errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         _fail(EXIT_FOUND, f"a provider cannot be loaded: {exc}")
+
+
+def _run_async(work: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # here, not at the top: the client verbs of the same command start without it
+
+    return asyncio.run(work)
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -122,7 +128,7 @@ def _emit(as_json: bool, data: Any, plain: Callable[[], Sequence[str]], rich: Ca
 def inventory(config: ConfigOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Every pool's VMs by state, as Redis holds them (configured pools first, then any others Redis names)."""
     with _one_line_errors(debug):
-        pools = asyncio.run(_inventory(_settings(config)))
+        pools = _run_async(_inventory(_settings(config)))
     rows = [
         [name, state, len(vms), " ".join(vms)]
         for name, pool in pools.items()
@@ -174,7 +180,7 @@ def purge(
     with _one_line_errors(debug):
         settings = _settings(config)
         providers = registry.build_all(settings)
-        results = asyncio.run(_purge(settings, providers, dry_run, timeout))
+        results = _run_async(_purge(settings, providers, dry_run, timeout))
     unknown = [(pool.pool, name) for pool in results for name in pool.unknown]
     destroyed = [(pool.pool, name) for pool in results for name in pool.destroyed]
     failed = [(pool.pool, name, why) for pool in results for name, why in pool.failed.items()]
@@ -240,7 +246,7 @@ def migrate_from_ruby(config: ConfigOpt = None, as_json: JsonOpt = False, debug:
 
     Exit 0 when everything is readable, 1 when there are problems (each listed)."""
     with _one_line_errors(debug):
-        report = asyncio.run(_migration_report(_settings(config)))
+        report = _run_async(_migration_report(_settings(config)))
     from rich.console import Console
 
     lines = _report_lines(report)

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vmpooler.errors import ConfigError
 
 CONFIG_ENV = "VMPOOLER_CLIENT_CONFIG"
@@ -58,6 +56,8 @@ def vmfloaty_path() -> Path:
 def _read(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
+    import yaml  # only when there is a file: a start without one need not pay for it
+
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -11,7 +11,6 @@ must not restart every manager); 1 Redis answers and no manager of this host is 
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -36,7 +35,9 @@ def manager_alive(
     host: Annotated[str | None, typer.Option(help="the manager's host name (default: this host's)")] = None,
 ) -> None:
     """Exit 0 when a `vmpooler manager` on this host has a live heartbeat in Redis (a liveness probe)."""
-    from vmpooler.config import load_settings  # here, not at the top: client verbs start without it
+    import asyncio  # these here, not at the top: the client verbs of the same command start without them
+
+    from vmpooler.config import load_settings
 
     try:
         settings, _ = load_settings(config)
