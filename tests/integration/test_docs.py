@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from vmpooler.cli.entry import original_forms
 from vmpooler.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,8 @@ def shown_commands() -> list[tuple[str, list[str]]]:
                         if word in {"|", ">", ">>", ";", "&&", "||"}:
                             break
                         args.append(word)
-                    found.append((page.relative_to(DOCS).as_posix(), args))
+                    # as the `vmpooler` script reads them: the original's forms (`api manager`) become ours
+                    found.append((page.relative_to(DOCS).as_posix(), original_forms(args, {})))
     return found
 
 
@@ -110,6 +112,8 @@ def test_each_shown_command_parses(page: str, args: list[str]) -> None:
     command = group
     rest = list(args)
     while isinstance(command, TyperGroup):
+        if rest[0] not in command.commands and hasattr(command, "default_command"):  # `ondemand debian=2`
+            rest = [command.default_command, *rest]
         name, rest = rest[0], rest[1:]
         found = command.get_command(typer.Context(command), name)
         assert found is not None, f"{page}: no command {' '.join([*path, name])!r}"

@@ -44,9 +44,11 @@ class RequestByDefault(TyperGroup):
     """``vmpooler ondemand debian=2`` means ``vmpooler ondemand request debian=2``: anything that is not
     one of the group's commands (or its --help) goes to ``request``."""
 
+    default_command = "request"
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["request", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
