@@ -155,7 +155,7 @@ def interrupt_waiting(env: dict[str, str], server: ApiThread, *extra: str) -> tu
     while not (claimed := asyncio.run(claim_new_requests(server.redis_port))):
         assert time.monotonic() < deadline and process.poll() is None, "the request never arrived"
         time.sleep(0.05)
-    time.sleep(0.5)  # past `request()`, into the polling
+    time.sleep(0.2)  # into the polling (a Ctrl-C earlier is handled the same way)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     return claimed[0], Outcome(process.returncode, stdout, stderr)

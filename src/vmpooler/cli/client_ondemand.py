@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,7 +32,7 @@ from vmpooler.cli.client_session import (
     table,
     vm_rows,
 )
-from vmpooler.errors import ApiError
+from vmpooler.errors import ApiError, NotFound
 
 if TYPE_CHECKING:
     from vmpooler.client import Client, RequestStatus
@@ -77,12 +78,14 @@ def request(
 ) -> None:
     """Ask for VMs to be provisioned on demand; prints the request id, or with --wait the VMs once ready."""
     wanted = parse_specs(pools)
+    # the id is chosen here, so that a Ctrl-C at any moment, even while the request is sent, can name it
+    rid = str(uuid.uuid4())
     with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
-        rid = client.request(wanted)
-        if not wait:
-            emit(ctx, {"request_id": rid}, lambda: [rid])
-            return
         try:
+            client.request(wanted, rid)
+            if not wait:
+                emit(ctx, {"request_id": rid}, lambda: [rid])
+                return
             done = _wait_for(client, rid, wanted, timeout, interval)
         except KeyboardInterrupt:
             _interrupted(client, rid, cancel_on_interrupt)
@@ -155,7 +158,11 @@ def _interrupted(client: Client, rid: str, cancel_on_interrupt: bool) -> None:
         say(f"\ninterrupted; on-demand request {rid} goes on cloning.\n")
         cancel_on_interrupt = typer.confirm("Cancel it?", default=False, err=True)
     if cancel_on_interrupt:
-        client.cancel_request(rid)
+        try:
+            client.cancel_request(rid)
+        except NotFound:
+            say(f"\ninterrupted before on-demand request {rid} was made\n")
+            return
         say(f"\ninterrupted; cancelled on-demand request {rid} (its VMs are returned)\n")
         return
     say(
