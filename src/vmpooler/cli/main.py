@@ -43,7 +43,7 @@ def _options(
         bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print the version and exit")
     ] = False,
 ) -> None:
-    """vmpooler: pools of ready virtual machines behind a small REST API."""
+    """The options of `vmpooler` itself (`--version`); the Typer help above is what `--help` shows."""
 
 
 ConfigOption = Annotated[
