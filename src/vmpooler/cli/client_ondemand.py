@@ -156,7 +156,10 @@ def _interrupted(client: Client, rid: str, cancel_on_interrupt: bool) -> None:
     say = sys.stderr.write
     if not cancel_on_interrupt and sys.stdin.isatty() and sys.stderr.isatty():
         say(f"\ninterrupted; on-demand request {rid} goes on cloning.\n")
-        cancel_on_interrupt = typer.confirm("Cancel it?", default=False, err=True)
+        try:
+            cancel_on_interrupt = typer.confirm("Cancel it?", default=False, err=True)
+        except typer.Abort:  # a second Ctrl-C (or end of input) at the question: keep it
+            cancel_on_interrupt = False
     if cancel_on_interrupt:
         try:
             client.cancel_request(rid)
