@@ -153,9 +153,12 @@ def _show(ctx: Any, current: RequestStatus) -> None:
 
 
 def _interrupted(client: Client, rid: str, cancel_on_interrupt: bool) -> None:
+    """After Ctrl-C: cancel the request when told to (or, on a terminal, when the user says so), else say
+    how to follow it up; it goes on cloning either way until cancelled."""
     say = sys.stderr.write
+    say("\ninterrupted; ")
     if not cancel_on_interrupt and sys.stdin.isatty() and sys.stderr.isatty():
-        say(f"\ninterrupted; on-demand request {rid} goes on cloning.\n")
+        say(f"on-demand request {rid} goes on cloning.\n")
         try:
             cancel_on_interrupt = typer.confirm("Cancel it?", default=False, err=True)
         except typer.Abort:  # a second Ctrl-C (or end of input) at the question: keep it
@@ -164,12 +167,12 @@ def _interrupted(client: Client, rid: str, cancel_on_interrupt: bool) -> None:
         try:
             client.cancel_request(rid)
         except NotFound:
-            say(f"\ninterrupted before on-demand request {rid} was made\n")
+            say(f"on-demand request {rid} was not made\n")
             return
-        say(f"\ninterrupted; cancelled on-demand request {rid} (its VMs are returned)\n")
+        say(f"cancelled on-demand request {rid} (its VMs are returned)\n")
         return
     say(
-        f"\ninterrupted; on-demand request {rid} goes on: `vmpooler ondemand status {rid}` follows it, "
+        f"on-demand request {rid} goes on: `vmpooler ondemand status {rid}` follows it, "
         f"`vmpooler ondemand cancel {rid}` cancels it\n"
     )
 

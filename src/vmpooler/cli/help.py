@@ -23,7 +23,7 @@ class PlainHelpCommand(TyperCommand):
         super().__init__(*args, **kwargs)
         for param in self.params:
             if isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
-                param.metavar = param.opts[0].lstrip("-").upper().replace("-", "_")
+                param.metavar = max(param.opts, key=len).lstrip("-").upper().replace("-", "_")
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         args, opts = [], []
