@@ -21,19 +21,24 @@ RANGES = {
     "30d": (30 * 24 * 3600, "1h"),
     "90d": (90 * 24 * 3600, "1h"),
 }
-SUMMED = ("ready", "running", "pending", "size", "checkouts", "failures", "boots")
+SUMMED = ("ready", "running", "pending", "size", "checkouts", "refused", "failures", "boots", "clones")
 
 
-def overall(series: dict[str, list[Point]]) -> list[Point]:
-    """Every pool's points added up per timestamp (boot percentiles: the worst pool's)."""
+def overall(series: dict[str, list[Point]], every_pool: list[Point]) -> list[Point]:
+    """Every pool's points added up per timestamp. Boot percentiles and the mean clone time come from
+    ``every_pool``, the series of all pools' boots and clones taken together; a minute missing from it
+    (written before it existed) has none (null), not a guess from the pools' own percentiles."""
+    timings = {p["t"]: p for p in every_pool}
     by_time: dict[int, Point] = {}
     for points in series.values():
         for p in points:
-            total = by_time.setdefault(p["t"], {"t": p["t"], **dict.fromkeys(SUMMED, 0), "boot_p50": 0, "boot_p90": 0})
+            total = by_time.setdefault(p["t"], {"t": p["t"], **dict.fromkeys(SUMMED, 0)})
             for key in SUMMED:
                 total[key] = round(total[key] + p.get(key, 0), 1)
-            total["boot_p50"] = max(total["boot_p50"], p.get("boot_p50", 0))
-            total["boot_p90"] = max(total["boot_p90"], p.get("boot_p90", 0))
+    for t, total in by_time.items():
+        timing = timings.get(t, {})
+        for key in ("boot_p50", "boot_p90", "clone_avg"):
+            total[key] = timing.get(key)
     return [by_time[t] for t in sorted(by_time)]
 
 
@@ -52,8 +57,10 @@ class DashboardService:
             raise NotFound(f"unknown pool {pool!r}")
         seconds, resolution = RANGES[range_name]
         pools = [pool] if pool else [p.name for p in self.settings.pools]
-        series = await self.store.history.points_of(pools, resolution, self.clock() - seconds)
-        body: dict[str, Any] = {"range": range_name, "resolution": resolution, "overall": overall(series)}
+        since = self.clock() - seconds
+        series = await self.store.history.points_of(pools, resolution, since)
+        every_pool = await self.store.history.points(None, resolution, since)
+        body: dict[str, Any] = {"range": range_name, "resolution": resolution, "overall": overall(series, every_pool)}
         if not only_overall:
             body["pools"] = series
         return body

@@ -25,13 +25,27 @@ def percentile(values: list[float], fraction: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
 
 
+def timings(boots: list[float], clones: int, clone_ms: int) -> Point:
+    """The timing fields of a minute point: boot percentiles, clone count and mean clone seconds."""
+    return {
+        "boots": len(boots),
+        "boot_p50": percentile(boots, 0.5),
+        "boot_p90": percentile(boots, 0.9),
+        "clones": clones,
+        "clone_avg": round(clone_ms / clones / 1000, 2) if clones else 0.0,
+    }
+
+
 def fold(points: list[Point], start: int) -> Point:
-    """One hour point from its minute points: mean levels, summed events, boot p50 mean and p90 max."""
+    """One hour point from its minute points: mean levels, summed events, boot p50 mean and p90 max,
+    the clone mean weighted by clones."""
 
     def mean(key: str) -> float:
         return round(statistics.fmean(p.get(key, 0) for p in points), 1)
 
     timed = [p for p in points if p.get("boots")]
+    clones = sum(p.get("clones", 0) for p in points)
+    clone_seconds = sum(p.get("clones", 0) * p.get("clone_avg", 0.0) for p in points)
     return {
         "t": start,
         "ready": mean("ready"),
@@ -39,10 +53,13 @@ def fold(points: list[Point], start: int) -> Point:
         "pending": mean("pending"),
         "size": mean("size"),
         "checkouts": sum(p.get("checkouts", 0) for p in points),
+        "refused": sum(p.get("refused", 0) for p in points),
         "failures": sum(p.get("failures", 0) for p in points),
         "boots": sum(p.get("boots", 0) for p in points),
         "boot_p50": round(statistics.fmean(p["boot_p50"] for p in timed), 2) if timed else 0.0,
         "boot_p90": max((p["boot_p90"] for p in timed), default=0.0),
+        "clones": clones,
+        "clone_avg": round(clone_seconds / clones, 2) if clones else 0.0,
     }
 
 
@@ -62,6 +79,8 @@ class HistorySampler:
         pools = [p.name for p in self.settings.pools]
         counts = await self.store.counts(pools)
         sizes = await self.store.overrides.all("size")
+        every_boot: list[float] = []
+        every_clone = [0, 0]  # count, milliseconds
         for pool in self.settings.pools:
             events, boots = await self.store.history.take_minute(pool.name, minute)
             level = counts[pool.name]
@@ -72,18 +91,28 @@ class HistorySampler:
                 "pending": level[VMState.PENDING],
                 "size": int(sizes.get(pool.name, pool.size)),
                 "checkouts": events.get("checkouts", 0),
+                "refused": events.get("refused", 0),
                 "failures": events.get("failures", 0),
-                "boots": len(boots),
-                "boot_p50": percentile(boots, 0.5),
-                "boot_p90": percentile(boots, 0.9),
+                **timings(boots, events.get("clones", 0), events.get("clone_ms", 0)),
             }
+            every_boot += boots
+            every_clone[0] += events.get("clones", 0)
+            every_clone[1] += events.get("clone_ms", 0)
             await self.store.history.add(pool.name, "1m", point)
-            if (minute + 60) % 3600 == 0:
-                hour = minute + 60 - 3600
-                minutes = [p for p in await self.store.history.points(pool.name, "1m", hour) if p["t"] < hour + 3600]
-                if minutes:
-                    await self.store.history.add(pool.name, "1h", fold(minutes, hour))
+            await self._fold_hour(pool.name, minute)
+        # percentiles of all pools' boots together: no mix of per-pool percentiles gives them
+        await self.store.history.add(None, "1m", {"t": minute, **timings(every_boot, *every_clone)})
+        await self._fold_hour(None, minute)
         return True
+
+    async def _fold_hour(self, pool: str | None, minute: int) -> None:
+        """After an hour's last minute, its one-hour point (``pool`` None: the all-pools series)."""
+        if (minute + 60) % 3600 != 0:
+            return
+        hour = minute + 60 - 3600
+        minutes = [p for p in await self.store.history.points(pool, "1m", hour) if p["t"] < hour + 3600]
+        if minutes:
+            await self.store.history.add(pool, "1h", fold(minutes, hour))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -1,8 +1,9 @@
 """Per-pool time series kept in Redis, so the dashboard has history without Graphite.
 
-Each minute one point per pool: levels (ready, running, pending, size), checkouts and clone
-failures in that minute, and boot-time percentiles. One-minute points are kept a day; every hour
-they are folded into one-hour points kept 90 days.
+Each minute one point per pool: levels (ready, running, pending, size), checkouts, checkouts refused
+because the pool was empty, clone failures, clones and their mean time in that minute, and boot-time
+percentiles; and one all-pools point with the percentiles of every pool's boots together. One-minute
+points are kept a day; every hour they are folded into one-hour points kept 90 days.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ class HistoryStore:
             pipe.expire(keys.history_boots(pool, minute), 7200)
             await pipe.execute()
 
+    async def clone(self, pool: str, seconds: float, now: float) -> None:
+        """Counts a finished clone and its duration (in ms: the counts are integers) in now's minute."""
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(keys.history_counts(pool), count_field("clones", now), 1)
+            pipe.hincrby(keys.history_counts(pool), count_field("clone_ms", now), round(seconds * 1000))
+            await pipe.execute()
+
     async def claim_minute(self, minute: int) -> bool:
         """True for the one manager that writes the points of ``minute``."""
         async with translated():
@@ -62,18 +70,30 @@ class HistoryStore:
         boots = [float(b) for b in replies[-2]]
         return {str(f).split(":", 1)[0]: n for f, n in mine.items()}, boots
 
-    async def add(self, pool: str, resolution: str, point: Point) -> None:
+    async def this_minute(self, pools: Sequence[str], event: str, now: float) -> dict[str, int]:
+        """How many ``event``s each pool counted in now's minute, not yet in a point."""
+        field = count_field(event, now)
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for pool in pools:
+                pipe.hget(keys.history_counts(pool), field)
+            found = await pipe.execute() if pools else []
+        return {pool: int(n or 0) for pool, n in zip(pools, found, strict=True)}
+
+    async def add(self, pool: str | None, resolution: str, point: Point) -> None:
+        """Stores ``point`` in ``pool``'s series, or in the all-pools one when ``pool`` is None."""
         retention = MINUTE_RETENTION if resolution == "1m" else HOUR_RETENTION
-        key = keys.history(pool, resolution)
+        key = keys.history(pool, resolution) if pool is not None else keys.history_all(resolution)
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(key, point["t"], point["t"])  # a re-run of the same minute replaces it
             pipe.zadd(key, {json.dumps(point, separators=(",", ":")): point["t"]})
             pipe.zremrangebyscore(key, "-inf", point["t"] - retention)
             await pipe.execute()
 
-    async def points(self, pool: str, resolution: str, since: float) -> list[Point]:
+    async def points(self, pool: str | None, resolution: str, since: float) -> list[Point]:
+        """``pool``'s points since ``since``, or the all-pools series' when ``pool`` is None."""
+        key = keys.history(pool, resolution) if pool is not None else keys.history_all(resolution)
         async with translated():
-            found = await self.client.zrangebyscore(keys.history(pool, resolution), since, "+inf")
+            found = await self.client.zrangebyscore(key, since, "+inf")
         return [json.loads(str(p)) for p in found]
 
     async def points_of(self, pools: Sequence[str], resolution: str, since: float) -> dict[str, list[Point]]:

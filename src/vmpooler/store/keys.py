@@ -136,6 +136,11 @@ def history(pool: str, resolution: str) -> str:
     return f"{PREFIX}history__{pool}__{resolution}"
 
 
+def history_all(resolution: str) -> str:
+    """Ours: every pool's boots and clones together at ``resolution``, for true all-pools percentiles."""
+    return f"{PREFIX}history_all__{resolution}"
+
+
 def history_counts(pool: str) -> str:
     """Ours: per-minute event counts waiting to be folded into the next history point."""
     return f"{PREFIX}history_counts__{pool}"

@@ -62,6 +62,19 @@ class OndemandStore:
         async with translated():
             return [str(i) for i in await self.client.zrange(keys.PROVISIONING_PROCESSING, 0, -1)]
 
+    async def in_flight(self, limit: int) -> list[tuple[str, dict[str, str]]]:
+        """Up to ``limit`` open requests, oldest first (queued, then being provisioned), with their records."""
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.PROVISIONING_REQUEST, 0, limit - 1)
+            pipe.zrange(keys.PROVISIONING_PROCESSING, 0, limit - 1)
+            queued, processing = await pipe.execute()
+        ids = list(dict.fromkeys(str(i) for i in [*processing, *queued]))[:limit]
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            for request_id in ids:
+                pipe.hgetall(keys.ondemand_request(request_id))
+            records = await pipe.execute() if ids else []
+        return [(i, _dict(r)) for i, r in zip(ids, records, strict=True) if r]
+
     async def delivered(self, request_id: str, items: Sequence[Item]) -> list[list[str]]:
         """The VMs delivered so far for each item, in item order."""
         async with translated(), self.client.pipeline(transaction=False) as pipe:

@@ -225,6 +225,7 @@ class Store:
 
     async def record_clone_time(self, pool: str, name: str, now: float, seconds: float) -> None:
         await self.stats.record("clone", pool, name, seconds, now)
+        await self.history.clone(pool, seconds, now)
 
     async def mark_destroyed(self, pool: str, name: str, source: VMState, now: float) -> bool:
         """COMPLETED/FAILED -> DESTROYED: the record stays ``data_ttl`` hours for queries."""
@@ -265,7 +266,9 @@ class Store:
         check_move(VMState.READY, VMState.RUNNING)
         pools: list[str] = []
         index: dict[str, int] = {}
-        args: list[str] = [format_time(now), keys.VM_PREFIX, "", str(len(requests)), count_field("checkouts", now)]
+        # the provisioner retries an empty pool until its clones arrive: only the API's refusals count
+        refused = count_field("refused", now) if ondemand is None else ""
+        args = [format_time(now), keys.VM_PREFIX, "", str(len(requests)), count_field("checkouts", now), refused]
         for candidates in requests:
             args.append(str(len(candidates)))
             for pool in candidates:

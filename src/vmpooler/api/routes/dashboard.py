@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
 from vmpooler.api.dashboard import DashboardService
+from vmpooler.api.feed import DashboardFeed
 from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.schemas import errors
+from vmpooler.errors import NotFound
 
 
 async def dashboard_service(request: Request) -> DashboardService:
@@ -18,6 +22,25 @@ async def dashboard_service(request: Request) -> DashboardService:
 
 
 Dashboard = Annotated[DashboardService, Depends(dashboard_service)]
+
+
+async def dashboard_feed(request: Request) -> DashboardFeed:
+    feed: DashboardFeed = request.app.state.dashboard_feed
+    return feed
+
+
+Feed = Annotated[DashboardFeed, Depends(dashboard_feed)]
+
+
+def cacheable_json(request: Request, body: Any) -> Response:
+    """Compact JSON with an ``ETag``; ``304`` without a body when the page already has these bytes.
+    ``no-cache``: the browser keeps the copy but asks every time, so a poll is never stale."""
+    content = orjson.dumps(body)
+    tag = f'"{hashlib.blake2b(content, digest_size=12).hexdigest()}"'
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -42,7 +65,17 @@ def feeds() -> APIRouter:
     @routes.get("/api/v3/history")
     async def history(request: Request, service: Dashboard) -> Response:
         q = request.query_params
-        return ok(**await service.history(q.get("pool") or None, q.get("range", "1h"), q.get("series") == "overall"))
+        body = await service.history(q.get("pool") or None, q.get("range", "1h"), q.get("series") == "overall")
+        return cacheable_json(request, {"ok": True, **body})
+
+    @routes.get("/dashboard/feed")
+    async def feed(request: Request, feed: Feed) -> Response:
+        """Everything the dashboard polls, in one compact reply with an ``ETag`` (see docs/dashboard.md);
+        ``?pool=`` narrows "who has what" to that pool."""
+        pool = request.query_params.get("pool") or None
+        if pool is not None and feed.settings.pool(pool) is None:
+            raise NotFound(f"unknown pool {pool!r}; GET /api/v3/status lists the pools")
+        return cacheable_json(request, await feed.feed(pool))
 
     @routes.get("/", include_in_schema=False)
     async def index() -> Response:

@@ -3,7 +3,8 @@
 -- history counts hash; any keys after those are index sets every VM taken is added to (its
 -- token's, its request's).
 -- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] number of pools, ARGV[4] n requests, ARGV[5]
--- the history field counting this minute's checkouts; then per request: k, then k pool indexes
+-- the history field counting this minute's checkouts, ARGV[6] the one counting refusals (a request
+-- no candidate pool could serve; '' counts none); then per request: k, then k pool indexes
 -- (the candidates, in preference order); then m, then m field, value pairs for each vm hash.
 -- After the fields: the events channel, then the name of each pool (by index); every pool that gave
 -- a VM is published there, so its manager refills it at once instead of at its next poll.
@@ -12,7 +13,8 @@ local now, vm_prefix = ARGV[1], ARGV[2]
 local npools = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local minute_field = ARGV[5]
-local pos = 6
+local refused_field = ARGV[6]
+local pos = 7
 local requests = {}
 for r = 1, n do
   local k = tonumber(ARGV[pos])
@@ -43,6 +45,10 @@ for r = 1, n do
     end
   end
   if chosen == nil then
+    -- counted against the first candidate: the pool asked for (an alias's others were empty too)
+    if refused_field ~= '' then
+      redis.call('HINCRBY', KEYS[5 * requests[r][1]], refused_field, 1)
+    end
     return {0, r}
   end
   available[chosen] = available[chosen] - 1
