@@ -6,32 +6,28 @@ The page polls every ``?refresh=`` ms, so these tests run it at a few hundred mi
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import random
 import re
 import shutil
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import Problems, chromium, chromium_path
+from tests.support.dashboard import REFRESH_MS, WAIT_MS, Dashboard, dashboards, history_point, run, system_chromium
+from tests.support.dashboard import site_settings as shared_settings
 from tests.support.pools import dummy, manager_for, run_until, settle
-from tests.support.servers import ApiThread, make_store
-from vmpooler.config import Settings, parse_settings
+from tests.support.servers import ApiThread
+from vmpooler.config import Settings
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 
-T = TypeVar("T")
-REFRESH_MS = 300
-WAIT_MS = 5000
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 POOLS: list[dict[str, Any]] = [
@@ -43,26 +39,7 @@ ALL: list[str] = [p["name"] for p in POOLS]
 
 
 def site_settings(pools: list[dict[str, Any]] = POOLS, site_name: str = "Test lab", auth: bool = False) -> Settings:
-    raw: dict[str, Any] = {"pools": pools, "config": {"site_name": site_name, "check_loop_delay_min": 0.05}}
-    if auth:
-        raw["auth"] = {"provider": "dummy"}
-    settings, _ = parse_settings(raw, env={})
-    return settings
-
-
-def run(redis_port: int, work: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    """Runs ``work(store)`` to the end on an event loop of its own thread: Playwright's sync API keeps
-    its own loop marked running in the test's thread."""
-
-    async def main() -> T:
-        store = make_store(redis_port)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    with ThreadPoolExecutor(1) as worker:
-        return worker.submit(asyncio.run, main()).result()
+    return shared_settings(pools, site_name, auth)
 
 
 def fill_with_manager(settings: Settings, redis_port: int, inventory: Path) -> None:
@@ -80,12 +57,6 @@ def fill_with_manager(settings: Settings, redis_port: int, inventory: Path) -> N
         await settle(manager)
 
     run(redis_port, work)
-
-
-def history_point(t: int, **values: float) -> dict[str, Any]:
-    point: dict[str, Any] = {"t": t, "ready": 0, "running": 0, "pending": 0, "size": 0, "checkouts": 0}
-    point |= {"failures": 0, "boots": 0, "boot_p50": 0.0, "boot_p90": 0.0}
-    return point | values
 
 
 def seed_history(redis_port: int, pools: list[str], minutes: int = 60, hours: int = 24) -> None:
@@ -111,53 +82,14 @@ def seed_history(redis_port: int, pools: list[str], minutes: int = 60, hours: in
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no chromium (scripts/ensure-system-deps.sh installs Debian's)")
-    with chromium(path) as launched:
+    with system_chromium() as launched:
         yield launched
-
-
-class Dashboard:
-    """One browser page on the dashboard, with what went wrong on it."""
-
-    def __init__(self, page: Page, problems: Problems, api: str) -> None:
-        self.page = page
-        self.problems = problems
-        self.api = api
-
-    def row(self, pool: str) -> Locator:
-        return self.page.locator(f'.pool-row[data-pool="{pool}"]')
-
-    def visible_rows(self) -> Locator:
-        return self.page.locator("#pool-rows .pool-row:visible")
-
-    def expect_figures(self, pool: str, ready: int, size: int, pending: int = 0, running: int = 0) -> None:
-        row = self.row(pool)
-        expect(row.locator(".cell-ready b")).to_have_text(str(ready), timeout=WAIT_MS)
-        expect(row.locator(".cell-ready .of")).to_have_text(f" / {size}")
-        expect(row.locator(".cell-pending .v")).to_have_text(str(pending), timeout=WAIT_MS)
-        expect(row.locator(".cell-running .v")).to_have_text(str(running), timeout=WAIT_MS)
-        bar = row.get_by_role("progressbar")
-        expect(bar).to_have_attribute("aria-valuenow", str(min(ready, size)))
-        expect(bar).to_have_attribute("aria-valuemax", str(size))
 
 
 @pytest.fixture
 def open_dashboard(browser: Browser) -> Iterator[Callable[..., Dashboard]]:
-    contexts = []
-
-    def open_(api: str, query: str = "", width: int = 1280, height: int = 900, **options: Any) -> Dashboard:
-        context = browser.new_context(viewport={"width": width, "height": height}, **options)
-        contexts.append(context)
-        problems = Problems()
-        page = problems.watch(context.new_page())
-        page.goto(f"{api}/dashboard/?refresh={REFRESH_MS}{query}")
-        return Dashboard(page, problems, api)
-
-    yield open_
-    for context in contexts:
-        context.close()
+    with dashboards(browser) as open_:
+        yield open_
 
 
 def test_root_redirects_and_the_page_is_served_offline(redis_port: int) -> None:
