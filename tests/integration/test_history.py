@@ -46,6 +46,38 @@ async def test_minutes_are_sampled_and_hours_folded(store: Store) -> None:
     assert cent_hour["failures"] == 1 and cent_hour["checkouts"] == 0
 
 
+async def test_refusals_clone_times_and_all_pools_percentiles(store: Store, redis_port: int) -> None:
+    """A checkout refused because the pool is empty counts against that pool (the provisioner's
+    retries do not); clone times become a mean per minute; the all-pools series has the percentiles
+    of every boot together, which no mix of the pools' own percentiles gives."""
+    settings = settings_with(POOLS)
+    now = HOUR + 10
+    assert await store.checkout([["cent-9"]], now) == 0
+    assert await store.checkout([["cent-9"], ["deb-12"]], now) == 0
+    assert await store.checkout([["cent-9"]], now, ondemand=("r1", "cent-9", "cent-9")) == 0
+    for boot in (10.0, 11.0, 12.0):
+        await make_ready(store, "deb-12", f"d{boot}", now, boot)
+    await make_ready(store, "cent-9", "c1", now, 100.0)
+    await store.record_clone_time("deb-12", "d10.0", now, 4.0)
+    await store.record_clone_time("deb-12", "d11.0", now, 6.0)
+    assert await HistorySampler(settings, store).run_once(now=now + 60)
+    (cent,) = await store.history.points("cent-9", "1m", HOUR)
+    (deb,) = await store.history.points("deb-12", "1m", HOUR)
+    assert cent["refused"] == 2 and deb["refused"] == 0
+    assert deb["clones"] == 2 and deb["clone_avg"] == 5.0 and cent["clones"] == 0
+    (every,) = await store.history.points(None, "1m", HOUR)
+    assert every["boots"] == 4 and every["boot_p50"] == 12.0 and every["boot_p90"] == 100.0
+    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url) as client:
+        reply = client.get("/api/v3/history?range=7d&series=overall")
+        assert reply.status_code == 200 and reply.headers["etag"]
+        again = client.get("/api/v3/history?range=7d&series=overall", headers={"If-None-Match": reply.headers["etag"]})
+        assert again.status_code == 304
+        day = client.get("/api/v3/history?range=1d&series=overall").json()["overall"]
+    (point,) = [p for p in day if p["t"] == HOUR]
+    assert point["refused"] == 2 and point["clones"] == 2 and point["clone_avg"] == 5.0
+    assert point["boot_p50"] == 12.0 and point["boot_p90"] == 100.0  # not the worst pool's p50 of 100
+
+
 def test_fold_and_percentile() -> None:
     assert percentile([], 0.5) == 0.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 3.0
