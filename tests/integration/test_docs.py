@@ -39,8 +39,14 @@ def test_the_site_builds_strictly_with_every_provider_page_in_the_nav(tmp_path: 
     result = build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr
     home = (tmp_path / "site" / "index.html").read_text()
-    for page in ("cli", "configuration", "API", "providers", "operations", "migration"):
+    for page in ("cli", "configuration", "API", "providers", "operations", "migration", "dashboard"):
         assert (tmp_path / "site" / page / "index.html").is_file(), page
+    # the site works offline: no page loads a script or a stylesheet from elsewhere (the theme's
+    # highlight.js came from a CDN), and the generators beside the pages are not published
+    for html in (tmp_path / "site").rglob("*.html"):
+        remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]+"', html.read_text())
+        assert remote == [], (html, remote)
+    assert list((tmp_path / "site").glob("gen_*.py")) == []
     # the hook lists each provider page there is, so a page joins the nav by existing
     for page in sorted((DOCS / "providers").glob("*.md")):
         if page.name != "index.md":
