@@ -124,8 +124,9 @@ def test_first_screen_shows_the_problems(
     page = board.page
     rows = page.locator("#problem-rows .problem")
     expect(rows).to_have_count(len(DEGRADED) + len(EMPTY) + 1 + len(FILLING), timeout=WAIT_MS)
-    # the first render, from the navigation's start (Chromium's clock), within a second
-    first_render_ms = page.evaluate("performance.now()")
+    # the first render, from the navigation's start (the page marks it when the first feed is drawn)
+    first_render_ms = page.evaluate("performance.getEntriesByName('first-render')[0].startTime")
+    print(f"first render at {width}x{height}: {first_render_ms:.0f} ms")
     kinds = page.locator("#problem-kinds")
     expect(kinds.locator('[data-kind="degraded"] b')).to_have_text("2")
     expect(kinds.locator('[data-kind="empty"] b')).to_have_text("3")
@@ -142,7 +143,9 @@ def test_first_screen_shows_the_problems(
     expect(page.locator("#pool-rows .pool-row")).to_have_count(50)  # a page, not 1,000 rows
     expect(page.locator("#page-info")).to_have_text("1\u201350 of 1,000")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    assert first_render_ms < 3000, first_render_ms
+    # a guard against a page that has become slow, loose enough for a loaded CI machine; the figure
+    # against the 1 s target comes from bench/dashboard.py
+    assert first_render_ms < 5000, first_render_ms
     if os.environ.get("VMPOOLER_SCREENSHOT"):
         page.wait_for_timeout(500)  # bar transitions
         name = "dashboard.png" if width > 1000 else "dashboard-phone.png"
@@ -212,7 +215,6 @@ def test_an_idle_tab_costs_under_five_megabytes_an_hour(
         per_poll[path].append(sum(sizes.values()))
     polls_an_hour = {"/dashboard/feed": 3600 / 5, "/api/v3/history": 3600 / 60}
     per_hour = sum(sum(seen) / len(seen) * polls_an_hour[path] for path, seen in per_poll.items())
-    print(f"idle tab at 1,000 pools: {per_hour / 1e6:.2f} MB an hour ({per_poll})")
     assert len(per_poll["/dashboard/feed"]) >= 4 and len(per_poll["/api/v3/history"]) >= 2
     assert per_hour <= PER_HOUR_BUDGET, per_hour
     assert board.problems.seen == []

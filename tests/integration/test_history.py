@@ -73,6 +73,8 @@ async def test_refusals_clone_times_and_all_pools_percentiles(store: Store, redi
         again = client.get("/api/v3/history?range=7d&series=overall", headers={"If-None-Match": reply.headers["etag"]})
         assert again.status_code == 304
         day = client.get("/api/v3/history?range=1d&series=overall").json()["overall"]
+        deb_day = client.get("/api/v3/history?range=1d&pool=deb-12").json()["overall"]
+    assert [p["boot_p50"] for p in deb_day if p["t"] == HOUR] == [11.0]  # a pool's own, for its chart
     (point,) = [p for p in day if p["t"] == HOUR]
     assert point["refused"] == 2 and point["clones"] == 2 and point["clone_avg"] == 5.0
     assert point["boot_p50"] == 12.0 and point["boot_p90"] == 100.0  # not the worst pool's p50 of 100

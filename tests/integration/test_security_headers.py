@@ -36,7 +36,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_dashboard_page_and_files_send_the_strict_policy(api: str) -> None:
-    for path in ("/dashboard/", "/dashboard/js/main.js", "/dashboard/style.css", "/dashboard/vendor/uplot/uPlot.min.css"):
+    for path in (
+        "/dashboard/",
+        "/dashboard/js/main.js",
+        "/dashboard/style.css",
+        "/dashboard/vendor/uplot/uPlot.min.css",
+    ):
         reply = httpx.get(api + path)
         assert reply.status_code == 200, path
         assert reply.headers["content-security-policy"] == DASHBOARD_POLICY, path

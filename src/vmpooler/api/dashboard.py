@@ -25,20 +25,18 @@ SUMMED = ("ready", "running", "pending", "size", "checkouts", "refused", "failur
 
 
 def overall(series: dict[str, list[Point]], every_pool: list[Point]) -> list[Point]:
-    """Every pool's points added up per timestamp. Boot percentiles and the mean clone time come from
-    ``every_pool``, the series of all pools' boots and clones taken together; a minute missing from it
-    (written before it existed) has none (null), not a guess from the pools' own percentiles."""
-    timings = {p["t"]: p for p in every_pool}
+    """The all-pools series: ``every_pool``'s points as the manager recorded them (the pools' sums and
+    the timings of all their boots and clones together), and before its first point every pool's
+    points added up per timestamp, without boot percentiles or clone time (null: a mix of the pools'
+    own percentiles is not the percentile of all boots)."""
     by_time: dict[int, Point] = {}
     for points in series.values():
         for p in points:
-            total = by_time.setdefault(p["t"], {"t": p["t"], **dict.fromkeys(SUMMED, 0)})
+            untimed = {"t": p["t"], **dict.fromkeys(SUMMED, 0), **dict.fromkeys(("boot_p50", "boot_p90", "clone_avg"))}
+            total = by_time.setdefault(p["t"], untimed)
             for key in SUMMED:
                 total[key] = round(total[key] + p.get(key, 0), 1)
-    for t, total in by_time.items():
-        timing = timings.get(t, {})
-        for key in ("boot_p50", "boot_p90", "clone_avg"):
-            total[key] = timing.get(key)
+    by_time |= {p["t"]: p for p in every_pool if "ready" in p}
     return [by_time[t] for t in sorted(by_time)]
 
 
@@ -56,11 +54,17 @@ class DashboardService:
         if pool is not None and self.settings.pool(pool) is None:
             raise NotFound(f"unknown pool {pool!r}")
         seconds, resolution = RANGES[range_name]
-        pools = [pool] if pool else [p.name for p in self.settings.pools]
         since = self.clock() - seconds
-        series = await self.store.history.points_of(pools, resolution, since)
-        every_pool = await self.store.history.points(None, resolution, since)
-        body: dict[str, Any] = {"range": range_name, "resolution": resolution, "overall": overall(series, every_pool)}
+        if pool:  # one pool: its own series is its "overall", timings included
+            series = await self.store.history.points_of([pool], resolution, since)
+            body: dict[str, Any] = {"range": range_name, "resolution": resolution, "overall": series[pool]}
+            return body | ({} if only_overall else {"pools": series})
+        every_pool = [p for p in await self.store.history.points(None, resolution, since) if "ready" in p]
+        # the pools' own points are read only where they are wanted: each pool's, or the all-pools
+        # series' past before the manager began to record it (1,000 pools x 60 minutes is 60,000 points)
+        until = None if not only_overall or not every_pool else every_pool[0]["t"] - 1
+        series = await self.store.history.points_of([p.name for p in self.settings.pools], resolution, since, until)
+        body = {"range": range_name, "resolution": resolution, "overall": overall(series, every_pool)}
         if not only_overall:
             body["pools"] = series
         return body

@@ -66,7 +66,7 @@ class DashboardFeed:
             "pools": {name: self._levels(entry) for name, entry in report["pools"].items()},
             "aliases": {p.name: p.alias for p in self.settings.pools if p.alias},
             "problems": await self._problems(report, now),
-            "holders": await self.holders(pool, now),
+            "holders": await self.holders(pool or [n for n, e in report["pools"].items() if e["running"]], now),
             "ondemand": await self.ondemand(),
         }
         self._cache[pool or ""] = (now, body)
@@ -104,10 +104,11 @@ class DashboardFeed:
             "filling": sorted(n for n, e in pools.items() if 0 < e["ready"] < e["max"]),
         }
 
-    async def holders(self, pool: str | None, now: float) -> dict[str, Any]:
-        """Who holds running VMs (of ``pool``, or of every pool): per user the count, the pools and
-        the hostnames with their expiry (epoch seconds; None for an unlimited lifetime)."""
-        names = [pool] if pool else [p.name for p in self.settings.pools]
+    async def holders(self, pool: str | list[str], now: float) -> dict[str, Any]:
+        """Who holds running VMs of ``pool`` (or of the pools listed: all those with running VMs): per
+        user the count, the pools and the hostnames with their expiry (epoch seconds; None for an
+        unlimited lifetime)."""
+        names = [pool] if isinstance(pool, str) else pool
         running = await self.store.members_of(names, VMState.RUNNING)
         pairs = [(where, name) for where, members in running.items() for name in sorted(members)]
         records = await self.store.vms([name for _, name in pairs])
@@ -129,7 +130,8 @@ class DashboardFeed:
         for user, entry in ordered[:MAX_USERS]:
             hosts = sorted(entry["hosts"], key=lambda h: (h[2] is None, h[2] or 0, h[0]))
             listed.append({"user": user, **entry, "hosts": hosts[:MAX_HOSTS], "more": max(0, len(hosts) - MAX_HOSTS)})
-        return {"pool": pool, "users": listed, "more": max(0, len(ordered) - MAX_USERS)}
+        scope = pool if isinstance(pool, str) else None
+        return {"pool": scope, "users": listed, "more": max(0, len(ordered) - MAX_USERS)}
 
     async def ondemand(self) -> list[dict[str, Any]]:
         """Open on-demand requests, oldest first: each item's pool, count and VMs delivered so far."""

@@ -25,6 +25,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
 
 
+#: what the all-pools point adds up over the pools (its timings are computed from every pool's events)
+SUMMED = ("ready", "running", "pending", "size", "checkouts", "refused", "failures")
+
+
 def timings(boots: list[float], clones: int, clone_ms: int) -> Point:
     """The timing fields of a minute point: boot percentiles, clone count and mean clone seconds."""
     return {
@@ -81,6 +85,7 @@ class HistorySampler:
         sizes = await self.store.overrides.all("size")
         every_boot: list[float] = []
         every_clone = [0, 0]  # count, milliseconds
+        totals: Point = dict.fromkeys(SUMMED, 0)
         for pool in self.settings.pools:
             events, boots = await self.store.history.take_minute(pool.name, minute)
             level = counts[pool.name]
@@ -98,10 +103,13 @@ class HistorySampler:
             every_boot += boots
             every_clone[0] += events.get("clones", 0)
             every_clone[1] += events.get("clone_ms", 0)
+            for key in SUMMED:
+                totals[key] += point[key]
             await self.store.history.add(pool.name, "1m", point)
             await self._fold_hour(pool.name, minute)
-        # percentiles of all pools' boots together: no mix of per-pool percentiles gives them
-        await self.store.history.add(None, "1m", {"t": minute, **timings(every_boot, *every_clone)})
+        # the all-pools point: the pools' sums (so a chart of all pools reads one series, not 1,000),
+        # and the percentiles of all their boots together, which no mix of per-pool percentiles gives
+        await self.store.history.add(None, "1m", {"t": minute, **totals, **timings(every_boot, *every_clone)})
         await self._fold_hour(None, minute)
         return True
 

@@ -96,9 +96,12 @@ class HistoryStore:
             found = await self.client.zrangebyscore(key, since, "+inf")
         return [json.loads(str(p)) for p in found]
 
-    async def points_of(self, pools: Sequence[str], resolution: str, since: float) -> dict[str, list[Point]]:
+    async def points_of(
+        self, pools: Sequence[str], resolution: str, since: float, until: float | None = None
+    ) -> dict[str, list[Point]]:
+        """Each pool's points from ``since`` up to ``until`` (included; None: the latest)."""
         async with translated(), self.client.pipeline(transaction=False) as pipe:
             for pool in pools:
-                pipe.zrangebyscore(keys.history(pool, resolution), since, "+inf")
+                pipe.zrangebyscore(keys.history(pool, resolution), since, "+inf" if until is None else until)
             found = await pipe.execute()
         return {pool: [json.loads(str(p)) for p in points] for pool, points in zip(pools, found, strict=True)}

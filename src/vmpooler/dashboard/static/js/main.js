@@ -79,6 +79,7 @@ async function pollFeed() {
     renderOndemand(body.ondemand);
     updated();
     report("status", null);
+    if (!performance.getEntriesByName("first-render").length) performance.mark("first-render");
   } catch (err) {
     if (seq !== feedSeq) return;
     report("status", err);

@@ -58,9 +58,18 @@ export function renderProblems(feed, onPick) {
 
   const now = Date.now();
   const list = [...kinds].slice(0, MAX_ROWS);
-  const key = JSON.stringify([list, feed.problems, list.map(([name]) => feed.pools[name]), counts.degraded ? Math.floor(now / 1000) : 0]);
-  if (key === drawnKey) return;
-  drawnKey = key;
+  const key = JSON.stringify([list, feed.problems, list.map(([name]) => feed.pools[name])]);
+  if (key !== drawnKey) {
+    drawnKey = key;
+    $("problem-rows").replaceChildren(buildRows(list, kinds.size, feed, now, onPick));
+  }
+  // rows stay (focus, hover, a test's handle on them); only the breaker's countdown moves on
+  for (const row of $("problem-rows").querySelectorAll('.problem[data-kind="degraded"]')) {
+    setText(row.querySelector(".when"), describe("degraded", row.dataset.pool, feed, now).when);
+  }
+}
+
+function buildRows(list, total, feed, now, onPick) {
   const fragment = document.createDocumentFragment();
   for (const [name, kind] of list) {
     const row = rowTemplate.cloneNode(true);
@@ -79,10 +88,10 @@ export function renderProblems(feed, onPick) {
     row.querySelector(".when").textContent = when;
     fragment.append(row);
   }
-  if (kinds.size > list.length) {
-    fragment.append(el("li", "more muted", `and ${fmt(kinds.size - list.length)} more: sort the pool list by problems`));
+  if (total > list.length) {
+    fragment.append(el("li", "more muted", `and ${fmt(total - list.length)} more: sort the pool list by problems`));
   }
-  $("problem-rows").replaceChildren(fragment);
+  return fragment;
 }
 
 function renderPill(counts, kinds) {
