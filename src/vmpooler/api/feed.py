@@ -91,7 +91,7 @@ class DashboardFeed:
         pools: dict[str, Any] = report["pools"]
         recent = await self._recent_points(now)
         degraded = {name: dict(entry["degraded"]) for name, entry in pools.items() if "degraded" in entry}
-        current = await self.store.history.this_minute(sorted(degraded), "failures", now)
+        current = await self.store.history.unsampled(sorted(degraded), "failures", now)
         for name, health in degraded.items():
             points = recent.get(name, [])
             health["failures"] = sum(int(p.get("failures", 0)) for p in points) + current[name]

@@ -70,14 +70,15 @@ class HistoryStore:
         boots = [float(b) for b in replies[-2]]
         return {str(f).split(":", 1)[0]: n for f, n in mine.items()}, boots
 
-    async def this_minute(self, pools: Sequence[str], event: str, now: float) -> dict[str, int]:
-        """How many ``event``s each pool counted in now's minute, not yet in a point."""
-        field = count_field(event, now)
+    async def unsampled(self, pools: Sequence[str], event: str, now: float) -> dict[str, int]:
+        """How many ``event``s each pool counted that are in no point yet: now's minute, and the one
+        before until the manager takes it (a couple of seconds into each minute)."""
+        fields = [count_field(event, now - 60), count_field(event, now)]
         async with translated(), self.client.pipeline(transaction=False) as pipe:
             for pool in pools:
-                pipe.hget(keys.history_counts(pool), field)
+                pipe.hmget(keys.history_counts(pool), fields)
             found = await pipe.execute() if pools else []
-        return {pool: int(n or 0) for pool, n in zip(pools, found, strict=True)}
+        return {pool: sum(int(n or 0) for n in counts) for pool, counts in zip(pools, found, strict=True)}
 
     async def add(self, pool: str | None, resolution: str, point: Point) -> None:
         """Stores ``point`` in ``pool``'s series, or in the all-pools one when ``pool`` is None."""
