@@ -518,6 +518,7 @@ def run_examples(c: Client, plain: Client, stop_redis: Callable[[], None]) -> No
     c.call("dash-pool", "GET", "/dashboard/stats/vmpooler/pool?history=1", expect=200, max_lines=24)
     c.call("dash-running", "GET", "/dashboard/stats/vmpooler/running", expect=200)
     c.call("dash-users", "GET", "/dashboard/stats/vmpooler/users", expect=200)
+    c.call("dash-feed", "GET", "/dashboard/feed?pool=win-2022-x86_64", expect=200, max_lines=40)
     c.call("history", "GET", f"{v3}/history?pool=debian-12-x86_64&range=1h", expect=200, max_lines=30)
     c.call("history-bad", "GET", f"{v3}/history?range=2y", expect=400)
 

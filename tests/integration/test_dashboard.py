@@ -197,7 +197,7 @@ def test_history_charts_draw_the_recorded_points(
     with ApiThread(settings, redis_port) as api:
         board = open_dashboard(api.url)
         page = board.page
-        for chart in ("levels", "checkouts", "failures", "boot"):
+        for chart in ("levels", "checkouts", "refused", "failures", "clone", "boot"):
             expect(page.locator(f'figure[data-chart="{chart}"]')).to_have_attribute("data-points", "60")
             expect(page.locator(f'figure[data-chart="{chart}"] .no-data')).to_be_hidden()
         expect_drawn(page, "levels", "--ready", 100)

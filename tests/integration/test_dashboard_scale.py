@@ -182,6 +182,12 @@ def test_a_degraded_pool_has_its_own_marked_row(big_site: ApiThread, open_dashbo
     expect(users.first).to_contain_text("alice")
     expect(users.first.locator(".chip")).to_have_count(3)
     expect(users.first.locator(".chip").first).to_contain_text(re.compile(r"1 h 5\d min left"))
+    # bars to scale, no cap: 3 running beside 2 slots take 3/5 of the bar (a 40 % cap hid that)
+    page.get_by_label("Filter pools by name or alias").fill("ci-debian-11-x86_64")
+    bar = board.row("ci-debian-11-x86_64").locator(".bar")
+    expect(bar.locator(".bar-running")).to_be_visible()
+    share = bar.locator(".bar-running").evaluate("(e) => e.offsetWidth / e.parentElement.offsetWidth")
+    assert 0.55 < share < 0.65, share
     expect(page.locator("#ondemand-rows tr")).to_have_count(1)
     expect(page.locator("#ondemand-rows tr")).to_contain_text("ci-debian-12-x86_64 0/3")
     assert board.problems.seen == []

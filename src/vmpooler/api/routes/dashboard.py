@@ -32,10 +32,11 @@ async def dashboard_feed(request: Request) -> DashboardFeed:
 Feed = Annotated[DashboardFeed, Depends(dashboard_feed)]
 
 
-def cacheable_json(request: Request, body: Any) -> Response:
-    """Compact JSON with an ``ETag``; ``304`` without a body when the page already has these bytes.
-    ``no-cache``: the browser keeps the copy but asks every time, so a poll is never stale."""
-    content = orjson.dumps(body)
+def cacheable_json(request: Request, body: Any, pretty: bool = False) -> Response:
+    """JSON (compact, or indented as the API's other replies) with an ``ETag``; ``304`` without a body
+    when the client already has these bytes. ``no-cache``: a browser may keep the copy but must ask
+    every time, so a poll is never stale."""
+    content = orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else None)
     tag = f'"{hashlib.blake2b(content, digest_size=12).hexdigest()}"'
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
     if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
@@ -66,7 +67,7 @@ def feeds() -> APIRouter:
     async def history(request: Request, service: Dashboard) -> Response:
         q = request.query_params
         body = await service.history(q.get("pool") or None, q.get("range", "1h"), q.get("series") == "overall")
-        return cacheable_json(request, {"ok": True, **body})
+        return cacheable_json(request, {"ok": True, **body}, pretty=True)
 
     @routes.get("/dashboard/feed")
     async def feed(request: Request, feed: Feed) -> Response:
