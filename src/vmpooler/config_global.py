@@ -50,6 +50,11 @@ class GlobalSettings(BaseModel):
     )
     prefix: str = Field("", description="Put in front of every new VM's name.")
     allowed_tags: list[str] | None = Field(None, description="When set, the only tag names `PUT /vm/<host>` accepts.")
+    max_tags_per_vm: int = Field(32, ge=1, le=10_000, description="The most tags one VM may carry.")
+    max_tag_name_length: int = Field(50, ge=1, le=1_000, description="The longest tag name `PUT /vm/<host>` accepts.")
+    max_tag_value_length: int = Field(
+        255, ge=1, le=100_000, description="The longest tag value `PUT /vm/<host>` accepts."
+    )
     clone_target: str | None = Field(
         None,
         description="Where new VMs are made (a vSphere cluster, ...) for pools naming none; the provider reads it.",

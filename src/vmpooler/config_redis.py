@@ -1,6 +1,8 @@
 """The ``:redis:`` section: one server or a Sentinel group, with optional TLS and an ACL user.
 
-* No ``server`` and no ``sentinels``: the service starts an embedded Redis of its own.
+* No ``:redis:`` section (and no ``REDIS_*`` variable): ``vmpooler serve`` starts an embedded Redis of
+  its own. A section that names no ``server`` (``port: 6379`` only, say) means the original's default
+  server, ``localhost``: an operator's own Redis is never silently replaced by a private one.
 * ``server``/``port``: one Redis (or a cloud endpoint that fails over behind one address).
 * ``sentinels`` + ``master_name``: the client asks the sentinels for the master and asks again after
   a failover; ``server``/``port`` must then be left out. ``sentinel_username``/``sentinel_password``
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr, model_validator
 
 from vmpooler.config_tls import file_problems, pair_problems
 
@@ -71,6 +73,34 @@ class RedisSettings(BaseModel):
     connection_pool_timeout: int = Field(5, ge=1)
     reconnect_attempts: int = Field(10, ge=0)
     socket_timeout: float = Field(5.0, gt=0)  # seconds; no Redis call waits longer
+
+    #: why this Redis is the one used, for the start-up log line
+    _reason: str = PrivateAttr("")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _originals_default_server(cls, data: Any, handler: ModelWrapValidatorHandler[RedisSettings]) -> RedisSettings:
+        settings = handler(data)
+        if isinstance(data, dict) and data and settings.server is None and not settings.sentinels:
+            # a :redis: section (or REDIS_* variable) is about the operator's Redis: the original's default
+            settings.server = "localhost"
+            settings._reason = ":redis: names no server: the original's default, localhost"
+        return settings
+
+    def because(self, reason: str) -> RedisSettings:
+        """A copy whose start-up log line gives ``reason`` for using it."""
+        copy = self.model_copy()
+        copy._reason = reason
+        return copy
+
+    def describe(self) -> str:
+        """Which Redis this is and why, for the start-up log."""
+        if self.sentinels:
+            sentinels = ", ".join(f"{s.host}:{s.port}" for s in self.sentinels)
+            return f"Redis master {self.master_name!r} of sentinels {sentinels} (:redis: sentinels)"
+        if self.server is None:
+            return "an embedded Redis (no :redis: section and no REDIS_SERVER)"
+        return f"Redis at {self.server}:{self.port} ({self._reason or 'named by :redis: server or REDIS_SERVER'})"
 
     def password_value(self) -> str | None:
         return self.password.get_secret_value() if self.password else None

@@ -10,7 +10,7 @@ Configuration, in the original's layout (every key optional; periods in seconds,
       authenticated: {limit: 500, period: 60}   # requests sending X-AUTH-TOKEN, per token (by its hash)
       vm_creation: {limit: 20, period: 60}      # checkouts, POST [/api/vN]/vm[/<pools>], per address
       vm_deletion: {limit: 50, period: 60}      # returns, DELETE [/api/vN]/vm/<hostname>, per address
-      token_creation: {limit: 10, period: 60}   # ours: POST [/api/vN]/token, per address (password guessing)
+      token_creation: {limit: 10, period: 60}   # ours: every password check, per address (see below)
       trusted_proxies: [10.0.0.5, 10.1.0.0/16]  # peers whose X-Forwarded-For names the client
 
 A limit given without ``period`` keeps 60 s. A bad value or an unknown key is a ConfigError at
@@ -22,6 +22,9 @@ What counts, and where this departs from the original:
   ``authenticated``; a checkout or a return also against its route class, per address. The
   original counted a request under one of these only (a token replaced the address).
 * A request is refused when any of its limits is used up, and then counts against none of them.
+* ``token_creation`` counts every request that may check a password: the token routes that take
+  basic auth (``POST /token``, ``GET /token``, ``DELETE /token/<t>``) and any request that sends an
+  ``Authorization`` header, so no route is a free way to guess passwords.
 * Snapshot and disk requests (POST /vm/<host>/...) are not checkouts; the original's substring
   match counted them as ``vm_creation``.
 * Windows are fixed and shared by every API process on the Redis (see vmpooler.store.ratelimit).
@@ -68,6 +71,7 @@ _CHECKOUT = re.compile(r"(?:/api/v\d+)?/vm(?:/[^/]+)?/?")
 _RETURN = re.compile(r"(?:/api/v\d+)?/vm/[^/]+/?")
 # each attempt checks a password against the directory: the budget that stops guessing
 _TOKEN = re.compile(r"(?:/api/v\d+)?/token/?")
+_ONE_TOKEN = re.compile(r"(?:/api/v\d+)?/token/[^/]+/?")
 
 #: what each limit counts, for the 429 message
 _COUNTS = {
@@ -170,7 +174,7 @@ class RateLimitMiddleware:
             quotas.append(_quota("vm_creation", address, self.limits.vm_creation))
         elif method == "DELETE" and _RETURN.fullmatch(path):
             quotas.append(_quota("vm_deletion", address, self.limits.vm_deletion))
-        elif method == "POST" and _TOKEN.fullmatch(path):
+        if _checks_password(scope, method, path):
             quotas.append(_quota("token_creation", address, self.limits.token_creation))
         return quotas
 
@@ -199,6 +203,14 @@ class RateLimitMiddleware:
 
 def _quota(kind: str, subject: str, limit: Limit) -> Quota:
     return Quota(kind, subject, limit.limit, limit.period)
+
+
+def _checks_password(scope: Scope, method: str, path: str) -> bool:
+    if method in ("GET", "POST") and _TOKEN.fullmatch(path):
+        return True
+    if method == "DELETE" and _ONE_TOKEN.fullmatch(path):
+        return True
+    return "authorization" in Headers(scope=scope)
 
 
 def _exempt(path: str) -> bool:

@@ -21,8 +21,8 @@ from vmpooler.store.redis import Store
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})*$")
-TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
-TAG_VALUE = re.compile(r"^[\w\s\-.@:/]{0,255}$")
+TAG_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # length: :config: max_tag_name_length
+TAG_VALUE = re.compile(r"[\w\s\-.@:/]*")  # length: :config: max_tag_value_length
 MAX_VMS_PER_REQUEST = 100
 MAX_DISK_GB = 2048
 
@@ -215,9 +215,15 @@ class VMService:
 
     async def modify(self, hostname: str, body: Any, caller: Identity | None = None) -> None:
         """PUT: change ``lifetime`` (hours) and/or ``tags``; every problem is reported at once."""
-        name, _, _ = await self._find(hostname)
+        name, _, state = await self._find(hostname)
         # as the original: changing the lifetime needs a token, tagging does not (unless someone's VM)
         await self._check_owner(name, caller, needs_token=isinstance(body, dict) and "lifetime" in body)
+        if state is not VMState.RUNNING and not (caller is not None and caller.admin):
+            # a ready VM is nobody's yet: a change would be handed to whoever checks it out next
+            raise Forbidden(
+                f"VM {name!r} is {state.value}, not checked out: only an admin may change it; "
+                "check a VM out and change that one"
+            )
         if not isinstance(body, dict) or not body:
             raise BadRequest('send a JSON object such as {"lifetime": 2} or {"tags": {"team": "qa"}}')
         failures: list[str] = []
@@ -230,10 +236,16 @@ class VMService:
         ]
         if failures:
             raise BadRequest(" ".join(f if f.endswith(".") else f"{f}." for f in failures), failure=failures)
+        if tags:
+            limit = self.settings.config.max_tags_per_vm
+            would_have = await self.store.tag_vm(name, tags, self.clock(), limit)
+            if would_have is not None:
+                raise BadRequest(
+                    f"Too many tags: a VM may carry at most {limit} (this one would have {would_have}); "
+                    "change existing tags instead"
+                )
         if lifetime is not None:
             await self.store.update_vm(name, {"lifetime": str(lifetime)})
-        if tags:
-            await self.store.tag_vm(name, tags, self.clock())
 
     def _check_lifetime(self, value: Any, failures: list[str]) -> int | None:
         try:
@@ -256,19 +268,27 @@ class VMService:
         if not isinstance(value, dict):
             failures.append('tags must be a JSON object such as {"team": "qa"}')
             return {}
-        allowed = self.settings.config.allowed_tags
+        cfg = self.settings.config
+        allowed = cfg.allowed_tags
         if allowed is not None and (unknown := sorted(set(value) - set(allowed))):
             failures.append(f"You provided unsupported tags ({', '.join(unknown)}); allowed: {', '.join(allowed)}")
+            return {}
+        if len(value) > cfg.max_tags_per_vm:
+            failures.append(f"Too many tags: a VM may carry at most {cfg.max_tags_per_vm} (got {len(value)})")
             return {}
         tags: dict[str, str] = {}
         for key, raw in value.items():
             text = "" if raw is None else str(raw)
-            if not TAG_KEY.match(str(key)):
-                failures.append(f"Tag name {str(key)[:60]!r} must be 1-50 letters, digits, '_', '.' or '-'")
-            elif not TAG_VALUE.match(text):
-                failures.append(f"Tag value for {key!r} contains invalid characters or exceeds 255 characters")
+            if len(key) > cfg.max_tag_name_length or not TAG_KEY.fullmatch(key):
+                failures.append(
+                    f"Tag name {key[:60]!r} must be 1-{cfg.max_tag_name_length} letters, digits, '_', '.' or '-'"
+                )
+            elif len(text) > cfg.max_tag_value_length:
+                failures.append(f"Tag value for {key!r} exceeds {cfg.max_tag_value_length} characters")
+            elif not TAG_VALUE.fullmatch(text):
+                failures.append(f"Tag value for {key!r} contains invalid characters")
             elif text:
-                tags[str(key)] = self._filter_tag(str(key), text)
+                tags[key] = self._filter_tag(key, text)
         return tags
 
     def _filter_tag(self, key: str, value: str) -> str:

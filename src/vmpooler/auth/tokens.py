@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 import time
@@ -11,12 +12,14 @@ from dataclasses import dataclass
 
 from vmpooler.auth.policy import AuthPolicy
 from vmpooler.errors import Forbidden, NotFound, Unauthorized
+from vmpooler.store.legacy_tokens import LEGACY_FIELD
 from vmpooler.store.records import format_time, parse_time
 from vmpooler.store.tokens import TokenStore
 
 ALPHABET = string.ascii_lowercase + string.digits
 #: the token record's field holding the admin group's answer at creation ("1" when in it)
 ADMIN_FIELD = "admin"
+_TOKEN_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,12 @@ class Identity:
 
 def token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def may_be_original(token: str) -> bool:
+    """Whether ``token`` could be one the original issued: never something shaped like our token ids
+    (a SHA-256 in hex), so a stored hash read out of Redis cannot be replayed as a clear token."""
+    return _TOKEN_ID.fullmatch(token) is None
 
 
 def new_token() -> str:
@@ -74,7 +83,10 @@ class TokenService:
         record = await self._live_record(token, tid)
         if record is None:
             return None
-        await self.store.touch(tid, format_time(self.clock()))
+        when = format_time(self.clock())
+        await self.store.touch(tid, when)
+        if record.get(LEGACY_FIELD):
+            await self.store.legacy.touch(token, when)
         return Identity(record["user"], tid, self.admin(record))
 
     def admin(self, record: dict[str, str]) -> bool:
@@ -89,7 +101,10 @@ class TokenService:
         return (parse_time(record.get("created")) or 0.0) + lifetime
 
     async def _live_record(self, token: str, tid: str) -> dict[str, str] | None:
-        record = await self.store.get(tid) or await self.store.adopt_legacy(token, tid)
+        """The record of the clear ``token``: ours under its hash, or the original's (see
+        vmpooler.store.legacy_tokens). Only ever looked up by the hash of what the caller sent, so a
+        value read from Redis (a stored hash, a VM's ``token:token``) is never itself a credential."""
+        record = await self._record(token, tid)
         if record is None:
             return None
         expires = self.expires_at(record)
@@ -97,6 +112,18 @@ class TokenService:
             await self.store.revoke(tid, record["user"])
             raise TokenExpired(expires)
         return record
+
+    async def _record(self, token: str, tid: str) -> dict[str, str] | None:
+        record = await self.store.get(tid)
+        if record is not None and record.get(LEGACY_FIELD):
+            if await self.store.legacy.original_record(token) is None:
+                # the original deleted its record (its DELETE /token): the token is revoked here too
+                await self.store.revoke(tid, record["user"])
+                return None
+            return record
+        if record is not None or not may_be_original(token):
+            return record
+        return await self.store.legacy.adopt(token, tid, hint(token))
 
     def _expiry_text(self, record: dict[str, str]) -> str:
         expires = self.expires_at(record)
@@ -129,15 +156,29 @@ class TokenService:
         if record.get("last"):
             info["last"] = record["last"]
         info["expires"] = self._expiry_text(record)
-        info["vms"] = {"running": await self.store.running_vms(tid)}
+        running = await self.store.running_vms(tid)
+        if record.get(LEGACY_FIELD):
+            running = sorted({*running, *await self.store.legacy.checked_out_with(token)})
+        info["vms"] = {"running": running}
         return info
 
     async def revoke(self, token: str, user: str, *, admin: bool = False) -> None:
         """Deletes the token when it is ``user``'s own, or any token for an admin (to cut off a leaked one)."""
         tid = token_id(token)
-        record = await self.store.get(tid) or await self.store.adopt_legacy(token, tid)
+        record = await self._record(token, tid)
         if record is None:
             raise NotFound("no such token (it may have been deleted already)")
         if record["user"] != user and not admin:
             raise Forbidden(f"this token belongs to another user than {user!r}")
         await self.store.revoke(tid, record["user"])
+        if record.get(LEGACY_FIELD):
+            await self.store.legacy.delete(token)
+
+    async def finalize_original_tokens(self) -> dict[str, list[str]]:
+        """``vmpooler migrate-from-ruby --finalize``: every token the original stored in clear is stored
+        only hashed from now on (the original can no longer use it); returns hint -> VMs moved over."""
+        done: dict[str, list[str]] = {}
+        for token in await self.store.legacy.clear_tokens():
+            if may_be_original(token):
+                done[hint(token)] = await self.store.legacy.finalize(token, token_id(token), hint(token))
+        return done

@@ -53,8 +53,8 @@ def redis_target(settings: Settings, state_dir: Path) -> tuple[RedisSettings, Em
     if cfg.embedded:
         embedded = EmbeddedRedis(state_dir / "redis")
         embedded.start()
-        # the private server listens on loopback only, without TLS
-        cfg = cfg.model_copy(update={"server": "127.0.0.1", "port": embedded.port, "tls": False})
+        cfg = embedded.client_settings(cfg)
+    log.info("using %s", cfg.describe())
     return cfg, embedded
 
 
@@ -100,6 +100,9 @@ async def run(
                 loop="none",
                 http=BoundedHttpToolsProtocol,
                 lifespan="off",
+                # X-Forwarded-For is read by the rate limiter, and only from :rate_limits: trusted_proxies;
+                # uvicorn's own reading would trust it from any loopback peer, letting clients pick their address
+                proxy_headers=False,
                 access_log=False,
                 log_level="warning",
                 timeout_graceful_shutdown=5,

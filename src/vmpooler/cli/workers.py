@@ -52,8 +52,7 @@ def run_workers(
         # one private Redis for the whole unit; the workers and the manager all use it
         embedded = EmbeddedRedis(state_dir / "redis")
         embedded.start()
-        redis = settings.redis.model_copy(update={"server": "127.0.0.1", "port": embedded.port})
-        settings = settings.model_copy(update={"redis": redis})
+        settings = settings.model_copy(update={"redis": embedded.client_settings(settings.redis)})
     sock = listen(host, port)
     children = [_fork_worker(settings, host, port, state_dir, sock, setup_logging) for _ in range(workers)]
     sock.close()

@@ -366,10 +366,11 @@ class Store:
             pipe.hget(keys.CONFIG_TEMPLATE, pool)
             return tuple(await pipe.execute())
 
-    async def tag_vm(self, name: str, tags: Mapping[str, str], now: float) -> None:
-        """Store tags on the VM and in the day's tag summary, together."""
+    async def tag_vm(self, name: str, tags: Mapping[str, str], now: float, max_tags: int = 1 << 30) -> int | None:
+        """Store tags on the VM and in the day's tag summary, together, unless the VM would then carry
+        more than ``max_tags``: then nothing is stored and the count it would have had is returned."""
         day = datetime.fromtimestamp(now, UTC).date()
-        async with translated(), self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.vm(name), mapping=_mapping({f"tag:{k}": v for k, v in tags.items()}))
-            pipe.hset(keys.tags(day), mapping=_mapping({f"{name}:{k}": v for k, v in tags.items()}))
-            await pipe.execute()
+        pairs = [str(item) for key, value in tags.items() for item in (key, value)]
+        async with translated():
+            refused = await self._scripts.tag_vm(keys=[keys.vm(name), keys.tags(day)], args=[max_tags, name, *pairs])
+        return None if int(refused) < 0 else int(refused)

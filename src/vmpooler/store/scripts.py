@@ -29,6 +29,7 @@ class Scripts:
     checkout: AsyncScript
     counts: AsyncScript
     pool_view: AsyncScript
+    tag_vm: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

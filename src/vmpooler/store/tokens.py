@@ -7,6 +7,7 @@ from typing import Any
 from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.legacy_tokens import LegacyTokenStore
 
 
 def _dict(reply: Any) -> dict[str, str]:
@@ -18,6 +19,8 @@ class TokenStore:
 
     def __init__(self, client: Redis) -> None:
         self.client = client
+        #: the original's clear-text records, while both services may share the Redis
+        self.legacy = LegacyTokenStore(client)
 
     async def create(self, token_id: str, record: dict[str, str]) -> None:
         async with translated(), self.client.pipeline(transaction=True) as pipe:
@@ -29,19 +32,6 @@ class TokenStore:
         async with translated():
             record = _dict(await self.client.hgetall(keys.token(token_id)))
         return record or None
-
-    async def adopt_legacy(self, clear_token: str, token_id: str) -> dict[str, str] | None:
-        """A token the original vmpooler stored in clear: move it under its hash, once, atomically."""
-        async with translated():
-            record = _dict(await self.client.hgetall(keys.token(clear_token)))
-            if not record.get("user"):
-                return None
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hset(keys.token(token_id), mapping=record)  # type: ignore[arg-type]
-                pipe.sadd(keys.user_tokens(record["user"]), token_id)
-                pipe.delete(keys.token(clear_token))
-                await pipe.execute()
-        return record
 
     async def touch(self, token_id: str, when: str) -> None:
         async with translated():
