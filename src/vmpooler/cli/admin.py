@@ -3,11 +3,12 @@
     vmpooler inventory [--json]                   every pool's VMs by state, as Redis holds them
     vmpooler purge [--no-dry-run] [--json]        VMs providers hold that Redis does not know; destroy them
     vmpooler migrate-from-ruby [--json]           does a Redis written by the original vmpooler read correctly?
+    vmpooler migrate-from-ruby --finalize         the original's clear-text tokens become hashed-only
 
-Each takes ``--config`` (as ``vmpooler serve``) and needs the Redis named there: the embedded Redis of a
-``vmpooler serve`` without ``:redis:`` is private to that process. Exit codes: 0 ok, 1 something was found
-(unknown VMs, migration problems, failed destroys), 2 configuration, 3 Redis unreachable; ``--debug``
-shows the traceback instead of one line.
+Each takes ``--config`` (as ``vmpooler serve``) and reads the Redis named there; without one, the embedded
+Redis a running ``vmpooler serve`` keeps in ``--state-dir`` (its password is read from there).
+Exit codes: 0 ok, 1 something was found (unknown VMs, migration problems, failed destroys), 2 configuration,
+3 Redis unreachable; ``--debug`` shows the traceback instead of one line.
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run/--no-dry-run", help="only list the unknown VMs (--no-dry-run destroys them)")
 ]
 TimeoutOpt = Annotated[float, typer.Option(min=1, help="seconds one provider call may take")]
+DEFAULT_STATE_DIR = Path(".vmpooler")
+StateDirOpt = Annotated[
+    Path,
+    typer.Option(
+        help="the state dir of the `vmpooler serve` whose embedded Redis to read", envvar="VMPOOLER_STATE_DIR"
+    ),
+]
+FinalizeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--finalize",
+        help="end the migration: the original's clear-text tokens are stored hashed only (it can no longer use them)",
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -85,16 +100,25 @@ def _fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings(config: Path | None) -> Settings:
+def _settings(config: Path | None, state_dir: Path) -> Settings:
     from vmpooler.config import load_settings
+    from vmpooler.store.embedded import running_embedded
 
     settings, warnings = load_settings(config)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     if settings.redis.embedded:
-        raise ConfigError(
-            ["redis.server: not set; these commands read the Redis the service uses, so name it (or set REDIS_SERVER)"]
-        )
+        # the embedded Redis of a running `vmpooler serve`, found (with its password) through its state dir
+        running = running_embedded(state_dir)
+        if running is None:
+            raise ConfigError(
+                [
+                    f"redis.server: not set, and no `vmpooler serve` runs an embedded Redis in {state_dir}; "
+                    "start it, give its --state-dir, or name the Redis (:redis: server or REDIS_SERVER)"
+                ]
+            )
+        update = {"server": running.server, "port": running.port, "password": running.password}
+        settings = settings.model_copy(update={"redis": settings.redis.model_copy(update=update)})
     return settings
 
 
@@ -102,7 +126,7 @@ def _settings(config: Path | None) -> Settings:
 async def _store(settings: Settings) -> AsyncIterator[Store]:
     from vmpooler.cli.runtime import open_store
 
-    store, _ = open_store(settings, Path("."))  # a configured Redis (checked by _settings): nothing is started
+    store, _ = open_store(settings, Path("."))  # a configured or running Redis (see _settings): nothing is started
     try:
         await store.ping()
         yield store
@@ -125,10 +149,12 @@ def _emit(as_json: bool, data: Any, plain: Callable[[], Sequence[str]], rich: Ca
 # ---- inventory ------------------------------------------------------------------------------------
 
 
-def inventory(config: ConfigOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def inventory(
+    config: ConfigOpt = None, state_dir: StateDirOpt = DEFAULT_STATE_DIR, as_json: JsonOpt = False, debug: DebugOpt = False
+) -> None:
     """Every pool's VMs by state, as Redis holds them (configured pools first, then any others Redis names)."""
     with _one_line_errors(debug):
-        pools = _run_async(_inventory(_settings(config)))
+        pools = _run_async(_inventory(_settings(config, state_dir)))
     rows = [
         [name, state, len(vms), " ".join(vms)]
         for name, pool in pools.items()
@@ -167,6 +193,7 @@ async def _inventory(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def purge(
     config: ConfigOpt = None,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
     dry_run: DryRunOpt = True,
     timeout: TimeoutOpt = 120.0,
     as_json: JsonOpt = False,
@@ -178,7 +205,7 @@ def purge(
     from vmpooler.providers import registry
 
     with _one_line_errors(debug):
-        settings = _settings(config)
+        settings = _settings(config, state_dir)
         providers = registry.build_all(settings)
         results = _run_async(_purge(settings, providers, dry_run, timeout))
     unknown = [(pool.pool, name) for pool in results for name in pool.unknown]
@@ -241,12 +268,29 @@ async def _purge(
 # ---- migrate-from-ruby ---------------------------------------------------------------------------------
 
 
-def migrate_from_ruby(config: ConfigOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def migrate_from_ruby(
+    config: ConfigOpt = None,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    finalize: FinalizeOpt = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
     """Check that a Redis written by the original (Ruby) vmpooler reads correctly here; changes nothing.
+    With --finalize (once the original is stopped for good), store its clear-text tokens hashed only.
 
     Exit 0 when everything is readable, 1 when there are problems (each listed)."""
+    if finalize:
+        with _one_line_errors(debug):
+            done = _run_async(_finalize(_settings(config, state_dir)))
+        if as_json:
+            typer.echo(json.dumps({"ok": True, "tokens": done}, indent=2))
+        else:
+            for token, vms in done.items():
+                typer.echo(f"token {token}: stored hashed only" + (f"; holds {', '.join(vms)}" if vms else ""))
+            typer.echo(f"{len(done)} token(s) of the original finalized; the original no longer accepts them")
+        return
     with _one_line_errors(debug):
-        report = _run_async(_migration_report(_settings(config)))
+        report = _run_async(_migration_report(_settings(config, state_dir)))
     from rich.console import Console
 
     lines = _report_lines(report)
@@ -261,6 +305,13 @@ def migrate_from_ruby(config: ConfigOpt = None, as_json: JsonOpt = False, debug:
         for line in lines:
             typer.echo(line)
     raise typer.Exit(EXIT_FOUND if report.problems else 0)
+
+
+async def _finalize(settings: Settings) -> dict[str, list[str]]:
+    from vmpooler.auth.tokens import TokenService
+
+    async with _store(settings) as store:
+        return await TokenService(store.tokens).finalize_original_tokens()
 
 
 async def _migration_report(settings: Settings) -> migration_check.MigrationReport:

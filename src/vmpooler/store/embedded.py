@@ -174,7 +174,7 @@ class EmbeddedRedis:
         """Hold the state dir for this process's life; a second service on it stops here, before any
         redis-server is started on the same files."""
         path = self.state_dir / LOCK_FILE
-        lock = path.open("a+")
+        lock = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
