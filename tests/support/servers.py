@@ -91,7 +91,9 @@ class ApiThread:
         async def main() -> None:
             store = make_store(self.redis_port)
             app = create_app(self.settings, store)
-            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", proxy_headers=False
+            )
             self._server = uvicorn.Server(config)
             self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             try:
