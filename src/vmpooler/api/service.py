@@ -218,12 +218,6 @@ class VMService:
         name, _, state = await self._find(hostname)
         # as the original: changing the lifetime needs a token, tagging does not (unless someone's VM)
         await self._check_owner(name, caller, needs_token=isinstance(body, dict) and "lifetime" in body)
-        if state is not VMState.RUNNING and not (caller is not None and caller.admin):
-            # a ready VM is nobody's yet: a change would be handed to whoever checks it out next
-            raise Forbidden(
-                f"VM {name!r} is {state.value}, not checked out: only an admin may change it; "
-                "check a VM out and change that one"
-            )
         if not isinstance(body, dict) or not body:
             raise BadRequest('send a JSON object such as {"lifetime": 2} or {"tags": {"team": "qa"}}')
         failures: list[str] = []
@@ -236,6 +230,12 @@ class VMService:
         ]
         if failures:
             raise BadRequest(" ".join(f if f.endswith(".") else f"{f}." for f in failures), failure=failures)
+        if state is not VMState.RUNNING and not (caller is not None and caller.admin):
+            # a ready VM is nobody's yet: a change would be handed to whoever checks it out next
+            raise Forbidden(
+                f"VM {name!r} is {state.value}, not checked out: only an admin may change it; "
+                "check a VM out and change that one"
+            )
         if tags:
             limit = self.settings.config.max_tags_per_vm
             would_have = await self.store.tag_vm(name, tags, self.clock(), limit)
