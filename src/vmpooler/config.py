@@ -168,7 +168,7 @@ class Settings(BaseModel):
     )
     redis: RedisSettings = Field(
         default_factory=RedisSettings,
-        description="Where the data lives; naming none, `vmpooler serve` runs a private Redis of its own.",
+        description="Where the data lives; without this section, `vmpooler serve` runs a private Redis of its own.",
     )
     auth: dict[str, Any] | None = Field(
         None,

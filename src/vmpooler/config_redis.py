@@ -47,8 +47,9 @@ class SentinelAddress(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    """Where the data lives: one server, or the master a Sentinel group names; with neither, `vmpooler serve`
-    runs a private Redis of its own. Optional TLS, and an ACL user."""
+    """Where the data lives: one server (`localhost` when the section names none, as the original), or the
+    master a Sentinel group names; without the section, `vmpooler serve` runs a private Redis of its own.
+    Optional TLS, and an ACL user."""
 
     model_config = ConfigDict(extra="ignore")
 
