@@ -42,7 +42,7 @@ class Original:
         self.run_sh, self.redis_port, self.state = run_sh, redis_port, workdir / "original"
         self.config = workdir / "original.yaml"
         sample = yaml.safe_load((run_sh.parent / "sample.yaml").read_text())
-        self.config.write_text(yaml.safe_dump({**sample, ":pools:": [{**sample[":pools:"][0], "size": 2}]}))
+        self.config.write_text(yaml.safe_dump({**sample, ":pools": [{**sample[":pools"][0], "size": 2}]}))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/v3"
 
