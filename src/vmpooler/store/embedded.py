@@ -40,6 +40,7 @@ LOCK_FILE = "lock"
 PID_FILE = "redis.pid"
 
 
+@functools.cache
 def server_major_version(binary: str) -> int:
     """The major version ``binary --version`` reports (0 when it cannot be read)."""
     try:
