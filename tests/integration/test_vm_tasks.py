@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,5 +75,7 @@ def test_bad_task_requests(api: httpx.Client, path: str, status: int, words: str
 
 async def test_revert_of_an_unknown_snapshot_is_404(api: httpx.Client, store: Store) -> None:
     await store.create_pending("deb", "vm1", {})
+    await store.mark_ready("deb", "vm1", time.time(), 1.0)
+    assert await store.checkout([["deb"]], time.time()) == [("deb", "vm1")]
     reply = api.post("/api/v3/vm/vm1/snapshot/0123456789abcdef0123456789abcdef")
     assert reply.status_code == 404 and "no snapshot" in reply.json()["error"]

@@ -49,7 +49,10 @@ async def test_only_an_admin_changes_a_ready_vm(api: httpx.Client, store: Store)
             reply = api.put("/api/v3/vm/vm0", json=body, headers=headers)
             assert reply.status_code in (401, 403) and reply.json()["ok"] is False, reply.text
     assert "only an admin may change it" in api.put("/api/v3/vm/vm0", json={"lifetime": 1}, headers=alice).text
+    for task in ("snapshot", "disk/8"):  # a snapshot or a disk would be handed to the next user too
+        assert api.post(f"/api/v3/vm/vm0/{task}", headers=alice).status_code == 403
     assert await store.vm("vm0") == before
+    assert await store.tasks.take("disk", now=time.time()) is None
 
     assert api.put("/api/v3/vm/vm0", json={"tags": {"team": "ops"}}, headers=root).status_code == 200
     checked_out = api.post("/api/v3/vm/deb", headers=alice).json()["deb"]["hostname"]

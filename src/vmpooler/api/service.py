@@ -230,12 +230,7 @@ class VMService:
         ]
         if failures:
             raise BadRequest(" ".join(f if f.endswith(".") else f"{f}." for f in failures), failure=failures)
-        if state is not VMState.RUNNING and not (caller is not None and caller.admin):
-            # a ready VM is nobody's yet: a change would be handed to whoever checks it out next
-            raise Forbidden(
-                f"VM {name!r} is {state.value}, not checked out: only an admin may change it; "
-                "check a VM out and change that one"
-            )
+        self._check_held(name, state, caller)
         if tags:
             limit = self.settings.config.max_tags_per_vm
             would_have = await self.store.tag_vm(name, tags, self.clock(), limit)
@@ -349,4 +344,15 @@ class VMService:
         if state is VMState.DESTROYED:
             raise NotFound(f"VM {name!r} has been destroyed")
         await self._check_owner(name, caller, needs_token=False)
+        self._check_held(name, state, caller)
         return name
+
+    @staticmethod
+    def _check_held(name: str, state: VMState, caller: Identity | None) -> None:
+        """A VM nobody has checked out is changed only by an admin: the change would be handed to
+        whoever checks it out next."""
+        if state is not VMState.RUNNING and not (caller is not None and caller.admin):
+            raise Forbidden(
+                f"VM {name!r} is {state.value}, not checked out: only an admin may change it; "
+                "check a VM out and change that one"
+            )
