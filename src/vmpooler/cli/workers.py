@@ -22,6 +22,7 @@ import uvloop
 
 from vmpooler.cli.runtime import Roles, run
 from vmpooler.config import Settings
+from vmpooler.errors import StoreError
 from vmpooler.store.embedded import EmbeddedRedis, die_with_parent
 
 log = logging.getLogger("vmpooler")
@@ -51,7 +52,12 @@ def run_workers(
     if settings.redis.embedded:
         # one private Redis for the whole unit; the workers and the manager all use it
         embedded = EmbeddedRedis(state_dir / "redis")
-        embedded.start()
+        try:
+            embedded.start()
+        except StoreError as exc:  # e.g. another service holds the state dir: one line, not a traceback
+            setup_logging()
+            log.error("%s", exc)
+            return 1
         settings = settings.model_copy(update={"redis": embedded.client_settings(settings.redis)})
     sock = listen(host, port)
     children = [_fork_worker(settings, host, port, state_dir, sock, setup_logging) for _ in range(workers)]
