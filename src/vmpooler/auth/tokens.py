@@ -170,9 +170,8 @@ class TokenService:
             raise NotFound("no such token (it may have been deleted already)")
         if record["user"] != user and not admin:
             raise Forbidden(f"this token belongs to another user than {user!r}")
-        await self.store.revoke(tid, record["user"])
-        if record.get(LEGACY_FIELD):
-            await self.store.legacy.delete(token)
+        # an adopted token of the original: its clear record goes too (_record checked it is the original's)
+        await self.store.revoke(tid, record["user"], token if record.get(LEGACY_FIELD) else None)
 
     async def finalize_original_tokens(self) -> dict[str, list[str]]:
         """``vmpooler migrate-from-ruby --finalize``: every token the original stored in clear is stored

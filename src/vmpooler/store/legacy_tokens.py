@@ -68,12 +68,6 @@ class LegacyTokenStore:
             if await self.client.exists(keys.token(clear_token)):
                 await self.client.hset(keys.token(clear_token), "last", when)
 
-    async def delete(self, clear_token: str) -> None:
-        """Revoked here: the original must not accept it either."""
-        if await self.original_record(clear_token) is not None:
-            async with translated():
-                await self.client.delete(keys.token(clear_token))
-
     async def checked_out_with(self, clear_token: str) -> list[str]:
         """Running VMs the original checked out with ``clear_token`` (its ``token:token`` field); the
         original finds them by this same scan of every pool's running set."""

@@ -46,9 +46,13 @@ class TokenStore:
                 records = [_dict(r) for r in await pipe.execute()]
         return {token_id: record for token_id, record in zip(ids, records, strict=True) if record}
 
-    async def revoke(self, token_id: str, user: str) -> None:
+    async def revoke(self, token_id: str, user: str, original_token: str | None = None) -> None:
+        """Delete the token; with ``original_token``, the original's clear-text record of it too (in the
+        same step), so the original stops accepting it as well."""
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             pipe.delete(keys.token(token_id))
+            if original_token is not None:
+                pipe.delete(keys.token(original_token))
             pipe.srem(keys.user_tokens(user), token_id)
             pipe.delete(keys.token_vms(token_id))
             await pipe.execute()
