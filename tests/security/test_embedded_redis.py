@@ -132,7 +132,7 @@ def test_one_service_per_state_dir_and_ctrl_c_stops_redis_last(serve: Serve, tmp
     assert not Path(f"/proc/{redis_pid}").exists()
 
 
-def test_only_a_missing_redis_section_means_the_embedded_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_a_missing_redis_section_means_the_embedded_one() -> None:
     def redis_of(raw: dict[str, object], env: dict[str, str] | None = None) -> tuple[bool, str | None, int]:
         cfg = parse_settings(raw, env=env or {})[0].redis
         return cfg.embedded, cfg.server, cfg.port
