@@ -114,7 +114,8 @@ def test_the_example_runs_a_private_redis_that_operator_commands_find(serve: Ser
 def test_one_service_per_state_dir_and_ctrl_c_stops_redis_last(serve: Serve, tmp_path: Path) -> None:
     started = time.monotonic()
     second = Serve(tmp_path, EXAMPLE, tmp_path / ".vmpooler")
-    assert second.process.wait(30) != 0 and time.monotonic() - started < 15
+    # it stops before starting anything: within its own start-up time (seconds on a loaded machine)
+    assert second.process.wait(30) != 0 and time.monotonic() - started < 25
     refusal = " ".join(second.text().split())
     assert f"state dir {tmp_path / '.vmpooler'} is in use by another vmpooler (pid {serve.process.pid})" in refusal
     (redis_pid,) = redis_server_pids_in(tmp_path / ".vmpooler" / "redis")
@@ -127,7 +128,7 @@ def test_one_service_per_state_dir_and_ctrl_c_stops_redis_last(serve: Serve, tmp
 
     assert serve.process.wait(30) == 0
     shutdown = serve.text().splitlines()[before:]
-    noise = [line for line in shutdown if "Traceback" in line or "unavailable" in line or "WARNING" in line]
+    noise = [line for line in shutdown if any(word in line for word in ("Traceback", "unavailable", "unreachable"))]
     assert noise == [], "\n".join(shutdown)
     assert not Path(f"/proc/{redis_pid}").exists()
 

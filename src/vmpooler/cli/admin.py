@@ -150,7 +150,10 @@ def _emit(as_json: bool, data: Any, plain: Callable[[], Sequence[str]], rich: Ca
 
 
 def inventory(
-    config: ConfigOpt = None, state_dir: StateDirOpt = DEFAULT_STATE_DIR, as_json: JsonOpt = False, debug: DebugOpt = False
+    config: ConfigOpt = None,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Every pool's VMs by state, as Redis holds them (configured pools first, then any others Redis names)."""
     with _one_line_errors(debug):
