@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from vmpooler.config import Settings, parse_settings, validate_file
+from vmpooler.config import Settings, parse_settings
+from vmpooler.validate import validate_file
 from vmpooler.config_redis import SentinelAddress
 from vmpooler.errors import ConfigError
 

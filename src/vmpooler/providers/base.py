@@ -40,6 +40,12 @@ class Provider(ABC):
 
     #: the pydantic model this provider's ``:providers: <name>:`` section is validated with
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+    #: the model a pool's own keys (``PoolTarget.provider_options``) are validated with, at start-up and by
+    #: ``validate-config``; None: the provider checks them itself when the pool is first used
+    pool_options_model: ClassVar[type[BaseModel] | None] = None
+    #: ``:config:`` keys this provider reads (the original's global vSphere keys): each becomes the default
+    #: of the option of the same name, which the ``:providers:`` section may still set
+    global_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
         self.name = name
