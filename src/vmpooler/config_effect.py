@@ -90,6 +90,19 @@ def notes(data: Mapping[str, Any], origins: Mapping[str, str], env: Mapping[str,
         dns_class = entry.get("dns_class") if isinstance(entry, Mapping) else None
         if dns_class not in (None, "dynamic-dns"):
             lines.append(f"dns_configs.{name}.dns_class: accepted, has no effect here: {_DNS_NOTE}")
+    prometheus = data.get("prometheus")
+    if isinstance(prometheus, Mapping) and "prefix" in prometheus and prometheus.get("names") != "original":
+        lines.append(
+            "prometheus.prefix: accepted, has no effect here: it is the original's `vmpooler_instance` label, "
+            "added with `names: original`"
+        )
+    config = data.get("config")
+    if isinstance(config, Mapping) and config.get("create_linked_clones") is False:
+        # the original's `create_linked_clones || true` turns a YAML false into true; only its env var says false
+        lines.append(
+            "config.create_linked_clones: false is honoured here (full clones); the original made linked clones "
+            "anyway unless CREATE_LINKED_CLONES=false"
+        )
     lines += [
         f"{var} (environment): accepted, has no effect here: {why}"
         for var, why in NO_EFFECT_ENV.items()

@@ -20,12 +20,13 @@ from vmpooler.auth import build_backend
 from vmpooler.auth.policy import read_policy
 from vmpooler.config import Settings, evaluate_source
 from vmpooler.config_errors import translate
+from vmpooler.config_global import VSPHERE_KEYS
 from vmpooler.errors import ConfigError
 from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 from vmpooler.providers import registry
 from vmpooler.providers.base import Provider
 
-__all__ = ["LoadProvider", "problems", "validate_file"]
+__all__ = ["LoadProvider", "notes", "problems", "validate_file"]
 
 #: finds a provider class by its ``provider_class`` name (``registry.load``; tests may pass their own)
 LoadProvider = Callable[[str], type[Provider]]
@@ -48,6 +49,41 @@ def problems(settings: Settings, load_provider: LoadProvider = registry.load) ->
     ]
 
 
+def notes(settings: Settings, load_provider: LoadProvider = registry.load) -> list[str]:
+    """``accepted, has no effect here`` lines that need the provider classes (see ``config_effect`` for the rest):
+    ``:config:`` keys only a provider no pool uses reads, and purging asked of a provider that never purges."""
+    classes = _provider_classes(settings, load_provider)
+    read_by = {key for cls in classes.values() for key in cls.global_keys}
+    found = [
+        f"config.{key}: accepted, has no effect here: only the vSphere provider reads it, and no pool uses one"
+        for key in sorted(VSPHERE_KEYS)
+        if key in settings.config.model_fields_set and key not in read_by and key != "purge_unconfigured_resources"
+    ]
+    for name, cls in classes.items():
+        asked = settings.provider_options(name).get("purge_unconfigured_resources")
+        if "purge_unconfigured_resources" in cls.global_keys:
+            asked = registry.options_for(settings, name, cls).get("purge_unconfigured_resources")
+        elif asked is None:
+            asked = settings.config.purge_unconfigured_resources
+        if asked and not cls.purges:
+            found.append(
+                f"providers.{name}.purge_unconfigured_resources: accepted, has no effect here: provider class "
+                f"{cls.__name__} deletes nothing unconfigured (`vmpooler purge` destroys VMs Redis does not know)"
+            )
+    return found
+
+
+def _provider_classes(settings: Settings, load_provider: LoadProvider) -> dict[str, type[Provider]]:
+    """The class of each provider a pool uses, for those that load (problems() reports the others)."""
+    classes = {}
+    for name in {pool.provider for pool in settings.pools}:
+        try:
+            classes[name] = load_provider(str(settings.provider_options(name).get("provider_class") or name))
+        except (ConfigError, ImportError, AttributeError):
+            continue
+    return classes
+
+
 def validate_file(
     path: str | Path, env: Mapping[str, str] | None = None, load_provider: LoadProvider = registry.load
 ) -> tuple[list[str], list[str]]:
@@ -55,6 +91,7 @@ def validate_file(
     settings, found, warnings = evaluate_source(path, os.environ if env is None else env)
     if settings is not None:
         found += problems(settings, load_provider)
+        warnings += notes(settings, load_provider)
     return found, warnings
 
 

@@ -10,14 +10,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from tests.support.fixtures.vcsim import CLUSTER, Vcsim
+from tests.support.fixtures.vcsim import CLUSTER, TEMPLATE, Vcsim, clone_vm
 from vmpooler.config import parse_settings
 from vmpooler.errors import PermanentProviderError
+from vmpooler.manager.loop import Manager
 from vmpooler.providers import registry
 from vmpooler.providers.vsphere import VSphereOptions, VSphereProvider
 from vmpooler.providers.vsphere.specs import DELTA_DISKS_KEY, delta_disk_spec, option
+from vmpooler.store.redis import Store
 
 VSPHERE = {"server": "vcenter.example", "username": "u", "password": "p"}
 
@@ -177,3 +180,44 @@ def test_the_delta_disk_layer_makes_each_old_disk_the_parent_of_a_new_one() -> N
 def _disks(vcsim: Vcsim, vm: vim.VirtualMachine) -> list[vim.vm.device.VirtualDisk]:
     devices = vcsim.read(vm, "config.hardware.device")["config.hardware.device"]
     return [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+
+
+def _folders(vcsim: Vcsim, *paths: str) -> None:
+    content = vcsim.admin().content
+    for path in paths:
+        parent = content.searchIndex.FindByInventoryPath("DC0/vm")
+        for part in path.split("/"):
+            parent = content.searchIndex.FindChild(parent, part) or parent.CreateFolder(part)
+
+
+async def test_purge_unconfigured_resources_deletes_unknown_folders_beside_the_pools_only(
+    vcsim: Vcsim, store: Store
+) -> None:
+    base = f"purge-{uuid.uuid4().hex[:6]}"
+    _folders(vcsim, f"{base}/a", f"{base}/b", f"{base}/stale", f"{base}/keep", f"{base}-elsewhere/stale")
+    stray = clone_vm(vcsim.admin(), TEMPLATE, f"{base}/stale", "stray")
+    WaitForTask(stray.PowerOnVM_Task())
+    options = vcsim.options()
+    provider_section = {
+        "server": options.server,
+        "port": options.port,
+        "username": options.username,
+        "password": options.password.get_secret_value(),
+        "insecure": True,
+        "datacenter": "DC0",
+        "resources_allowlist": ["keep"],
+    }
+    pools = [{"name": f"{base}-{x}", "template": TEMPLATE, "size": 0, "folder": f"{base}/{x}"} for x in "ab"]
+    settings, _ = parse_settings(
+        {"config": {"purge_unconfigured_resources": True}, "providers": {"vsphere": provider_section}, "pools": pools},
+        env={},
+    )
+    providers = registry.build_all(settings)  # :config: purge_unconfigured_resources reaches the provider
+    try:
+        await Manager(settings, store, providers).purge_unconfigured()
+    finally:
+        await providers["vsphere"].close()
+
+    assert vcsim.find(f"{base}/stale") is None
+    assert all(vcsim.find(f"{base}/{kept}") is not None for kept in ("a", "b", "keep"))
+    assert vcsim.find(f"{base}-elsewhere/stale") is not None  # not beside a pool's folder

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from vmpooler.cli.main import app
 from vmpooler.config import parse_settings
 from vmpooler.config_effect import NO_EFFECT
+from vmpooler.validate import validate_file
 
 POOL = {"name": "deb", "template": "Templates/deb", "size": 1}
 VSPHERE = {"server": "vcenter.example", "username": "u", "password": "p"}
@@ -115,3 +116,40 @@ def test_an_environment_override_names_its_variable_and_a_dns_class_is_reported(
     assert "(from environment variable MAX_TRIES)" in joined
     assert "dns_configs.gcp.dns_class: accepted, has no effect here:" in joined
     assert "VMPOOLER_DEBUG (environment): accepted, has no effect here:" in joined
+
+
+def test_keys_that_only_a_provider_no_pool_uses_reads_are_reported(tmp_path: Path) -> None:
+    config = {"config": {"create_folders": True, "purge_unconfigured_resources": True}}
+    path = write(tmp_path / "c.yaml", config)
+
+    errors, warnings = validate_file(path, env={})
+
+    assert errors == []
+    assert "config.create_folders: accepted, has no effect here: only the vSphere provider reads it" in "\n".join(
+        warnings
+    )
+    assert any(
+        w.startswith("providers.dummy.purge_unconfigured_resources: accepted, has no effect here") for w in warnings
+    )
+
+
+def test_a_vsphere_pool_takes_the_keys_and_earns_no_note(tmp_path: Path) -> None:
+    config = {
+        "config": {"create_folders": True, "purge_unconfigured_resources": True},
+        "providers": {"vsphere": VSPHERE},
+        "pools": [{**POOL, "provider": "vsphere", "folder": "vmpooler/deb"}],
+    }
+    errors, warnings = validate_file(write(tmp_path / "c.yaml", config), env={})
+
+    assert errors == [] and not [w for w in warnings if "has no effect" in w]
+
+
+def test_the_prometheus_instance_label_and_the_originals_linked_clone_quirk_are_explained() -> None:
+    raw = {"pools": [POOL], "prometheus": {"prefix": "ci"}, "config": {"create_linked_clones": False}}
+    _, warnings = parse_settings(raw, env={})
+    joined = "\n".join(warnings)
+
+    assert "prometheus.prefix: accepted, has no effect here" in joined
+    assert "config.create_linked_clones: false is honoured here (full clones)" in joined
+    _, original_names = parse_settings({**raw, "prometheus": {"prefix": "ci", "names": "original"}}, env={})
+    assert "prometheus.prefix" not in "\n".join(original_names)

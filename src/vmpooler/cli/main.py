@@ -90,15 +90,15 @@ def _fail_config(problems: list[str]) -> NoReturn:
 def _load(config: Path | None) -> Settings:
     from vmpooler.config import load_settings
     from vmpooler.errors import ConfigError
-    from vmpooler.validate import problems
+    from vmpooler.validate import notes, problems
 
     try:
         settings, warnings = load_settings(config)
     except ConfigError as exc:
         _fail_config(exc.problems)
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     # the very checks validate-config runs: a file it passes starts, one it fails does not
+    for warning in warnings + notes(settings):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     found = problems(settings)
     if found:
         _fail_config(found)

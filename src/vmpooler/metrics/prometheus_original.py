@@ -36,11 +36,13 @@ _PATH_REWRITES: Final = [
 ORIGINAL_NAMES: Final[dict[str, str]] = {
     "vmpooler_checkouts_total{pool,result}": "vmpooler_checkout_<result>{poolname} (result: success, empty, invalid)",
     "vmpooler_returns_total{result}": "vmpooler_delete_<result> (result: success, failed)",
-    "vmpooler_clone_seconds{pool}": "vmpooler_clone{poolname} (histogram)",
+    "vmpooler_clone_seconds{pool}": "vmpooler_clone{poolname} (histogram); the last one's seconds: "
+    "vmpooler_vmpooler_clone{poolname}",
     "vmpooler_boot_seconds{pool}": "vmpooler_time_to_ready_state{poolname} (histogram)",
-    "vmpooler_destroys_total{pool}": "vmpooler_destroy{poolname} (histogram of seconds)",
+    "vmpooler_destroys_total{pool}": "vmpooler_destroy{poolname} (histogram of seconds); the last one's seconds: "
+    "vmpooler_vmpooler_destroy{poolname}",
     "vmpooler_errors_total{cause,pool}": 'vmpooler_vmpooler_errors{metric_path="<cause>.<pool>"} '
-    "(timeout is markedasfailed)",
+    "(timeout is markedasfailed, also counted as vmpooler_errors_markedasfailed{template_name})",
     'vmpooler_vms{pool,state="ready"}': "vmpooler_ready{poolname}",
     'vmpooler_vms{pool,state="running"}': "vmpooler_running{poolname}",
     "vmpooler_usage_total{user,action,pool}": "vmpooler_user{user,operation,poolname}",
@@ -87,9 +89,24 @@ class OriginalNamedPrometheus(PrometheusMetrics):
             "time_to_ready_state", "Time taken for machine to reach ready state", READY_BUCKETS
         )
         self.o_errors = counter("vmpooler_errors", "vmpooler error counters", ["metric_path"])
+        # what the original before 3.8 counted a timed-out VM under (it still registers the family)
+        self.o_marked_failed = counter(
+            "errors_markedasfailed",
+            "Count of errors for pool timeout waiting for instance to initialise",
+            ["template_name"],
+        )
         self.o_user = counter(
             "user", "Pool instances and the operation performed by a user", ["user", "operation", "poolname"]
         )
+        # the last clone's and destroy's seconds (whole), as the original's vmpooler_clone/vmpooler_destroy gauges
+        self.o_last_clone = Gauge(
+            f"{p}_vmpooler_clone", "vmpooler clone metrics", ["poolname", "vmpooler_instance"],
+            registry=r, multiprocess_mode="mostrecent",
+        )  # fmt: skip
+        self.o_last_destroy = Gauge(
+            f"{p}_vmpooler_destroy", "vmpooler destroy metrics", ["poolname", "vmpooler_instance"],
+            registry=r, multiprocess_mode="mostrecent",
+        )  # fmt: skip
         self.o_ready = Gauge(
             f"{p}_ready", "vmpooler number of machines in ready State", ["poolname", "vmpooler_instance"],
             registry=r, multiprocess_mode="mostrecent",
@@ -121,6 +138,7 @@ class OriginalNamedPrometheus(PrometheusMetrics):
     def cloned(self, pool: str, seconds: float) -> None:
         super().cloned(pool, seconds)
         self.o_clone.labels(pool, self.instance).observe(seconds)
+        self.o_last_clone.labels(pool, self.instance).set(int(seconds))
 
     def became_ready(self, pool: str, seconds: float) -> None:
         super().became_ready(pool, seconds)
@@ -129,10 +147,13 @@ class OriginalNamedPrometheus(PrometheusMetrics):
     def destroyed(self, pool: str, seconds: float) -> None:
         super().destroyed(pool, seconds)
         self.o_destroy.labels(pool, self.instance).observe(seconds)
+        self.o_last_destroy.labels(pool, self.instance).set(int(seconds))
 
     def error(self, cause: str, pool: str) -> None:
         super().error(cause, pool)
         self.o_errors.labels(f"{_ERROR_CAUSES.get(cause, cause)}.{pool}", self.instance).inc()
+        if cause == "timeout":
+            self.o_marked_failed.labels(pool, self.instance).inc()
 
     def levels(self, pool: str, ready: int, running: int, pending: int, size: int) -> None:
         super().levels(pool, ready, running, pending, size)

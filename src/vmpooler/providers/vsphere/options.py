@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from vmpooler.config_global import VSPHERE_KEYS
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.base import ProviderOptions
@@ -89,15 +90,7 @@ class VSpherePoolOptions(BaseModel):
 
 
 #: the ``:config:`` keys the vSphere provider reads (see ``Provider.global_keys``)
-VSPHERE_GLOBAL_KEYS = (
-    "create_linked_clones",
-    "create_folders",
-    "create_template_delta_disks",
-    "manage_host_selection",
-    "host_selection_max_age",
-    "utilization_limit",
-    "purge_unconfigured_resources",
-)
+VSPHERE_GLOBAL_KEYS = VSPHERE_KEYS
 
 
 def pool_options(pool: PoolTarget) -> VSpherePoolOptions:

@@ -22,7 +22,7 @@ from pyVmomi import vim, vmodl
 from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import PermanentProviderError, ProviderError
 from vmpooler.providers.base import Provider, ProviderOptions
-from vmpooler.providers.vsphere import resolve
+from vmpooler.providers.vsphere import purge, resolve
 from vmpooler.providers.vsphere.connection import Content, SessionPool
 from vmpooler.providers.vsphere.inventory import ComputeTarget, Datacenter, Props, retrieve, snapshot_tree
 from vmpooler.providers.vsphere.options import (
@@ -222,6 +222,33 @@ class VSphereProvider(Provider):
         vm: vim.VirtualMachine = (await self._require(pool, name, ["name"]))["obj"]
         task = await self._sessions.run(lambda _: vm.Reconfigure(mark_spec({USER_KEY: user})), doing)
         await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+
+    purges = True
+
+    async def purge_unconfigured(self, pools: list[PoolTarget]) -> list[str]:
+        """Delete the unconfigured folders of the pools' base folders, with their VMs (see ``purge``)."""
+        configured = [(pool, pool_options(pool)) for pool in pools]
+        allowlist = self.options.resources_allowlist or []
+        found = await self._sessions.run(
+            lambda c: purge.unconfigured_folders(c, configured, self.options.datacenter, allowlist),
+            "finding unconfigured folders",
+        )
+        for item in found:
+            doing = f"purging unconfigured folder {item.path!r}"
+            log.info("vSphere: %s", doing)
+            for vm in item.powered_on:
+                task = await self._gone_or(vm.PowerOff, doing)
+                if task is not None:
+                    await wait_for_task(
+                        self._sessions, task, doing, self.options.task_timeout, (vim.fault.InvalidPowerState,)
+                    )
+            # destroying a folder destroys everything in it
+            task = await self._gone_or(item.folder.Destroy, doing)
+            if task is not None:
+                await wait_for_task(
+                    self._sessions, task, doing, self.options.task_timeout, (vmodl.fault.ManagedObjectNotFound,)
+                )
+        return [item.path for item in found]
 
     async def close(self) -> None:
         await self._sessions.close()
