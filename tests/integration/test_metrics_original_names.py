@@ -68,7 +68,7 @@ async def test_each_original_name_we_expose_is_the_originals_with_its_labels(
         return (await store.counts(["deb"]))["deb"][VMState.READY] == 2
 
     await run_until(manager, full)
-    metrics.error("timeout", "deb")
+    metrics.error("markedasfailed", "deb")
     metrics.destroyed("deb", 3.0)
     with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url) as client:
         host = client.post("/api/v3/vm/deb").json()["deb"]["hostname"]

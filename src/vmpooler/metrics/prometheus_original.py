@@ -3,7 +3,7 @@
 The original (lib/vmpooler/metrics/promstats.rb) turns each dotted StatsD name into a family
 ``<prometheus_prefix>_<first part>[_<sub-metric>]`` with the rest as labels, every family carrying
 ``vmpooler_instance=<:prometheus: prefix>``; its HTTP middleware adds ``<prometheus_prefix>_http_*``.
-``ORIGINAL_NAMES`` is the mapping docs/metrics.md lists. Its counters are exposed here as gauges
+``ORIGINAL_NAMES`` is the mapping docs/operations.md (Metrics) lists. Its counters are exposed here as gauges
 under the same names: the Python client would append ``_total`` to a counter's name, and the name is
 what dashboards and alerts match (``rate()`` reads either type).
 """
@@ -25,14 +25,12 @@ CLONE_BUCKETS: Final = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 180.0, 240.0,
 READY_BUCKETS: Final = (30.0, 60.0, 120.0, 180.0, 240.0, 300.0, 500.0, 800.0, 1200.0, 1600.0, float("inf"))
 _CHECKOUT_RESULTS: Final = ("success", "empty", "invalid", "nonresponsive")
 _DELETE_RESULTS: Final = ("success", "failed")
-#: our error causes under the original's names; a cause it did not have keeps its own name
-_ERROR_CAUSES: Final = {"timeout": "markedasfailed"}
 # collector_middleware.rb strip_hostnames_from_path: one series per route, not per VM
 _PATH_REWRITES: Final = [
     (re.compile(r"/(vm|ondemandvm|token|lib|img)/.+$"), r"/\1"),
 ]
 
-#: our family (prefix ``vmpooler``) -> the original's family and labels, as docs/metrics.md shows them
+#: our family (prefix ``vmpooler``) -> the original's family and labels, as docs/operations.md shows them
 ORIGINAL_NAMES: Final[dict[str, str]] = {
     "vmpooler_checkouts_total{pool,result}": "vmpooler_checkout_<result>{poolname} (result: success, empty, invalid)",
     "vmpooler_returns_total{result}": "vmpooler_delete_<result> (result: success, failed)",
@@ -42,7 +40,7 @@ ORIGINAL_NAMES: Final[dict[str, str]] = {
     "vmpooler_destroys_total{pool}": "vmpooler_destroy{poolname} (histogram of seconds); the last one's seconds: "
     "vmpooler_vmpooler_destroy{poolname}",
     "vmpooler_errors_total{cause,pool}": 'vmpooler_vmpooler_errors{metric_path="<cause>.<pool>"} '
-    "(timeout is markedasfailed, also counted as vmpooler_errors_markedasfailed{template_name})",
+    "(markedasfailed also as vmpooler_errors_markedasfailed{template_name})",
     'vmpooler_vms{pool,state="ready"}': "vmpooler_ready{poolname}",
     'vmpooler_vms{pool,state="running"}': "vmpooler_running{poolname}",
     "vmpooler_usage_total{user,action,pool}": "vmpooler_user{user,operation,poolname}",
@@ -151,8 +149,9 @@ class OriginalNamedPrometheus(PrometheusMetrics):
 
     def error(self, cause: str, pool: str) -> None:
         super().error(cause, pool)
-        self.o_errors.labels(f"{_ERROR_CAUSES.get(cause, cause)}.{pool}", self.instance).inc()
-        if cause == "timeout":
+        # our causes are the original's words (markedasfailed, permanently_failed) plus a few of our own
+        self.o_errors.labels(f"{cause}.{pool}", self.instance).inc()
+        if cause == "markedasfailed":
             self.o_marked_failed.labels(pool, self.instance).inc()
 
     def levels(self, pool: str, ready: int, running: int, pending: int, size: int) -> None:

@@ -10,31 +10,29 @@ __all__ = ["GraphiteSection", "PrometheusSection", "StatsdSection"]
 
 
 class StatsdSection(BaseModel):
-    """``:statsd:``: metrics are sent only when ``server`` is set."""
-
     model_config = ConfigDict(extra="ignore")
 
-    server: str | None = None
-    port: int = Field(8125, ge=1, le=65535)
-    prefix: str = "vmpooler"
+    server: str | None = Field(None, description="Where to send; without it nothing is sent.")
+    port: int = Field(8125, ge=1, le=65535, description="UDP port.")
+    prefix: str = Field("vmpooler", description="Put in front of every metric path.")
 
 
 class GraphiteSection(StatsdSection):
-    """``:graphite:``: plaintext TCP, sent only when ``server`` is set."""
-
-    port: int = Field(2003, ge=1, le=65535)
+    port: int = Field(2003, ge=1, le=65535, description="TCP port (plaintext protocol).")
 
 
 class PrometheusSection(BaseModel):
-    """``:prometheus:``: always served here (the original served it only with this section).
-
-    ``names: original`` exposes the original's metric names instead of ours (docs/metrics.md lists the
-    mapping); ``prefix`` is then the original's ``vmpooler_instance`` label.
-    """
-
     model_config = ConfigDict(extra="ignore")
 
-    prefix: str = "vmpooler"
-    prometheus_prefix: str = Field("vmpooler", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-    prometheus_endpoint: str = Field("/prometheus", pattern=r"^/")
-    names: Literal["ours", "original"] = "ours"
+    prefix: str = Field(
+        "vmpooler", description="With `names: original`: the value of the `vmpooler_instance` label, as the original."
+    )
+    prometheus_prefix: str = Field(
+        "vmpooler", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", description="The first word of every family's name."
+    )
+    prometheus_endpoint: str = Field("/prometheus", pattern=r"^/", description="The path the API serves them on.")
+    names: Literal["ours", "original"] = Field(
+        "ours",
+        description="`original`: the original's family names and labels instead of ours, for its dashboards and "
+        "alerts (the mapping is in Operations → Metrics).",
+    )
