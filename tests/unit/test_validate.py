@@ -37,6 +37,11 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         {"providers": {"ec2": {"region": "us-east-1"}}, "pools": [{**POOL, "provider": "ec2", "project": "p1"}]},
         "pools[0].project: not read by the EC2 provider",
     ),
+    (
+        "a qemu pool's machine key",
+        {"providers": {"qemu": {}}, "pools": [{**POOL, "provider": "qemu", "cpus": 0}]},
+        "pools[0].cpus: must be ≥ 1, got 0",
+    ),
     ("provider not installed", {"pools": [{**POOL, "provider": "openstack"}]}, "no provider class 'openstack'"),
 ]
 
