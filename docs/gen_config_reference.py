@@ -37,15 +37,21 @@ from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from vmpooler import config, config_env
+from vmpooler import config, config_effect, config_env
 from vmpooler.api.ratelimit import RateLimits
 from vmpooler.auth.ldap import LdapSettings
 from vmpooler.auth.policy import AuthPolicy
+from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 from vmpooler.providers import registry
 from vmpooler.providers.base import ProviderOptions
 
 PAGE = Path(__file__).resolve().parent / "configuration.md"
 COMMAND = ".venv/bin/python docs/gen_config_reference.py --write"
+METRIC_SECTIONS: dict[str, type[BaseModel]] = {
+    "statsd": StatsdSection,
+    "graphite": GraphiteSection,
+    "prometheus": PrometheusSection,
+}
 PROVIDER_START = "<!-- provider: {name} -->"
 PROVIDER_END = "<!-- /provider: {name} -->"
 
@@ -126,9 +132,39 @@ def render(current: str = "") -> str:
         "token per token, `vm_creation` checkouts and `vm_deletion` returns per address; over a limit the API "
         "answers 429. `trusted_proxies` are peers whose `X-Forwarded-For` names the client.",
     )
+    for name, model in METRIC_SECTIONS.items():
+        variables = {key: var for var, key in config_env._OPTIONAL_SECTION_VARS.get(name, {}).items()}
+        out += _section(f":{name}:", model, env=variables, note=_description(config.Settings, name, fields[name]))
     out += _free_form_sections()
     out += _providers(current)
+    out += _no_effect()
     return "\n".join(out).rstrip() + "\n"
+
+
+def _no_effect() -> list[str]:
+    """The keys the original reads that are accepted here without effect (vmpooler.config_effect), with why."""
+    out = [
+        "## Accepted, with no effect here\n",
+        "Keys the original vmpooler reads that this implementation accepts and does not act on. `validate-config` "
+        "and every start-up print one line for each one a configuration sets: `<key>: accepted, has no effect "
+        "here: <why>`. (`*` is any pool or provider.)",
+        "",
+        "| Key | Why |",
+        "|---|---|",
+    ]
+    out += [f"| `{key}` | {_cell(why)} |" for key, why in config_effect.NO_EFFECT.items()]
+    out += [f"| env `{var}` | {_cell(why)} |" for var, why in config_effect.NO_EFFECT_ENV.items()]
+    out += [
+        "| `dns_configs.*.dns_class` other than `dynamic-dns` | no DNS records are created or deleted: only the "
+        "entry's `domain` is used |",
+        "| `prometheus.prefix` without `names: original` | the original's `vmpooler_instance` label |",
+        "| a `:config:` vSphere key (`create_folders`, ...) when no pool uses vSphere | only the vSphere provider "
+        "reads them |",
+        "| `purge_unconfigured_resources` for a provider other than vSphere | only vSphere deletes unconfigured "
+        "folders |",
+        "",
+    ]
+    return out
 
 
 # ---- one section -------------------------------------------------------------------------------------------
@@ -196,7 +232,7 @@ def _model_of(annotation: Any) -> type[BaseModel]:
 
 def _free_form_sections() -> list[str]:
     out = []
-    typed = {"config", "pools", "dns_configs", "redis", "auth", "rate_limits", "providers"}
+    typed = {"config", "pools", "dns_configs", "redis", "auth", "rate_limits", "providers", *METRIC_SECTIONS}
     for name, info in config.Settings.model_fields.items():
         if name in typed:
             continue
@@ -252,8 +288,20 @@ def _provider(name: str, current: str) -> list[str]:
     if doc:
         out += [doc, ""]
     if own:
-        return out + _table(model, {}, set(ProviderOptions.model_fields), {})
-    return [*out, "No keys beyond those every provider accepts.", ""]
+        out += _table(model, {}, set(ProviderOptions.model_fields), {})
+    else:
+        out += ["No keys beyond those every provider accepts.", ""]
+    if cls.global_keys:
+        keys = ", ".join(f"`{key}`" for key in cls.global_keys)
+        out += [
+            f"These keys may also be set under `:config:` (as in the original), for every {name} provider: {keys}.",
+            "",
+        ]
+    pool_model = cls.pool_options_model
+    if pool_model is not None:
+        out += [f"Pool keys (checked at start-up and by `validate-config`), `{pool_model.__name__}`:", ""]
+        out += _table(pool_model, {}, set(), {})
+    return out
 
 
 def _kept_section(name: str, current: str) -> list[str]:

@@ -42,14 +42,13 @@ from pydantic import (
     model_validator,
 )
 
-from vmpooler import config_env
+from vmpooler import config_effect, config_env
 from vmpooler.config_errors import translate
 from vmpooler.config_global import _UPSTREAM_ONLY_KEYS, GlobalSettings
 from vmpooler.config_redis import RedisSettings
 from vmpooler.config_tls import pair_problems
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import ConfigError
-from vmpooler.providers import registry
 
 __all__ = [
     "DnsConfig",
@@ -57,7 +56,7 @@ __all__ = [
     "PoolSettings",
     "RedisSettings",
     "Settings",
-    "check_providers",
+    "evaluate_source",
     "load_settings",
     "parse_settings",
     "validate_file",
@@ -258,40 +257,19 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
 
 
 def validate_file(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """Check a file offline, including each provider's options; returns ``(errors, warnings)``."""
-    env = os.environ if env is None else env
+    """Check a file offline exactly as start-up does; returns ``(errors, warnings)`` (see ``vmpooler.validate``)."""
+    from vmpooler import validate  # it builds on this module; imported here to keep the old entry point
+
+    return validate.validate_file(path, env)
+
+
+def evaluate_source(path: str | Path | None, env: Mapping[str, str]) -> tuple[Settings | None, list[str], list[str]]:
+    """Read and validate without raising: ``(settings or None, problems, warnings)``."""
     try:
         raw, base_dir = config_env.read_source(path, env)
     except ConfigError as exc:
-        return exc.problems, []
-    settings, problems, warnings = _evaluate(raw, env, base_dir)
-    if settings is not None:
-        problems += check_providers(settings)
-    return problems, warnings
-
-
-def check_providers(settings: Settings) -> list[str]:
-    """Problems with the providers the configuration uses: missing classes and invalid options."""
-    problems: list[str] = []
-    where_named = {name: f"providers.{name}" for name in settings.providers}
-    for i, pool in enumerate(settings.pools):
-        where_named.setdefault(pool.provider, f"pools[{i}].provider")
-    for name, where in where_named.items():
-        options = settings.provider_options(name)
-        provider_class = str(options.get("provider_class") or name)
-        try:
-            cls = registry.load(provider_class)
-        except ConfigError as exc:
-            problems += [f"{where}: {problem.removeprefix('providers: ')}" for problem in exc.problems]
-            continue
-        except (ImportError, AttributeError) as exc:
-            problems.append(f"{where}: provider class {provider_class!r} failed to load: {exc}")
-            continue
-        try:
-            cls.options_model.model_validate(options)
-        except ValidationError as exc:
-            problems += translate(exc, ("providers", name), {})
-    return problems
+        return None, exc.problems, []
+    return _evaluate(raw, env, base_dir)
 
 
 # --- evaluation -------------------------------------------------------------------------------------
@@ -305,6 +283,7 @@ def _evaluate(raw: Any, env: Mapping[str, str], base_dir: Path) -> tuple[Setting
     if data is None:
         return None, problems, warnings
     warnings += config_env.unknown_key_warnings(data, _KNOWN_KEYS)
+    warnings += config_effect.notes(data, origins, env)
     problems += config_env.pool_reference_problems(data)
     try:
         settings = Settings.model_validate(data)

@@ -107,6 +107,9 @@ def read_yaml_file(path: Path, what: str) -> Any:
         raise ConfigError([f"{what}: file not found: {path}"]) from None
     except OSError as exc:
         raise ConfigError([f"{what}: cannot read {path}: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        byte = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError([f"{what}: {path} is not UTF-8 text ({byte}); save it as UTF-8"]) from exc
     return _parse_yaml(text, str(path))
 
 

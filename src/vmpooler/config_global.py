@@ -6,7 +6,7 @@ from typing import Final, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-__all__ = ["GlobalSettings"]
+__all__ = ["VSPHERE_KEYS", "GlobalSettings"]
 
 
 class GlobalSettings(BaseModel):
@@ -138,4 +138,15 @@ _UPSTREAM_ONLY_KEYS: Final = frozenset(
     health_thresholds circuit_breaker_half_open_attempts adaptive_timeout_enabled connection_pool_timeout_min
     connection_pool_timeout_max connection_pool_timeout_initial connection_pool_monitor_enabled
     connection_pool_monitor_interval""".split()
+)
+
+#: the :config: keys only the vSphere provider reads (it takes them as its own options' defaults)
+VSPHERE_KEYS: Final = (
+    "create_linked_clones",
+    "create_folders",
+    "create_template_delta_disks",
+    "manage_host_selection",
+    "host_selection_max_age",
+    "utilization_limit",
+    "purge_unconfigured_resources",
 )

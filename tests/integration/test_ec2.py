@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from tests.support.fixtures.moto import MotoServer
 from tests.support.pools import run_until, settings_with, settle
@@ -388,3 +389,35 @@ async def test_construction_never_calls_aws_and_secrets_stay_hidden(
     no_region = EC2Provider("ec2", EC2Options.model_validate({**options, "region": None}))
     with pytest.raises(PermanentProviderError, match="no region: set `region`"):
         await no_region.vms_in_pool(PoolTarget("p", "ami-1"))
+
+
+async def test_the_originals_amisize_zone_and_volume_size_reach_the_launch(moto_server: MotoServer) -> None:
+    region = moto_server.client().meta.region_name
+    provider = _ec2(moto_server, amisize="t3.small", zone=f"{region}b")  # the provider-level defaults
+    own = _pool(moto_server, amisize="m5.large", zone=f"{region}c", volume_size=12)
+    inherits = _pool(moto_server)
+
+    await provider.create_vm(own, "own")
+    await provider.create_vm(inherits, "inherits")
+
+    (launched,) = _instances(moto_server, own.name)
+    assert (launched["InstanceType"], launched["Placement"]["AvailabilityZone"]) == ("m5.large", f"{region}c")
+    volume = moto_server.client().describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [launched["InstanceId"]]}]
+    )["Volumes"][0]
+    assert volume["Size"] == 12
+    (default,) = _instances(moto_server, inherits.name)
+    assert (default["InstanceType"], default["Placement"]["AvailabilityZone"]) == ("t3.small", f"{region}b")
+
+
+@pytest.mark.parametrize("key", ["provision", "project", "dns_zone_resource_name", "domain"])
+async def test_a_key_of_the_original_with_no_ec2_meaning_is_refused_by_name(moto_server: MotoServer, key: str) -> None:
+    provider = _ec2(moto_server)
+    pool = _pool(moto_server, **{key: "x"})
+    launches = _count_requests(provider, "RunInstances")
+
+    with pytest.raises(PermanentProviderError, match=rf"{key}: not read by the EC2 provider"):
+        await provider.create_vm(pool, "refused")
+    with pytest.raises(ValidationError, match=rf"{key}\n.*not read by the EC2 provider"):
+        EC2Options.model_validate(moto_server.provider_options(**{key: "x"}))
+    assert launches == [0]

@@ -488,12 +488,12 @@ def test_unknown_keys_warn_with_a_suggestion() -> None:
     ]
 
 
-def test_upstream_keys_we_do_not_implement_do_not_warn() -> None:
+def test_upstream_keys_we_do_not_implement_are_reported_as_having_no_effect_and_honoured_ones_are_not() -> None:
     _, warnings = parse_settings(
         {"config": {"dlq_enabled": True, "circuit_breaker_timeout": 30, "create_folders": True}}, env={}
     )
 
-    assert warnings == []
+    assert [w.split(": accepted, has no effect here: ")[0] for w in warnings] == ["config.dlq_enabled"]
 
 
 def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from vmpooler.config import Settings, parse_settings, validate_file
+from vmpooler.config import Settings, parse_settings
 from vmpooler.config_redis import SentinelAddress
 from vmpooler.errors import ConfigError
+from vmpooler.validate import validate_file
 
 
 def parse(raw: dict[str, Any]) -> tuple[Settings, list[str]]:

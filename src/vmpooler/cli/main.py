@@ -77,26 +77,31 @@ def _setup_logging(settings: Settings, verbose: bool) -> None:
 
     cfg = settings.config
     for warning in setup_logging(logging.DEBUG if verbose else logging.INFO, cfg.log_format, cfg.logfile):
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _fail_config(problems: list[str]) -> NoReturn:
     err.print("[red]configuration error[/]")
     for problem in problems:
-        err.print(f"  {problem}", markup=False, highlight=False)
+        err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def _load(config: Path | None) -> Settings:
     from vmpooler.config import load_settings
     from vmpooler.errors import ConfigError
+    from vmpooler.validate import notes, problems
 
     try:
         settings, warnings = load_settings(config)
     except ConfigError as exc:
         _fail_config(exc.problems)
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    # the very checks validate-config runs: a file it passes starts, one it fails does not
+    for warning in warnings + notes(settings):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    found = problems(settings)
+    if found:
+        _fail_config(found)
     return settings
 
 
@@ -199,15 +204,15 @@ def manager(
 @app.command("validate-config")
 def validate_config(file: Annotated[Path, typer.Argument(help="YAML file to check")]) -> None:
     """Check a configuration file offline; exit 0 when valid, 1 when not."""
-    from vmpooler.config import validate_file
+    from vmpooler.validate import validate_file
 
     errors, warnings = validate_file(file, env=os.environ)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if errors:
         err.print(f"[red]{file}: {len(errors)} problem(s)[/]", highlight=False)
         for problem in errors:
-            err.print(f"  {problem}", markup=False, highlight=False)
+            err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     typer.echo(f"{file}: OK")
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 
 from vmpooler.config import PoolSettings, Settings
-from vmpooler.errors import LeaseLost, StoreError
+from vmpooler.errors import LeaseLost, ProviderError, StoreError
 from vmpooler.manager.breaker import CircuitBreaker
 from vmpooler.manager.context import PoolContext, PoolPolicy
 from vmpooler.manager.history import HistorySampler
@@ -83,6 +83,7 @@ class Manager:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.providers = providers
         self.manager_id = uuid.uuid4().hex[:12]
         self.reconcilers: dict[str, PoolReconciler] = {}
         cfg = settings.config
@@ -164,6 +165,7 @@ class Manager:
         loops.append(asyncio.create_task(self.leases.run(stop), name="leases"))
         loops.append(asyncio.create_task(self.wakeups.run(stop), name="wakeups"))
         loops.append(asyncio.create_task(self.history.run(stop), name="history"))
+        loops.append(asyncio.create_task(self.purge_unconfigured(), name="purge-unconfigured"))
         try:
             await asyncio.gather(*loops)
         finally:
@@ -175,6 +177,19 @@ class Manager:
             except StoreError:
                 pass  # the heartbeat lapses on its own
             log.info("manager %s: stopped", self.manager_id)
+
+    async def purge_unconfigured(self) -> None:
+        """Once, at start: each provider with ``purge_unconfigured_resources`` deletes what no pool is for."""
+        for name, provider in self.providers.items():
+            if not provider.options.purge_unconfigured_resources:
+                continue
+            pools = [pool.target() for pool in self.settings.pools if pool.provider == name]
+            try:
+                deleted = await provider.purge_unconfigured(pools)
+            except ProviderError as exc:
+                log.warning("manager: provider %s could not purge unconfigured resources: %s", name, exc)
+                continue
+            log.info("manager: provider %s purged %d unconfigured resource(s) %s", name, len(deleted), deleted)
 
     async def _retire_dead_neighbours(self) -> None:
         """Retire managers on this host whose process is gone (killed, then restarted as us).

@@ -6,6 +6,8 @@ from vmpooler.config import Settings
 from vmpooler.metrics.base import Fanout, Metrics
 from vmpooler.metrics.graphite import GraphiteMetrics
 from vmpooler.metrics.prometheus import PrometheusMetrics
+from vmpooler.metrics.prometheus_original import prometheus_sink
+from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 from vmpooler.metrics.statsd import StatsdMetrics
 
 __all__ = ["Fanout", "Metrics", "PrometheusMetrics", "build_metrics", "prometheus_of"]
@@ -14,22 +16,14 @@ __all__ = ["Fanout", "Metrics", "PrometheusMetrics", "build_metrics", "prometheu
 def build_metrics(settings: Settings) -> Fanout:
     """Prometheus is always on (the API serves it at ``prometheus_endpoint``, default /prometheus);
     StatsD and Graphite are added when their sections name a server."""
-    prom = settings.prometheus or {}
-    sinks: list[Metrics] = [PrometheusMetrics(prefix=str(prom.get("prometheus_prefix") or "vmpooler"))]
-    statsd = settings.statsd or {}
-    if statsd.get("server"):
-        sinks.append(
-            StatsdMetrics(
-                str(statsd["server"]), int(statsd.get("port") or 8125), str(statsd.get("prefix") or "vmpooler")
-            )
-        )
-    graphite = settings.graphite or {}
-    if graphite.get("server"):
-        sinks.append(
-            GraphiteMetrics(
-                str(graphite["server"]), int(graphite.get("port") or 2003), str(graphite.get("prefix") or "vmpooler")
-            )
-        )
+    # the sections were checked at start-up (vmpooler.validate), so validating here cannot fail
+    sinks: list[Metrics] = [prometheus_sink(PrometheusSection.model_validate(settings.prometheus or {}))]
+    statsd = StatsdSection.model_validate(settings.statsd or {})
+    if statsd.server:
+        sinks.append(StatsdMetrics(statsd.server, statsd.port, statsd.prefix))
+    graphite = GraphiteSection.model_validate(settings.graphite or {})
+    if graphite.server:
+        sinks.append(GraphiteMetrics(graphite.server, graphite.port, graphite.prefix))
     return Fanout(sinks)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import NotSupported
@@ -25,8 +25,12 @@ class ProviderOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     provider_class: str | None = None
+    #: at manager start, delete what the provider holds that no pool is configured for (see purge_unconfigured)
     purge_unconfigured_resources: bool = False
-    resources_allowlist: list[str] | None = None
+    #: names purge_unconfigured never deletes (the original's ``folder_whitelist`` is the old name)
+    resources_allowlist: list[str] | None = Field(
+        None, validation_alias=AliasChoices("resources_allowlist", "folder_whitelist")
+    )
     connection_pool_size: int = 1
     connection_pool_timeout: int = 10
     #: the most VMs this provider may hold at once over all its pools (a quota, a host's memory);
@@ -40,6 +44,12 @@ class Provider(ABC):
 
     #: the pydantic model this provider's ``:providers: <name>:`` section is validated with
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+    #: the model a pool's own keys (``PoolTarget.provider_options``) are validated with, at start-up and by
+    #: ``validate-config``; None: the provider checks them itself when the pool is first used
+    pool_options_model: ClassVar[type[BaseModel] | None] = None
+    #: ``:config:`` keys this provider reads (the original's global vSphere keys): each becomes the default
+    #: of the option of the same name, which the ``:providers:`` section may still set
+    global_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
         self.name = name
@@ -85,6 +95,15 @@ class Provider(ABC):
     async def tag_vm_user(self, pool: PoolTarget, name: str, user: str) -> None:
         """Record who checked the VM out, where the platform supports it; a no-op by default."""
         return None
+
+    async def purge_unconfigured(self, pools: list[PoolTarget]) -> list[str]:
+        """Delete what this provider holds that none of ``pools`` (all its configured pools) is for, except
+        ``resources_allowlist``; return what was deleted. The manager calls it once at start when
+        ``purge_unconfigured_resources`` is set. The default deletes nothing (see ``purges``)."""
+        return []
+
+    #: whether purge_unconfigured deletes anything (validate-config reports the option as having no effect if not)
+    purges: ClassVar[bool] = False
 
     async def close(self) -> None:
         """Release connections; called once at shutdown."""

@@ -44,7 +44,24 @@ def build(name: str, options: dict[str, Any]) -> Provider:
     return cls(name, validated)
 
 
+def options_for(settings: Settings, name: str, cls: type[Provider]) -> dict[str, Any]:
+    """The ``:providers: <name>:`` section, with the ``:config:`` keys ``cls`` reads as defaults.
+
+    A key the section sets wins; the ``:config:`` value (its default included, so the original's
+    defaults hold) fills in a key the section leaves out.
+    """
+    options = settings.provider_options(name)
+    for key in cls.global_keys:
+        options.setdefault(key, getattr(settings.config, key))
+    return options
+
+
 def build_all(settings: Settings) -> dict[str, Provider]:
     """One provider instance per provider name that a pool uses."""
     names = sorted({pool.provider for pool in settings.pools})
-    return {name: build(name, settings.provider_options(name)) for name in names}
+    built = {}
+    for name in names:
+        options = settings.provider_options(name)
+        cls = load(str(options.get("provider_class") or name))
+        built[name] = build(name, options_for(settings, name, cls))
+    return built

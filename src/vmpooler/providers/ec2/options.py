@@ -4,19 +4,53 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.base import ProviderOptions
 
-__all__ = ["EC2Options", "EC2PoolOptions", "pool_options"]
+__all__ = ["REJECTED_KEYS", "EC2Options", "EC2PoolOptions", "pool_options"]
 
 Seconds = Annotated[float, Field(gt=0)]
 
+#: keys the original vmpooler-provider-ec2 (or its GCE sibling) reads that have no EC2 meaning here: refused,
+#: with the reason, rather than dropped
+REJECTED_KEYS = {
+    "provision": "the original's SSH provisioning of new instances is not built in; bake it into the AMI",
+    "project": "a GCE key; EC2 has no projects (the account and `region` say where instances go)",
+    "dns_zone_resource_name": "no DNS records are managed; a pool's domain comes from its :dns_configs: entry",
+    "domain": "a pool's domain comes from its :dns_configs: entry (dns_plugin), not from the provider",
+}
 
-class EC2Options(ProviderOptions):
+
+def _refuse(key: str, value: Any) -> Any:
+    if value is not None:
+        raise PydanticCustomError("not_read", "not read by the EC2 provider: {why}", {"why": REJECTED_KEYS[key]})
+    return value
+
+
+class _RefusesUnusedKeys(BaseModel):
+    """The keys in REJECTED_KEYS, each an error when given."""
+
+    provision: Any = None
+    project: Any = None
+    dns_zone_resource_name: Any = None
+    domain: Any = None
+
+    @field_validator(*REJECTED_KEYS)
+    @classmethod
+    def _not_read(cls, value: Any, info: Any) -> Any:
+        return _refuse(str(info.field_name), value)
+
+
+class EC2Options(ProviderOptions, _RefusesUnusedKeys):
     """The ``:providers: :ec2:`` section.
+
+    ``amisize``, ``zone`` and ``volume_size`` are the defaults of the pools' keys of the same name (the
+    original's provider-level keys); ``ABS_AWS_ACCESS_KEY``/``ABS_AWS_SECRET_KEY`` (the original's names,
+    also read from the environment) are ``aws_access_key_id``/``aws_secret_access_key``.
 
     Credentials come from boto3's usual chain (environment, shared files, instance role) unless
     given here; they are secrets and never shown by ``describe()``. ``region`` may be left to the
@@ -26,8 +60,12 @@ class EC2Options(ProviderOptions):
 
     region: str | None = None
     profile: str | None = None
-    aws_access_key_id: SecretStr | None = None
-    aws_secret_access_key: SecretStr | None = None
+    aws_access_key_id: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("aws_access_key_id", "ABS_AWS_ACCESS_KEY")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("aws_secret_access_key", "ABS_AWS_SECRET_KEY")
+    )
     aws_session_token: SecretStr | None = None
     endpoint_url: str | None = None
     #: total tries per request, the first included; throttling and connection errors are retried
@@ -39,6 +77,12 @@ class EC2Options(ProviderOptions):
     ready_probe_timeout: Seconds = 2.0
     #: seconds ``create_disk`` waits for a new volume to become available, then attached
     volume_wait_timeout: Seconds = 120.0
+    #: the instance type of pools that set none (the original's ``amisize``)
+    instance_type: str = Field("t3.micro", min_length=1, validation_alias=AliasChoices("instance_type", "amisize"))
+    #: the availability zone of pools that set none (the region's choice when unset)
+    zone: str | None = Field(None, min_length=1)
+    #: root volume size in GiB of pools that set none
+    volume_size: int | None = Field(None, ge=1)
 
 
 def _as_list(value: Any) -> Any:
@@ -47,15 +91,19 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-class EC2PoolOptions(BaseModel):
-    """The per-pool keys of an EC2 pool (``PoolTarget.provider_options``); other keys are ignored."""
+class EC2PoolOptions(_RefusesUnusedKeys):
+    """The per-pool keys of an EC2 pool (``PoolTarget.provider_options``); the original's ``amisize`` is
+    ``instance_type``; keys with no EC2 meaning (REJECTED_KEYS) are refused; other keys are ignored."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     #: AMI ids in order of preference; the first that exists and is available is launched.
     #: Without it the pool's ``template`` is the AMI id.
     amis: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    instance_type: str = Field("t3.micro", min_length=1)
+    #: unset: the provider's ``instance_type`` (``amisize``)
+    instance_type: str | None = Field(None, min_length=1, validation_alias=AliasChoices("instance_type", "amisize"))
+    #: the availability zone instances launch in (unset: the provider's ``zone``, else the region's choice)
+    zone: str | None = Field(None, min_length=1)
     subnet_id: str | None = None
     security_group_ids: list[str] = Field(default_factory=list)
     key_name: str | None = None

@@ -40,6 +40,7 @@ class EC2Provider(Provider):
     """Launches, finds and terminates EC2 instances for pools; see the module docstring."""
 
     options_model = EC2Options
+    pool_options_model = EC2PoolOptions
     options: EC2Options
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
@@ -61,11 +62,12 @@ class EC2Provider(Provider):
         if await self._instances(pool, name):
             raise ProviderError(f"ec2: VM {name!r} already exists in pool {pool.name!r}")
         image_key = "amis" if opts.amis else "template"
-        image_id, root_device = await self._choose_image(pool, opts, image_key)
+        image_id, root_device = await self._choose_image(pool, opts, image_key, self.options.volume_size)
         tags = _tag_list({**opts.tags, "Name": name, POOL_TAG: pool.name, HOSTNAME_TAG: name})
+        instance_type = opts.instance_type or self.options.instance_type
         launch: dict[str, Any] = {
             "ImageId": image_id,
-            "InstanceType": opts.instance_type,
+            "InstanceType": instance_type,
             "MinCount": 1,
             "MaxCount": 1,
             "ClientToken": _client_token(pool.name, name),
@@ -77,8 +79,12 @@ class EC2Provider(Provider):
             launch["SecurityGroupIds"] = opts.security_group_ids
         if opts.key_name:
             launch["KeyName"] = opts.key_name
-        if opts.volume_size:
-            ebs = {"VolumeSize": opts.volume_size, "DeleteOnTermination": True}
+        zone = opts.zone or self.options.zone
+        if zone:
+            launch["Placement"] = {"AvailabilityZone": zone}
+        volume_size = opts.volume_size or self.options.volume_size
+        if volume_size:
+            ebs = {"VolumeSize": volume_size, "DeleteOnTermination": True}
             launch["BlockDeviceMappings"] = [{"DeviceName": root_device or "/dev/xvda", "Ebs": ebs}]
         blame = f"pool {pool.name!r}:"
         subjects = {
@@ -89,7 +95,8 @@ class EC2Provider(Provider):
             "InvalidGroupId": f"{blame} security_group_ids {opts.security_group_ids}",
             "InvalidSecurityGroupID": f"{blame} security_group_ids {opts.security_group_ids}",
             "InvalidKeyPair": f"{blame} key_name {opts.key_name!r}",
-            "InvalidInstanceType": f"{blame} instance_type {opts.instance_type!r}",
+            "InvalidInstanceType": f"{blame} instance_type {instance_type!r}",
+            "InvalidAvailabilityZone": f"{blame} zone {zone!r}",
         }
         instance: Instance = (await self.ec2.call("run_instances", subjects, **launch))["Instances"][0]
         state = _state(instance)
@@ -214,14 +221,16 @@ class EC2Provider(Provider):
             raise PermanentProviderError(f"ec2: no VM {name!r} in pool {pool.name!r}")
         return instance
 
-    async def _choose_image(self, pool: PoolTarget, opts: EC2PoolOptions, key: str) -> tuple[str, str | None]:
+    async def _choose_image(
+        self, pool: PoolTarget, opts: EC2PoolOptions, key: str, default_volume_size: int | None
+    ) -> tuple[str, str | None]:
         """The first configured AMI that exists and is available, and its root device name.
 
         A single AMI is launched without asking (RunInstances reports it if it is unknown) unless
         ``volume_size`` needs its root device name.
         """
         candidates = opts.amis or [pool.template]
-        if len(candidates) == 1 and opts.volume_size is None:
+        if len(candidates) == 1 and (opts.volume_size or default_volume_size) is None:
             return candidates[0], None
         found = await self.ec2.call("describe_images", Filters=[{"Name": "image-id", "Values": candidates}])
         usable = {image["ImageId"]: image for image in found["Images"] if image.get("State") == "available"}

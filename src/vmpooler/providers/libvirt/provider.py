@@ -38,7 +38,7 @@ from vmpooler.providers.libvirt.layout import Layout, VMDir
 from vmpooler.providers.libvirt.options import LibvirtOptions
 from vmpooler.providers.localvm import accel, images, network, probe
 from vmpooler.providers.localvm.commands import require_binary
-from vmpooler.providers.localvm.options import Machine, machine_for
+from vmpooler.providers.localvm.options import Machine, MachineOptions, machine_for
 from vmpooler.providers.localvm.ports import PortAllocator
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -49,6 +49,7 @@ class LibvirtProvider(Provider):
     """Runs each VM as a libvirt domain; see the module docstring."""
 
     options_model = LibvirtOptions
+    pool_options_model = MachineOptions
     options: LibvirtOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:

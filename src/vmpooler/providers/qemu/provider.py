@@ -25,7 +25,7 @@ from vmpooler.errors import NotSupported, PermanentProviderError, ProviderError,
 from vmpooler.providers.base import Provider, ProviderOptions
 from vmpooler.providers.localvm import accel, images, network, probe
 from vmpooler.providers.localvm.commands import require_binary
-from vmpooler.providers.localvm.options import LocalVMOptions, Machine, machine_for
+from vmpooler.providers.localvm.options import LocalVMOptions, Machine, MachineOptions, machine_for
 from vmpooler.providers.localvm.ports import PortAllocator
 from vmpooler.providers.localvm.records import RecordStore, VMFiles, VMRecord
 from vmpooler.providers.qemu import process, qmp
@@ -57,6 +57,7 @@ class QemuProvider(Provider):
     """Runs each VM as its own QEMU process; see the module docstring."""
 
     options_model = QemuOptions
+    pool_options_model = MachineOptions
     options: QemuOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:

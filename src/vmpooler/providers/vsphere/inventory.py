@@ -30,6 +30,7 @@ __all__ = [
     "find_datastore",
     "find_entity",
     "find_folder",
+    "find_network",
     "find_vm",
     "folder_vms",
     "retrieve",
@@ -59,6 +60,7 @@ class ComputeTarget:
     name: str
     hosts: list[vim.HostSystem]
     resource_pool: vim.ResourcePool
+    cluster: bool  # False: ``name`` is one host, which every clone goes to
 
 
 def retrieve(content: Content, objects: Sequence[ManagedObject], kind: type, paths: list[str]) -> list[Props]:
@@ -185,11 +187,19 @@ def find_compute(content: Content, dc: Datacenter, name: str) -> ComputeTarget |
     computes = {item["obj"]: item for item in found if isinstance(item["obj"], vim.ComputeResource)}
     for item in computes.values():
         if isinstance(item["obj"], vim.ClusterComputeResource) and item["name"] == name:
-            return ComputeTarget(name, list(item.get("host", [])), item["resourcePool"])
+            return ComputeTarget(name, list(item.get("host", [])), item["resourcePool"], cluster=True)
     for item in found:
         if isinstance(item["obj"], vim.HostSystem) and item["name"] == name and item.get("parent") in computes:
-            return ComputeTarget(name, [item["obj"]], computes[item["parent"]]["resourcePool"])
+            return ComputeTarget(name, [item["obj"]], computes[item["parent"]]["resourcePool"], cluster=False)
     return None
+
+
+def find_network(content: Content, dc: Datacenter, name: str) -> vim.Network | None:
+    """The network (standard or distributed port group) called ``name`` in the datacenter."""
+    found = retrieve(content, [dc.ref], vim.Datacenter, ["network"])
+    networks = found[0].get("network", []) if found else []
+    named = retrieve(content, networks, vim.Network, ["name"])
+    return next((item["obj"] for item in named if item["name"] == name), None)
 
 
 def find_vm(content: Content, folder: vim.Folder, name: str) -> vim.VirtualMachine | None:

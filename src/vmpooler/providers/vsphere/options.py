@@ -6,11 +6,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from vmpooler.config_global import VSPHERE_KEYS
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.base import ProviderOptions
 
-__all__ = ["LINKED_CLONE_SNAPSHOT", "VSphereOptions", "VSpherePoolOptions", "pool_options"]
+__all__ = ["LINKED_CLONE_SNAPSHOT", "VSPHERE_GLOBAL_KEYS", "VSphereOptions", "VSpherePoolOptions", "pool_options"]
 
 Seconds = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -41,9 +42,19 @@ class VSphereOptions(ProviderOptions):
     http_timeout: Seconds = 60.0
     #: seconds a vCenter task (clone, power on, destroy, ...) may run before the call fails
     task_timeout: Seconds = 600.0
-    #: clone pools that do not say ``create_linked_clone`` as linked clones (the original's
-    #: ``:config: create_linked_clones``; off by default there too)
-    create_linked_clones: bool = False
+    # The original's ``:config:`` vSphere keys (VSPHERE_GLOBAL_KEYS): :config: sets them for every
+    # vSphere provider, a ``:providers:`` section may set its own.
+    #: clone pools that do not say ``create_linked_clone`` as linked clones (on, as the original)
+    create_linked_clones: bool = True
+    #: make a pool's missing VM folder; off (as the original), a missing folder fails the clone
+    create_folders: bool = False
+    #: before a template's first linked clone, give its disks a delta-disk layer (once, marked on the
+    #: template) and link clones to it instead of to a snapshot, as the original
+    create_template_delta_disks: bool = False
+    #: choose the host of each clone in a cluster (the least used usable one); off, vCenter (DRS) places it
+    manage_host_selection: bool = False
+    #: seconds a reading of a cluster's host loads is reused for host selection
+    host_selection_max_age: Annotated[float, Field(ge=0)] = 60.0
     #: a host whose CPU or memory is more used than this (percent) gets no new clones
     utilization_limit: Annotated[float, Field(gt=0, le=100)] = 90.0
     #: a TCP port that must accept a connection before a VM counts as ready (pools may override)
@@ -74,6 +85,12 @@ class VSpherePoolOptions(BaseModel):
     snapshot_main_mem_io_block_pages: int | str | None = Field(None, alias="snapshot_mainMem_ioBlockPages")
     snapshot_main_mem_iowait: int | str | None = Field(None, alias="snapshot_mainMem_iowait")
     ready_port: Port | None = None
+    #: the network (a port group, standard or distributed) the clone's first network card joins
+    network: str | None = Field(None, min_length=1)
+
+
+#: the ``:config:`` keys the vSphere provider reads (see ``Provider.global_keys``)
+VSPHERE_GLOBAL_KEYS = VSPHERE_KEYS
 
 
 def pool_options(pool: PoolTarget) -> VSpherePoolOptions:

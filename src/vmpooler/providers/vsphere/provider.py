@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,17 +22,24 @@ from pyVmomi import vim, vmodl
 from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import PermanentProviderError, ProviderError
 from vmpooler.providers.base import Provider, ProviderOptions
-from vmpooler.providers.vsphere import resolve
+from vmpooler.providers.vsphere import purge, resolve
 from vmpooler.providers.vsphere.connection import Content, SessionPool
-from vmpooler.providers.vsphere.inventory import Datacenter, Props, retrieve, snapshot_tree
-from vmpooler.providers.vsphere.options import LINKED_CLONE_SNAPSHOT, VSphereOptions, VSpherePoolOptions, pool_options
-from vmpooler.providers.vsphere.placement import HostLoad, least_used
+from vmpooler.providers.vsphere.inventory import ComputeTarget, Datacenter, Props, retrieve, snapshot_tree
+from vmpooler.providers.vsphere.options import (
+    LINKED_CLONE_SNAPSHOT,
+    VSPHERE_GLOBAL_KEYS,
+    VSphereOptions,
+    VSpherePoolOptions,
+    pool_options,
+)
+from vmpooler.providers.vsphere.placement import HostLoad, host_loads, least_used
 from vmpooler.providers.vsphere.specs import (
     USER_KEY,
     ClonePlacement,
     add_disk_spec,
     clone_spec,
     datastore_of,
+    delta_disk_spec,
     mark_spec,
     vmx_options,
 )
@@ -46,6 +55,8 @@ class VSphereProvider(Provider):
     """VMs cloned from a template in vCenter; see the module docstring and docs/providers/vsphere.md."""
 
     options_model = VSphereOptions
+    pool_options_model = VSpherePoolOptions
+    global_keys = VSPHERE_GLOBAL_KEYS
     options: VSphereOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
@@ -54,6 +65,9 @@ class VSphereProvider(Provider):
         self._sessions = SessionPool(name, options)
         self._in_flight: Counter[str] = Counter()  # host name -> clones this provider is making there
         self._base_snapshot_lock: asyncio.Lock | None = None
+        # cluster name -> (when read, its hosts' loads); read and written from the session threads
+        self._loads: dict[str, tuple[float, list[HostLoad]]] = {}
+        self._loads_lock = threading.Lock()
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
         cfg = pool_options(pool)
@@ -79,36 +93,56 @@ class VSphereProvider(Provider):
 
     async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
         cfg = pool_options(pool)
+        options = self.options
         doing = f"cloning {name!r} for pool {pool.name!r}"
 
-        def find_source(content: Content) -> tuple[Datacenter, resolve.CloneSource]:
-            dc = resolve.datacenter(content, pool, cfg, self.options.datacenter)
-            return dc, resolve.clone_source(content, pool, dc)
+        def find_source(content: Content) -> tuple[Datacenter, resolve.CloneSource, list[Any]]:
+            dc = resolve.datacenter(content, pool, cfg, options.datacenter)
+            source = resolve.clone_source(content, pool, dc)
+            nic = [resolve.network_change(content, pool, dc, source, cfg.network)] if cfg.network else []
+            return dc, source, nic
 
-        dc, source = await self._sessions.run(find_source, doing)
-        linked = self.options.create_linked_clones if cfg.create_linked_clone is None else cfg.create_linked_clone
-        if linked and source.snapshot is None:
+        dc, source, nic = await self._sessions.run(find_source, doing)
+        linked = options.create_linked_clones if cfg.create_linked_clone is None else cfg.create_linked_clone
+        to_delta_disks = linked and source.snapshot is None and options.create_template_delta_disks
+        if to_delta_disks:
+            source = await self._add_delta_disks(pool, dc)
+        elif linked and source.snapshot is None:
             source = await self._take_base_snapshot(pool, dc)
-        target = await self._sessions.run(lambda c: resolve.clone_target(c, pool, cfg, dc, source, name), doing)
+        loads = self._host_loads if options.manage_host_selection else None
+        target = await self._sessions.run(
+            lambda c: resolve.clone_target(
+                c, pool, cfg, dc, source, name, create_folder=options.create_folders, loads=loads
+            ),
+            doing,
+        )
         host = self._choose_host(pool, cfg, target)
         placement = ClonePlacement(target.folder, target.resource_pool, host.ref if host else None, target.datastore)
         spec = clone_spec(
             pool=pool.name,
             name=name,
             template=pool.template,
-            created_by=self.options.username,
+            created_by=options.username,
             placement=placement,
-            snapshot=source.snapshot if linked else None,
+            snapshot=source.snapshot if linked and not to_delta_disks else None,
             vmx_options=vmx_options(cfg),
+            linked_to_delta_disks=to_delta_disks,
+            device_changes=nic,
         )
+        how = " (full clone)"
+        if to_delta_disks:
+            how = " (linked to the template's delta disks)"
+        elif linked:
+            how = f" (linked to snapshot {source.snapshot_name!r})"
         log.info(
-            "vSphere: cloning %s for pool %s from %s%s onto host %s, datastore %s",
+            "vSphere: cloning %s for pool %s from %s%s onto host %s, datastore %s%s",
             name,
             pool.name,
             pool.template,
-            f" (linked to snapshot {source.snapshot_name!r})" if linked else " (full clone)",
+            how,
             host.name if host else "chosen by vCenter",
             cfg.datastore or "the template's",
+            f", network {cfg.network}" if cfg.network else "",
         )
         with self._cloning_on(host):
             task = await self._sessions.run(lambda _: source.vm.Clone(target.folder, name, spec), doing)
@@ -189,6 +223,33 @@ class VSphereProvider(Provider):
         task = await self._sessions.run(lambda _: vm.Reconfigure(mark_spec({USER_KEY: user})), doing)
         await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
 
+    purges = True
+
+    async def purge_unconfigured(self, pools: list[PoolTarget]) -> list[str]:
+        """Delete the unconfigured folders of the pools' base folders, with their VMs (see ``purge``)."""
+        configured = [(pool, pool_options(pool)) for pool in pools]
+        allowlist = self.options.resources_allowlist or []
+        found = await self._sessions.run(
+            lambda c: purge.unconfigured_folders(c, configured, self.options.datacenter, allowlist),
+            "finding unconfigured folders",
+        )
+        for item in found:
+            doing = f"purging unconfigured folder {item.path!r}"
+            log.info("vSphere: %s", doing)
+            for vm in item.powered_on:
+                task = await self._gone_or(vm.PowerOff, doing)
+                if task is not None:
+                    await wait_for_task(
+                        self._sessions, task, doing, self.options.task_timeout, (vim.fault.InvalidPowerState,)
+                    )
+            # destroying a folder destroys everything in it
+            task = await self._gone_or(item.folder.Destroy, doing)
+            if task is not None:
+                await wait_for_task(
+                    self._sessions, task, doing, self.options.task_timeout, (vmodl.fault.ManagedObjectNotFound,)
+                )
+        return [item.path for item in found]
+
     async def close(self) -> None:
         await self._sessions.close()
 
@@ -203,6 +264,9 @@ class VSphereProvider(Provider):
             "datacenter": o.datacenter,
             "connection_pool_size": o.connection_pool_size,
             "create_linked_clones": o.create_linked_clones,
+            "create_folders": o.create_folders,
+            "create_template_delta_disks": o.create_template_delta_disks,
+            "manage_host_selection": o.manage_host_selection,
         }
 
     def _marked(
@@ -238,7 +302,7 @@ class VSphereProvider(Provider):
     def _choose_host(self, pool: PoolTarget, cfg: VSpherePoolOptions, target: resolve.CloneTarget) -> HostLoad | None:
         """The host to clone onto; None when vCenter is to choose (no clone_target)."""
         if not target.hosts:
-            return None
+            return None  # no clone_target, or a cluster whose hosts vCenter chooses (manage_host_selection off)
         host = least_used(target.hosts, self._in_flight, self.options.utilization_limit)
         if host is None:
             raise ProviderError(
@@ -260,6 +324,40 @@ class VSphereProvider(Provider):
             self._in_flight[host.name] -= 1
             if self._in_flight[host.name] <= 0:
                 del self._in_flight[host.name]
+
+    def _host_loads(self, content: Content, compute: ComputeTarget) -> list[HostLoad]:
+        """Blocking: the loads of a cluster's hosts, read again once ``host_selection_max_age`` seconds old."""
+        with self._loads_lock:
+            cached = self._loads.get(compute.name)
+            if cached is not None and time.monotonic() - cached[0] < self.options.host_selection_max_age:
+                return cached[1]
+        loads = host_loads(content, compute.hosts)
+        log.debug("vSphere: read the load of %d host(s) of %s", len(loads), compute.name)
+        with self._loads_lock:
+            self._loads[compute.name] = (time.monotonic(), loads)
+        return loads
+
+    async def _add_delta_disks(self, pool: PoolTarget, dc: Datacenter) -> resolve.CloneSource:
+        """The template with the delta-disk layer its linked clones share: added once, marked on the template."""
+        if self._base_snapshot_lock is None:
+            self._base_snapshot_lock = asyncio.Lock()
+        doing = f"adding delta disks to template {pool.template!r} for linked clones"
+        async with self._base_snapshot_lock:
+            source = await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
+            if source.delta_disks:
+                return source  # added earlier (by this provider, another one, or before a restart)
+
+            def spec(content: Content) -> vim.vm.ConfigSpec:
+                found = retrieve(content, [source.vm], vim.VirtualMachine, ["config.hardware.device", "datastore"])
+                stores = found[0].get("datastore", [])
+                names = {item["obj"]: item["name"] for item in retrieve(content, stores, vim.Datastore, ["name"])}
+                return delta_disk_spec(found[0].get("config.hardware.device", []), names)
+
+            change = await self._sessions.run(spec, doing)
+            log.info("vSphere: %s", doing)
+            task = await self._sessions.run(lambda _: source.vm.Reconfigure(change), doing)
+            await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
+            return await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
 
     async def _take_base_snapshot(self, pool: PoolTarget, dc: Datacenter) -> resolve.CloneSource:
         """The template with a snapshot to link clones to: taken once, by one clone, while others wait."""

@@ -6,6 +6,7 @@ vCenter does not have is a PermanentProviderError naming the pool, the key and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyVmomi import vim
@@ -14,6 +15,7 @@ from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError, ProviderError
 from vmpooler.providers.vsphere.connection import Content
 from vmpooler.providers.vsphere.inventory import (
+    ComputeTarget,
     Datacenter,
     Props,
     ensure_folder,
@@ -22,6 +24,7 @@ from vmpooler.providers.vsphere.inventory import (
     find_datastore,
     find_entity,
     find_folder,
+    find_network,
     find_vm,
     folder_vms,
     retrieve,
@@ -29,9 +32,19 @@ from vmpooler.providers.vsphere.inventory import (
 )
 from vmpooler.providers.vsphere.options import VSpherePoolOptions
 from vmpooler.providers.vsphere.placement import HostLoad, host_loads
-from vmpooler.providers.vsphere.specs import POOL_KEY, option
+from vmpooler.providers.vsphere.specs import DELTA_DISKS_KEY, POOL_KEY, network_card_spec, option
 
-__all__ = ["CloneSource", "CloneTarget", "clone_source", "clone_target", "datacenter", "marked_vm", "pool_vms"]
+__all__ = [
+    "CloneSource",
+    "CloneTarget",
+    "HostLoads",
+    "clone_source",
+    "clone_target",
+    "datacenter",
+    "marked_vm",
+    "network_change",
+    "pool_vms",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,7 @@ class CloneSource:
     snapshot: vim.vm.Snapshot | None
     snapshot_name: str | None
     resource_pool: vim.ResourcePool | None
+    delta_disks: bool  # the template has the delta-disk layer linked clones share (create_template_delta_disks)
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,11 @@ class CloneTarget:
     resource_pool: vim.ResourcePool
     datastore: vim.Datastore | None
     hosts: list[HostLoad]  # empty: vCenter places the VM itself
+    compute: ComputeTarget | None  # the clone_target, when one is set
+
+
+#: reads the loads of a clone target's hosts (the provider's cache, see host_selection_max_age)
+HostLoads = Callable[[Content, ComputeTarget], list[HostLoad]]
 
 
 def datacenter(content: Content, pool: PoolTarget, cfg: VSpherePoolOptions, default: str | None) -> Datacenter:
@@ -94,17 +113,27 @@ def clone_source(content: Content, pool: PoolTarget, dc: Datacenter) -> CloneSou
         raise PermanentProviderError(
             f"pool {pool.name!r}: template {pool.template!r} not found in datacenter {dc.name!r}"
         )
-    props = retrieve(content, [template], vim.VirtualMachine, ["snapshot", "resourcePool"])[0]
+    props = retrieve(content, [template], vim.VirtualMachine, ["snapshot", "resourcePool", "config.extraConfig"])[0]
     info: vim.vm.SnapshotInfo | None = props.get("snapshot")
     current = info.currentSnapshot if info is not None else None
     name = next((node.name for node in snapshot_tree(info) if node.snapshot == current), None)
-    return CloneSource(template, current, name, props.get("resourcePool"))
+    delta = option(props.get("config.extraConfig"), DELTA_DISKS_KEY) == "true"
+    return CloneSource(template, current, name, props.get("resourcePool"), delta)
 
 
 def clone_target(
-    content: Content, pool: PoolTarget, cfg: VSpherePoolOptions, dc: Datacenter, source: CloneSource, name: str
+    content: Content,
+    pool: PoolTarget,
+    cfg: VSpherePoolOptions,
+    dc: Datacenter,
+    source: CloneSource,
+    name: str,
+    *,
+    create_folder: bool,
+    loads: HostLoads | None,
 ) -> CloneTarget:
-    """Resolve folder (created when missing), datastore and compute; ProviderError if ``name`` exists."""
+    """Resolve folder (made when missing if ``create_folder``), datastore and compute; ProviderError if ``name``
+    exists. ``loads`` reads the hosts' loads when the provider chooses the host (None: it does not)."""
     datastore = None
     if cfg.datastore:
         datastore = find_datastore(content, dc, cfg.datastore)
@@ -114,6 +143,7 @@ def clone_target(
             )
     target = cfg.clone_target
     hosts: list[HostLoad] = []
+    compute = None
     if target:
         compute = find_compute(content, dc, target)
         if compute is None:
@@ -121,7 +151,10 @@ def clone_target(
                 f"pool {pool.name!r}: clone_target {target!r} is neither a cluster nor a host in datacenter {dc.name!r}"
             )
         resource_pool = compute.resource_pool
-        hosts = host_loads(content, compute.hosts)
+        if not compute.cluster:
+            hosts = host_loads(content, compute.hosts)  # one named host: every clone goes there
+        elif loads is not None:
+            hosts = loads(content, compute)
     elif source.resource_pool is not None:
         resource_pool = source.resource_pool
     else:
@@ -129,10 +162,40 @@ def clone_target(
             f"pool {pool.name!r}: no clone_target is set and template {pool.template!r} has no resource pool to "
             "share (a vSphere template has none)"
         )
-    folder = ensure_folder(content, dc, cfg.folder)
+    folder = ensure_folder(content, dc, cfg.folder) if create_folder else find_folder(content, dc, cfg.folder)
+    if folder is None:
+        raise PermanentProviderError(
+            f"pool {pool.name!r}: folder {cfg.folder!r} not found in datacenter {dc.name!r} "
+            "(with :config: create_folders: true it is made)"
+        )
     if find_vm(content, folder, name) is not None:
         raise ProviderError(f"vSphere: a VM called {name!r} already exists in folder {cfg.folder!r}")
-    return CloneTarget(folder, resource_pool, datastore, hosts)
+    return CloneTarget(folder, resource_pool, datastore, hosts, compute)
+
+
+def network_change(
+    content: Content, pool: PoolTarget, dc: Datacenter, source: CloneSource, network_name: str
+) -> vim.vm.device.VirtualDeviceSpec:
+    """An edit of the template's first network card that puts the clone on ``network_name``."""
+    network = find_network(content, dc, network_name)
+    if network is None:
+        raise PermanentProviderError(
+            f"pool {pool.name!r}: network {network_name!r} not found in datacenter {dc.name!r}"
+        )
+    found = retrieve(content, [source.vm], vim.VirtualMachine, ["config.hardware.device"])
+    devices = found[0].get("config.hardware.device", []) if found else []
+    card = next((d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)), None)
+    if card is None:
+        raise PermanentProviderError(f"pool {pool.name!r}: template {pool.template!r} has no network card to connect")
+    port_group = None
+    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
+        props = retrieve(
+            content, [network], vim.dvs.DistributedVirtualPortgroup, ["key", "config.distributedVirtualSwitch"]
+        )
+        switch = props[0]["config.distributedVirtualSwitch"]
+        uuid = retrieve(content, [switch], vim.DistributedVirtualSwitch, ["uuid"])[0]["uuid"]
+        port_group = (uuid, props[0]["key"])
+    return network_card_spec(card, network, network_name, port_group)
 
 
 def _with_marks(paths: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pyVmomi import vim
 
@@ -24,6 +25,7 @@ from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.vsphere.options import VSpherePoolOptions
 
 __all__ = [
+    "DELTA_DISKS_KEY",
     "POOL_KEY",
     "TEMPLATE_KEY",
     "USER_KEY",
@@ -31,7 +33,9 @@ __all__ = [
     "add_disk_spec",
     "clone_spec",
     "datastore_of",
+    "delta_disk_spec",
     "mark_spec",
+    "network_card_spec",
     "option",
     "vmx_options",
 ]
@@ -39,6 +43,8 @@ __all__ = [
 POOL_KEY = "vmpooler.pool"
 TEMPLATE_KEY = "vmpooler.template"
 USER_KEY = "vmpooler.user"
+#: set on a template once it has the delta-disk layer linked clones share (create_template_delta_disks)
+DELTA_DISKS_KEY = "vmpooler.delta_disks"
 
 _RESERVED_SCSI_UNIT = 7  # the controller's own unit number
 _SCSI_UNITS = 16
@@ -64,14 +70,20 @@ def clone_spec(
     placement: ClonePlacement,
     snapshot: vim.vm.Snapshot | None,
     vmx_options: dict[str, str],
+    linked_to_delta_disks: bool = False,
+    device_changes: Sequence[vim.vm.device.VirtualDeviceSpec] = (),
 ) -> vim.vm.CloneSpec:
-    """A clone of ``template`` into ``placement``, linked to ``snapshot`` when one is given.
+    """A clone of ``template`` into ``placement``, linked to ``snapshot`` when one is given, or sharing the
+    template's parent disks when ``linked_to_delta_disks`` (the template has a delta-disk layer).
 
     Powered on separately: a clone that fails to start should fail as a power-on, not as a clone.
     """
     moves = vim.vm.RelocateSpec.DiskMoveOptions
     # linked: the clone's disks are children of the snapshot's, made in seconds and sharing its blocks
     disk_move = moves.createNewChildDiskBacking if snapshot is not None else moves.moveAllDiskBackingsAndConsolidate
+    if linked_to_delta_disks:
+        # as the original: the clone copies only the template's child-most (delta) disks, sharing the rest
+        disk_move = moves.moveChildMostDiskBacking
     location = vim.vm.RelocateSpec(
         pool=placement.resource_pool, host=placement.host, datastore=placement.datastore, diskMoveType=disk_move
     )
@@ -82,8 +94,37 @@ def clone_spec(
         "creation_timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     marks = {"guestinfo.hostname": name, **vmx_options, POOL_KEY: pool, TEMPLATE_KEY: template}
-    config = vim.vm.ConfigSpec(annotation=json.dumps(annotation, indent=2), extraConfig=_options(marks))
+    config = vim.vm.ConfigSpec(
+        annotation=json.dumps(annotation, indent=2), extraConfig=_options(marks), deviceChange=list(device_changes)
+    )
     return vim.vm.CloneSpec(location=location, snapshot=snapshot, powerOn=False, template=False, config=config)
+
+
+def network_card_spec(
+    card: vim.vm.device.VirtualEthernetCard,
+    network: vim.Network,
+    network_name: str,
+    port_group: tuple[str, str] | None,
+) -> vim.vm.device.VirtualDeviceSpec:
+    """An edit of ``card`` that connects it to ``network``; ``port_group`` = (switch uuid, port group key)
+    for a distributed port group, whose cards are backed by a switch port rather than a network name."""
+    if port_group is not None:
+        switch_uuid, key = port_group
+        backing: vim.vm.device.VirtualDevice.BackingInfo = (
+            vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
+                port=vim.dvs.PortConnection(switchUuid=switch_uuid, portgroupKey=key)
+            )
+        )
+    else:
+        backing = vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
+            deviceName=network_name, network=network, useAutoDetect=False
+        )
+    # the same card (key, type, MAC) on another network, connected at power-on as the original does
+    card.backing = backing
+    card.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
+        startConnected=True, allowGuestControl=True, connected=True
+    )
+    return vim.vm.device.VirtualDeviceSpec(operation=vim.vm.device.VirtualDeviceSpec.Operation.edit, device=card)
 
 
 def vmx_options(cfg: VSpherePoolOptions) -> dict[str, str]:
@@ -94,6 +135,42 @@ def vmx_options(cfg: VSpherePoolOptions) -> dict[str, str]:
     if cfg.snapshot_main_mem_iowait is not None:
         options["mainMem.iowait"] = str(cfg.snapshot_main_mem_iowait)
     return options
+
+
+def delta_disk_spec(
+    devices: Sequence[vim.vm.device.VirtualDevice], datastores: dict[vim.Datastore, str]
+) -> vim.vm.ConfigSpec:
+    """A new delta-disk layer on every disk (the original's ``add_delta_disk_layer_on_all_disks``), marked on the VM.
+
+    Each disk is replaced by a child whose parent is the old disk, so clones moving only the child-most
+    disks (``linked_to_delta_disks``) share the parents; ``datastores`` names each disk's datastore.
+    """
+    changes = []
+    for disk in (d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)):
+        old: Any = disk.backing  # a disk's backing: FlatVer2 (or another file backing) with a datastore
+        child = vim.vm.device.VirtualDisk(
+            key=disk.key,
+            controllerKey=disk.controllerKey,
+            unitNumber=disk.unitNumber,
+            capacityInKB=disk.capacityInKB,
+            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                fileName=f"[{datastores.get(old.datastore, '')}]",
+                datastore=old.datastore,
+                diskMode=old.diskMode,
+                thinProvisioned=getattr(old, "thinProvisioned", None),
+                parent=old,
+            ),
+        )
+        operation = vim.vm.device.VirtualDeviceSpec.Operation
+        changes.append(vim.vm.device.VirtualDeviceSpec(operation=operation.remove, device=disk))
+        changes.append(
+            vim.vm.device.VirtualDeviceSpec(
+                operation=operation.add,
+                fileOperation=vim.vm.device.VirtualDeviceSpec.FileOperation.create,
+                device=child,
+            )
+        )
+    return vim.vm.ConfigSpec(deviceChange=changes, extraConfig=_options({DELTA_DISKS_KEY: "true"}))
 
 
 def mark_spec(marks: dict[str, str]) -> vim.vm.ConfigSpec:

@@ -1,0 +1,149 @@
+"""The checks a loaded configuration must pass before anything starts: one list, run by start-up and validate-config.
+
+``config.parse_settings`` checks each section's shape; ``problems`` adds what needs the installed
+code: each provider's options and its pools' keys (through the provider registry, passed in), the
+``:auth:`` section, ``:rate_limits:`` and the metrics sections. ``vmpooler validate-config`` and
+every ``vmpooler serve|api|manager`` call the same function, so a file validate-config passes never
+fails at start-up, and the messages are the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from vmpooler.api.ratelimit import enabled_limits
+from vmpooler.auth import build_backend
+from vmpooler.auth.policy import read_policy
+from vmpooler.config import Settings, evaluate_source
+from vmpooler.config_errors import translate
+from vmpooler.config_global import VSPHERE_KEYS
+from vmpooler.errors import ConfigError
+from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
+from vmpooler.providers import registry
+from vmpooler.providers.base import Provider
+
+__all__ = ["LoadProvider", "notes", "problems", "validate_file"]
+
+#: finds a provider class by its ``provider_class`` name (``registry.load``; tests may pass their own)
+LoadProvider = Callable[[str], type[Provider]]
+
+_METRIC_SECTIONS: dict[str, type[BaseModel]] = {
+    "statsd": StatsdSection,
+    "graphite": GraphiteSection,
+    "prometheus": PrometheusSection,
+}
+
+
+def problems(settings: Settings, load_provider: LoadProvider = registry.load) -> list[str]:
+    """Every problem start-up would meet with ``settings``, each naming its key path; empty when it can start."""
+    return [
+        *provider_problems(settings, load_provider),
+        *_raised(lambda: build_backend(settings.auth)),
+        *_raised(lambda: read_policy(settings.auth)),
+        *_raised(lambda: enabled_limits(settings)),
+        *metrics_problems(settings),
+    ]
+
+
+def notes(settings: Settings, load_provider: LoadProvider = registry.load) -> list[str]:
+    """``accepted, has no effect here`` lines that need the provider classes (see ``config_effect`` for the rest):
+    ``:config:`` keys only a provider no pool uses reads, and purging asked of a provider that never purges."""
+    classes = _provider_classes(settings, load_provider)
+    read_by = {key for cls in classes.values() for key in cls.global_keys}
+    found = [
+        f"config.{key}: accepted, has no effect here: only the vSphere provider reads it, and no pool uses one"
+        for key in sorted(VSPHERE_KEYS)
+        if key in settings.config.model_fields_set and key not in read_by and key != "purge_unconfigured_resources"
+    ]
+    for name, cls in classes.items():
+        asked = settings.provider_options(name).get("purge_unconfigured_resources")
+        if "purge_unconfigured_resources" in cls.global_keys:
+            asked = registry.options_for(settings, name, cls).get("purge_unconfigured_resources")
+        elif asked is None:
+            asked = settings.config.purge_unconfigured_resources
+        if asked and not cls.purges:
+            found.append(
+                f"providers.{name}.purge_unconfigured_resources: accepted, has no effect here: provider class "
+                f"{cls.__name__} deletes nothing unconfigured (`vmpooler purge` destroys VMs Redis does not know)"
+            )
+    return found
+
+
+def _provider_classes(settings: Settings, load_provider: LoadProvider) -> dict[str, type[Provider]]:
+    """The class of each provider a pool uses, for those that load (problems() reports the others)."""
+    classes = {}
+    for name in {pool.provider for pool in settings.pools}:
+        try:
+            classes[name] = load_provider(str(settings.provider_options(name).get("provider_class") or name))
+        except (ConfigError, ImportError, AttributeError):
+            continue
+    return classes
+
+
+def validate_file(
+    path: str | Path, env: Mapping[str, str] | None = None, load_provider: LoadProvider = registry.load
+) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` for a file, offline: what start-up would refuse, and what it would warn about."""
+    settings, found, warnings = evaluate_source(path, os.environ if env is None else env)
+    if settings is not None:
+        found += problems(settings, load_provider)
+        warnings += notes(settings, load_provider)
+    return found, warnings
+
+
+def provider_problems(settings: Settings, load_provider: LoadProvider) -> list[str]:
+    """Missing provider classes, invalid ``:providers:`` options, and pools' keys their provider rejects."""
+    found: list[str] = []
+    where_named = {name: f"providers.{name}" for name in settings.providers}
+    for i, pool in enumerate(settings.pools):
+        where_named.setdefault(pool.provider, f"pools[{i}].provider")
+    classes: dict[str, type[Provider]] = {}
+    for name, where in where_named.items():
+        provider_class = str(settings.provider_options(name).get("provider_class") or name)
+        try:
+            cls = load_provider(provider_class)
+        except ConfigError as exc:
+            found += [f"{where}: {problem.removeprefix('providers: ')}" for problem in exc.problems]
+            continue
+        except (ImportError, AttributeError) as exc:
+            found.append(f"{where}: provider class {provider_class!r} failed to load: {exc}")
+            continue
+        classes[name] = cls
+        try:
+            cls.options_model.model_validate(registry.options_for(settings, name, cls))
+        except ValidationError as exc:
+            found += translate(exc, ("providers", name), {})
+    for i, pool in enumerate(settings.pools):
+        model = classes[pool.provider].pool_options_model if pool.provider in classes else None
+        if model is None:
+            continue
+        try:
+            model.model_validate(pool.provider_options)
+        except ValidationError as exc:
+            found += translate(exc, ("pools", i), {})
+    return found
+
+
+def metrics_problems(settings: Settings) -> list[str]:
+    found: list[str] = []
+    for name, model in _METRIC_SECTIONS.items():
+        section = getattr(settings, name)
+        if section is None:
+            continue
+        try:
+            model.model_validate(section)
+        except ValidationError as exc:
+            found += translate(exc, (name,), {})
+    return found
+
+
+def _raised(check: Callable[[], object]) -> list[str]:
+    try:
+        check()
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
