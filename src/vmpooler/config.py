@@ -37,6 +37,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -126,12 +128,30 @@ class PoolSettings(BaseModel):
             known["provider_options"] = {**given, **extra} if isinstance(given, Mapping) else extra
         return known
 
+    #: the original reports an alias in the form it was configured: one string, or a list
+    _alias_is_string: bool = PrivateAttr(default=False)
+
     @field_validator("alias", mode="before")
     @classmethod
     def _alias_as_list(cls, value: Any) -> Any:
         if value is None:
             return []
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_alias_form(cls, data: Any, handler: ModelWrapValidatorHandler[PoolSettings]) -> PoolSettings:
+        pool = handler(data)
+        if isinstance(data, Mapping) and isinstance(data.get("alias"), str):
+            pool._alias_is_string = True
+        return pool
+
+    @property
+    def alias_as_configured(self) -> str | list[str]:
+        """The alias as the configuration gave it (``/status`` and ``/poolstat`` report it so)."""
+        if self._alias_is_string and len(self.alias) == 1:
+            return self.alias[0]
+        return list(self.alias)
 
     def target(self) -> PoolTarget:
         return PoolTarget(self.name, self.template, dict(self.provider_options))

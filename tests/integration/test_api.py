@@ -227,8 +227,9 @@ async def test_status_reports_every_pool(api: httpx.Client, store: Store) -> Non
         "pending": 0,
         "max": 5,
         "lastBoot": status["pools"]["deb"]["lastBoot"],
-        "alias": "debian",
+        "alias": ["debian"],  # as configured: a list stays a list, a string a string (as the original)
     }
+    assert status["pools"]["cent"]["alias"] == "centos"
     assert status["capacity"] == {"current": 9, "total": 12, "percent": 75.0}
     assert status["queue"]["ready"] == 9 and status["queue"]["running"] == 1
     assert status["boot"]["count"]["total"] == 10
@@ -299,7 +300,7 @@ async def test_poolstat_and_totalrunning(api: httpx.Client, store: Store) -> Non
     assert api.get("/api/v3/poolstat?pool=nope").json() == {"pools": {}}
     stat = api.get("/api/v3/poolstat?pool=debian,cent").json()  # by alias and by name
     assert stat == {
-        "pools": {"deb": {"ready": 1, "max": 5, "alias": "debian"}, "cent": {"ready": 1, "max": 5, "alias": "centos"}}
+        "pools": {"deb": {"ready": 1, "max": 5, "alias": ["debian"]}, "cent": {"ready": 1, "max": 5, "alias": "centos"}}
     }
     assert api.get("/api/v3/totalrunning").json() == {"running": 1}
 

@@ -34,6 +34,7 @@ from vmpooler.api.routes import vms as vm_routes
 from vmpooler.api.runtime_config import RuntimeConfig
 from vmpooler.api.service import VMService
 from vmpooler.api.shapes import V1, V2, V3, Flavor
+from vmpooler.api.slashes import AnswerTrailingSlashes
 from vmpooler.api.status import StatusService
 from vmpooler.api.summary import SummaryService
 from vmpooler.auth import AuthBackend, build_backend
@@ -122,6 +123,7 @@ def create_app(
     # mounted after the JSON feeds above, which live under the same prefix
     app.mount("/dashboard", StaticFiles(packages=[("vmpooler.dashboard", "static")], html=True), name="dashboard")
 
+    app.add_middleware(AnswerTrailingSlashes, router=app.router)
     app.add_middleware(ObserveRequests, metrics=metrics, log_requests=settings.config.request_logger)
     install_error_handlers(app)
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]

@@ -22,7 +22,12 @@ CACHE_SECONDS = 1.0
 def duration_stats(day: DayDurations) -> dict[str, Any]:
     average = round(day.total / day.count, 2) if day.count else 0
     return {
-        "duration": {"average": average, "min": round(day.minimum, 2), "max": round(day.maximum, 2)},
+        "duration": {
+            "average": average,
+            "min": round(day.minimum, 2),
+            "max": round(day.maximum, 2),
+            "total": round(day.total, 2),
+        },
         "count": {"total": day.count},
     }
 
@@ -109,6 +114,7 @@ class StatusService:
             running = sum(c[VMState.RUNNING] for c in counts.values())
             completed = sum(c[VMState.COMPLETED] + c[VMState.FAILED] for c in counts.values())
             report["queue"] = {
+                "requested": await self.store.ondemand.total_demand(),
                 "pending": pending,
                 "cloning": cloning,
                 "booting": pending - cloning,
@@ -133,7 +139,7 @@ class StatusService:
                     "lastBoot": lastboot.get(pool.name, ""),
                 }
                 if pool.alias:
-                    entry["alias"] = pool.alias if len(pool.alias) > 1 else pool.alias[0]
+                    entry["alias"] = pool.alias_as_configured
                 if pool.name in health:
                     entry["degraded"] = health[pool.name]
                 report["pools"][pool.name] = entry
@@ -151,7 +157,7 @@ class StatusService:
                 "max": int(sizes.get(pool.name, pool.size)),
             }
             if pool.alias:
-                entry["alias"] = pool.alias if len(pool.alias) > 1 else pool.alias[0]
+                entry["alias"] = pool.alias_as_configured
             out[pool.name] = entry
         return {"pools": out}
 

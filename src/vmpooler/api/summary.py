@@ -28,46 +28,61 @@ def _bad(value: str) -> date:
     raise BadRequest(f"Invalid date format '{value}', must match YYYY-MM-DD.")
 
 
-def _day_figures(day: DayDurations) -> dict[str, Any]:
+def _durations(day: DayDurations) -> dict[str, Any]:
     return {
-        "duration": {
-            "average": round(day.total / day.count, 2) if day.count else 0,
-            "min": round(day.minimum, 2),
-            "max": round(day.maximum, 2),
-            "total": round(day.total, 2),
-        },
-        "count": {"total": day.count},
+        "average": round(day.total / day.count, 2) if day.count else 0,
+        "min": round(day.minimum, 2),
+        "max": round(day.maximum, 2),
+        "total": round(day.total, 2),
     }
+
+
+def _day_figures(day: DayDurations) -> dict[str, Any]:
+    """One day, overall and per pool (``duration.pool.<pool>``, ``count.pool.<pool>``) as the original."""
+    pools = sorted(day.pools)
+    return {
+        "duration": {**_durations(day), "pool": {p: _durations(day.pools[p]) for p in pools}},
+        "count": {"total": day.count, "pool": {p: {"total": day.pools[p].count} for p in pools}},
+    }
+
+
+def _combine(days: list[DayDurations]) -> DayDurations:
+    busy = [d for d in days if d.count]
+    if not busy:
+        return DayDurations()
+    return DayDurations(
+        sum(d.count for d in busy),
+        sum(d.total for d in busy),
+        min(d.minimum for d in busy),
+        max(d.maximum for d in busy),
+    )
 
 
 def _overall(days: list[DayDurations]) -> dict[str, Any]:
     counts = [d.count for d in days]
-    total_count = sum(counts)
-    total_time = sum(d.total for d in days)
-    busy = [d for d in days if d.count]
+    total = _combine(days)
+    pools = sorted({pool for day in days for pool in day.pools})
+    per_pool = {p: _combine([day.pools[p] for day in days if p in day.pools]) for p in pools}
     return {
-        "duration": {
-            "average": round(total_time / total_count, 2) if total_count else 0,
-            "min": round(min(d.minimum for d in busy), 2) if busy else 0,
-            "max": round(max(d.maximum for d in busy), 2) if busy else 0,
-            "total": round(total_time, 2),
-        },
+        "duration": {**_durations(total), "pool": {p: _durations(figures) for p, figures in per_pool.items()}},
         "count": {
-            "average": round(total_count / len(days), 2) if days else 0,
+            "average": round(total.count / len(days), 2) if days else 0,
             "min": min(counts) if counts else 0,
             "max": max(counts) if counts else 0,
-            "total": total_count,
+            "total": total.count,
+            "pool": {p: {"total": figures.count} for p, figures in per_pool.items()},
         },
     }
 
 
 def _tag_counts(raw: dict[str, str]) -> dict[str, dict[str, int]]:
-    """``{"<vm>:<tag>": value}`` -> ``{tag: {value: how many VMs}}``."""
+    """``{"<vm>:<tag>": value}`` -> ``{tag: {value: how many VMs, "total": how many VMs}}``."""
     counts: dict[str, dict[str, int]] = {}
     for field, value in raw.items():
         _, _, tag = field.partition(":")
         per_value = counts.setdefault(tag, {})
         per_value[value] = per_value.get(value, 0) + 1
+        per_value["total"] = per_value.get("total", 0) + 1
     return counts
 
 

@@ -109,6 +109,12 @@ class OndemandStore:
             value = await self.client.hget(keys.ONDEMAND_DEMAND, pool)
         return int(value) if value else 0
 
+    async def total_demand(self) -> int:
+        """VMs open on-demand requests still need cloned, over every pool (``/status`` ``queue.requested``)."""
+        async with translated():
+            values = await self.client.hvals(keys.ONDEMAND_DEMAND)
+        return sum(int(v) for v in values if str(v).isdigit())
+
     async def lock(self, owner: str, seconds: float) -> bool:
         """Hold (or renew) the provisioner lock; False when another manager holds it."""
         async with translated():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from vmpooler.store import keys
@@ -20,10 +21,36 @@ class DayDurations:
     total: float = 0.0
     minimum: float = 0.0
     maximum: float = 0.0
+    #: the same figures for each pool that had any that day
+    pools: Mapping[str, DayDurations] = field(default_factory=dict)
 
 
 def _day_key(kind: str, day: date) -> str:
     return keys.boot_times(day) if kind == "boot" else keys.clone_times(day)
+
+
+def _figures(values: list[float]) -> DayDurations:
+    return DayDurations(len(values), sum(values), min(values), max(values)) if values else DayDurations()
+
+
+def _from_aggregate(totals: Mapping[str, str]) -> DayDurations:
+    """The aggregate hash: ``count``, ``total``, ``min``, ``max``, and each again as ``<field>:<pool>``."""
+    per_pool: dict[str, dict[str, str]] = {}
+    for name, value in totals.items():
+        figure, _, pool = name.partition(":")
+        if pool:
+            per_pool.setdefault(pool, {})[figure] = value
+
+    def read(fields: Mapping[str, str]) -> DayDurations:
+        return DayDurations(
+            int(fields.get("count", 0)),
+            float(fields.get("total", 0)),
+            float(fields.get("min", 0)),
+            float(fields.get("max", 0)),
+        )
+
+    top = read(totals)
+    return DayDurations(top.count, top.total, top.minimum, top.maximum, {p: read(f) for p, f in per_pool.items()})
 
 
 class StatsStore:
@@ -40,37 +67,39 @@ class StatsStore:
             )
 
     async def durations(self, kind: str, days: list[date]) -> list[DayDurations]:
-        """One aggregate per day; a day written by the original vmpooler (no aggregate) is summed once."""
+        """One aggregate per day, overall and per pool. A day the aggregate does not cover whole (written
+        by the original vmpooler, or by both during a switch over) is summed from the per-VM hash once."""
         async with translated(), self.client.pipeline(transaction=False) as pipe:
             for day in days:
                 pipe.hgetall(keys.duration_totals(kind, day))
+                pipe.hlen(_day_key(kind, day))
             found = await pipe.execute()
         out = []
-        for day, totals in zip(days, found, strict=True):
-            if totals:
-                out.append(
-                    DayDurations(
-                        int(totals.get("count", 0)),
-                        float(totals.get("total", 0)),
-                        float(totals.get("min", 0)),
-                        float(totals.get("max", 0)),
-                    )
-                )
+        for i, day in enumerate(days):
+            totals, recorded = found[2 * i], int(found[2 * i + 1])
+            if totals and int(totals.get("count", 0)) == recorded and any(":" in name for name in totals):
+                out.append(_from_aggregate(totals))
             else:
                 out.append(await self._from_raw(kind, day))
         return out
 
     async def _from_raw(self, kind: str, day: date) -> DayDurations:
         async with translated():
-            values = []
-            for value in await self.client.hvals(_day_key(kind, day)):
-                try:
-                    values.append(float(value))
-                except ValueError:
-                    continue
-        if not values:
-            return DayDurations()
-        return DayDurations(len(values), sum(values), min(values), max(values))
+            raw = await self.client.hgetall(_day_key(kind, day))
+        by_pool: dict[str, list[float]] = {}
+        for name, value in raw.items():
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue
+            # the original's field is "<pool>:<vm>"; one without a pool is counted as "unknown" (as it does)
+            pool = str(name).split(":")[0] if ":" in str(name) else "unknown"
+            by_pool.setdefault(pool, []).append(seconds)
+        everything = [seconds for values in by_pool.values() for seconds in values]
+        top = _figures(everything)
+        return DayDurations(
+            top.count, top.total, top.minimum, top.maximum, {p: _figures(v) for p, v in by_pool.items()}
+        )
 
     async def tags(self, days: list[date]) -> list[dict[str, str]]:
         """Each day's ``"<vm>:<tag>" -> value`` hash."""
