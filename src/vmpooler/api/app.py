@@ -84,7 +84,7 @@ def create_app(
     app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock, read_policy(settings.auth)))
     app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None, metrics=metrics)
     app.state.status = StatusService(settings, store, clock)
-    app.state.runtime_config = RuntimeConfig(settings, store)
+    app.state.runtime_config = RuntimeConfig(settings, store, clock)
     app.state.vms.on_change = app.state.runtime_config.on_change = app.state.status.invalidate
     app.state.ondemand = OndemandService(settings, store, clock)
     app.state.summary = SummaryService(store, clock)

@@ -4,7 +4,9 @@ and the configuration as the API reports it (with every secret redacted)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from vmpooler.config import Settings
@@ -13,6 +15,8 @@ from vmpooler.store.redis import Store
 
 SECRET_KEY = re.compile(r"pass(word)?|secret|token|key|credential", re.IGNORECASE)
 REDACTED = "********"
+#: what the original reports under ``tracing`` when the configuration has none
+DEFAULT_JAEGER = "http://localhost:14268/api/traces"
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -29,9 +33,10 @@ def redact(value: Any, key: str = "") -> Any:
 class RuntimeConfig:
     """What the /config routes do. Changes are overrides in Redis that every manager reads."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
+        self.started_at = clock()
         #: called after every change (the status report drops its cache)
         self.on_change: Callable[[], None] = lambda: None
 
@@ -129,6 +134,8 @@ class RuntimeConfig:
         for pool in self.settings.pools:
             entry = pool.model_dump(exclude={"provider_options"}, exclude_none=True)
             entry.update(pool.provider_options)
+            if pool.alias:
+                entry["alias"] = pool.alias_as_configured
             entry["size"] = sizes[pool.name]
             entry["template"] = templates[pool.name]
             if pool.name in targets:
@@ -139,7 +146,27 @@ class RuntimeConfig:
         return out
 
     def full_config(self) -> dict[str, Any]:
+        """The settings, plus the indexes the original adds to its configuration at start-up (scripts
+        read them from its ``/full_config``): ``pool_index``, ``alias``, ``pool_names``, ``uptime``."""
         dumped = self.settings.model_dump(mode="json")
+        pools = self.settings.pools
+        aliases: dict[str, Any] = {}
+        for i, pool in enumerate(pools):
+            dumped["pools"][i]["alias"] = pool.alias_as_configured
+            for alias in pool.alias:
+                # as the original indexes them: a list alias names a list of pools, a string alias one pool
+                if isinstance(pool.alias_as_configured, str):
+                    aliases[alias] = pool.name
+                elif isinstance(aliases.get(alias), list):
+                    aliases[alias].append(pool.name)
+                else:
+                    aliases[alias] = [pool.name]
+        dumped["tracing"] = dumped.get("tracing") or {"enabled": "false", "jaeger_host": DEFAULT_JAEGER}
+        dumped["pools_at_startup"] = dumped["pools"]
+        dumped["pool_index"] = {pool.name: i for i, pool in enumerate(pools)}
+        dumped["alias"] = aliases
+        dumped["pool_names"] = list(dict.fromkeys([p.name for p in pools] + list(aliases)))
+        dumped["uptime"] = datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
         return dict(redact(dumped))
 
     def _template_ok(self, pool_name: str, template: Any) -> bool:
