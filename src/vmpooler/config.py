@@ -222,6 +222,33 @@ class Settings(BaseModel):
         None, description="Request limits (below); on with `enabled: true` here or `:config: rate_limiting_enabled`."
     )
 
+    #: whether the configuration has a ``:pools:`` section; without one the pools are read from Redis
+    _pools_configured: bool = PrivateAttr(default=True)
+    #: set on the copy whose pools were read from Redis (then they are never written back)
+    _pools_from_redis: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_pools_given(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        settings = handler(data)
+        # as the original: no `:pools:` (or a null one) means "read them from Redis"; an empty list does not
+        settings._pools_configured = not isinstance(data, Mapping) or data.get("pools") is not None
+        return settings
+
+    @property
+    def pools_configured(self) -> bool:
+        return self._pools_configured
+
+    @property
+    def pools_from_redis(self) -> bool:
+        return self._pools_from_redis
+
+    def with_stored_pools(self, pools: list[PoolSettings]) -> Settings:
+        """A copy serving ``pools``, read from Redis (see ``config_stored_pools``)."""
+        copy = self.model_copy(update={"pools": [pool.inherit(self.config) for pool in pools]})
+        copy._pools_from_redis = True
+        return copy
+
     @model_validator(mode="after")
     def _inherit_pool_settings(self) -> Settings:
         self.pools = [pool.inherit(self.config) for pool in self.pools]

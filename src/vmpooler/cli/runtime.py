@@ -20,6 +20,8 @@ from vmpooler.api.http_protocol import BoundedHttpToolsProtocol
 from vmpooler.cli.demo import demo_traffic
 from vmpooler.config import Settings
 from vmpooler.config_redis import RedisSettings
+from vmpooler.config_stored_pools import with_stored_pools
+from vmpooler.errors import StoreError
 from vmpooler.manager.loop import Manager
 from vmpooler.metrics import build_metrics
 from vmpooler.providers import registry
@@ -63,6 +65,29 @@ def open_store(settings: Settings, state_dir: Path) -> tuple[Store, EmbeddedRedi
     return Store(client_for(cfg), data_ttl_hours=cfg.data_ttl), embedded
 
 
+async def serve_stored_pools(settings: Settings, store: Store, stop: asyncio.Event) -> Settings:
+    """``settings`` unchanged when it configures pools; else serving the pools published in Redis, as the
+    original does (waiting for Redis if it does not answer yet)."""
+    if settings.pools_configured:
+        return settings
+    while True:
+        try:
+            records = await store.stored_pools()
+            break
+        except StoreError as exc:
+            log.warning("no :pools: configured and Redis does not answer yet to read them: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
+            if stop.is_set():
+                return settings
+    served, problems = with_stored_pools(settings, records)
+    for problem in problems:
+        log.warning("pool left out: %s", problem)
+    names = ", ".join(pool.name for pool in served.pools) or "none"
+    log.info("no :pools: in the configuration: serving the pools published in Redis (vmpooler__pools): %s", names)
+    return served
+
+
 async def run(
     settings: Settings,
     roles: Roles,
@@ -84,6 +109,7 @@ async def run(
     manager_store = (
         Store(client_for(redis_cfg), data_ttl_hours=redis_cfg.data_ttl) if roles.manager and roles.api else store
     )
+    settings = await serve_stored_pools(settings, store, stop)
     metrics = build_metrics(settings)
     providers = registry.build_all(settings) if roles.manager else {}
     tasks: list[asyncio.Task[None]] = []

@@ -61,6 +61,14 @@ def pool_record(settings: Settings, pool: PoolSettings) -> dict[str, str]:
     record = {"name": pool.name, "template": pool.template, "size": str(pool.size), "provider": pool.provider}
     if pool.alias:
         record["alias"] = ",".join(pool.alias)
+    # every key the pool sets, as the original writes them, so a process without :pools: serves it alike
+    for key in ("dns_plugin", "clone_target", "timeout", "timeout_notification", "ready_ttl"):
+        value = getattr(pool, key)
+        if value is not None:
+            record[key] = str(value)
+    for key, value in pool.provider_options.items():
+        if isinstance(value, str | int | float | bool):
+            record[key] = str(value).lower() if isinstance(value, bool) else str(value)
     domain = settings.domain_for(pool)
     if domain:
         record["domain"] = domain
@@ -127,6 +135,10 @@ class Manager:
         self.history = HistorySampler(settings, store, clock)
 
     async def register_pools(self) -> None:
+        """Publish the configured pools for API processes started without ``:pools:``; pools that were
+        themselves read from Redis are left as they are."""
+        if self.settings.pools_from_redis:
+            return
         await self.store.register_pools({p.name: pool_record(self.settings, p) for p in self.settings.pools})
 
     def _wake_starved_pools(self) -> None:

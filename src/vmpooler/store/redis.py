@@ -76,19 +76,25 @@ class Store:
     # ---- pools -----------------------------------------------------------------------------
 
     async def register_pools(self, pools: Mapping[str, Fields]) -> None:
-        """Publish the configured pools (name -> hash fields) and forget pools no longer configured."""
+        """Publish the configured pools (name -> hash fields). Records of other pools are left alone:
+        an operator may keep pools in Redis for processes started without ``:pools:`` (as the original)."""
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            for name, fields in pools.items():
+                pipe.sadd(keys.POOLS, name)
+                pipe.delete(keys.pool(name))
+                if fields:
+                    pipe.hset(keys.pool(name), mapping=_mapping(fields))
+            await pipe.execute()
+
+    async def stored_pools(self) -> dict[str, dict[str, str]]:
+        """Every pool published in Redis (``vmpooler__pools``), name -> its ``vmpooler__pool__<name>`` hash."""
         async with translated():
-            known = _strs(await self.client.smembers(keys.POOLS))
-            async with self.client.pipeline(transaction=True) as pipe:
-                for gone in known - set(pools):
-                    pipe.srem(keys.POOLS, gone)
-                    pipe.delete(keys.pool(gone))
-                for name, fields in pools.items():
-                    pipe.sadd(keys.POOLS, name)
-                    pipe.delete(keys.pool(name))
-                    if fields:
-                        pipe.hset(keys.pool(name), mapping=_mapping(fields))
-                await pipe.execute()
+            names = sorted(_strs(await self.client.smembers(keys.POOLS)))
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(keys.pool(name))
+                found = await pipe.execute()
+        return {name: _dict(fields) for name, fields in zip(names, found, strict=True)}
 
     async def counts(self, pools: Sequence[str]) -> dict[str, dict[VMState, int]]:
         """Size of every live state set of every pool, in one round trip and one reply."""
