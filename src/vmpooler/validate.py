@@ -26,7 +26,7 @@ from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, Statsd
 from vmpooler.providers import registry
 from vmpooler.providers.base import Provider
 
-__all__ = ["LoadProvider", "notes", "problems", "validate_file"]
+__all__ = ["LoadProvider", "folder_problems", "notes", "problems", "validate_file"]
 
 #: finds a provider class by its ``provider_class`` name (``registry.load``; tests may pass their own)
 LoadProvider = Callable[[str], type[Provider]]
@@ -85,14 +85,30 @@ def _provider_classes(settings: Settings, load_provider: LoadProvider) -> dict[s
 
 
 def validate_file(
-    path: str | Path, env: Mapping[str, str] | None = None, load_provider: LoadProvider = registry.load
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    load_provider: LoadProvider = registry.load,
+    state_dir: Path = Path(".vmpooler"),
 ) -> tuple[list[str], list[str]]:
-    """``(errors, warnings)`` for a file, offline: what start-up would refuse, and what it would warn about."""
+    """``(errors, warnings)`` for a file, offline: what start-up would refuse, and what it would warn about.
+    ``state_dir`` is the one the service will get: relative provider paths are checked under it."""
     settings, found, warnings = evaluate_source(path, os.environ if env is None else env)
     if settings is not None:
         found += problems(settings, load_provider)
+        found += folder_problems(settings, state_dir)
         warnings += notes(settings, load_provider)
+        if not settings.pools_configured:
+            warnings.append("pools: none configured; the pools published in Redis (vmpooler__pools) are served")
     return found, warnings
+
+
+def folder_problems(settings: Settings, state_dir: Path) -> list[str]:
+    """The folders start-up would make and cannot: the providers' files (``registry.build_all`` refuses
+    the same) and the embedded Redis's data folder."""
+    found = registry.path_problems(settings, state_dir)
+    if settings.redis.embedded and (blocker := registry.unmakeable(state_dir.absolute())) is not None:
+        found.append(f"--state-dir: cannot create {state_dir} for the embedded Redis ({blocker} is in the way)")
+    return found
 
 
 def provider_problems(settings: Settings, load_provider: LoadProvider) -> list[str]:

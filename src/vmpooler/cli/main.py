@@ -58,7 +58,13 @@ ConfigOption = Annotated[
 ALL_INTERFACES = "0.0.0.0"  # nosec B104
 HostOption = Annotated[str, typer.Option(help="address to listen on", envvar="VMPOOLER_HOST")]
 PortOption = Annotated[int, typer.Option(help="port to listen on", envvar="VMPOOLER_PORT")]
-StateOption = Annotated[Path, typer.Option(help="where the embedded Redis keeps its data", envvar="VMPOOLER_STATE_DIR")]
+StateOption = Annotated[
+    Path,
+    typer.Option(
+        help="the state folder: the embedded Redis keeps its data here, and relative provider paths start here",
+        envvar="VMPOOLER_STATE_DIR",
+    ),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
 TlsCertOption = Annotated[
     Path | None,
@@ -202,11 +208,15 @@ def manager(
 
 
 @app.command("validate-config")
-def validate_config(file: Annotated[Path, typer.Argument(help="YAML file to check")]) -> None:
-    """Check a configuration file offline; exit 0 when valid, 1 when not."""
+def validate_config(
+    file: Annotated[Path, typer.Argument(help="YAML file to check")],
+    state_dir: StateOption = Path(".vmpooler"),
+) -> None:
+    """Check a configuration file offline; exit 0 when valid, 1 when not. Relative provider paths (a dummy
+    inventory, a qemu state folder) are checked under --state-dir, as `serve` takes them."""
     from vmpooler.validate import validate_file
 
-    errors, warnings = validate_file(file, env=os.environ)
+    errors, warnings = validate_file(file, env=os.environ, state_dir=state_dir)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if errors:

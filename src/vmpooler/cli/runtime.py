@@ -111,7 +111,7 @@ async def run(
     )
     settings = await serve_stored_pools(settings, store, stop)
     metrics = build_metrics(settings)
-    providers = registry.build_all(settings) if roles.manager else {}
+    providers = registry.build_all(settings, state_dir) if roles.manager else {}
     tasks: list[asyncio.Task[None]] = []
     try:
         if roles.manager:

@@ -11,7 +11,8 @@ succeeds, so a destroy interrupted by a crash can simply be repeated.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -36,6 +37,23 @@ class ProviderOptions(BaseModel):
     #: the most VMs this provider may hold at once over all its pools (a quota, a host's memory);
     #: clones wait while it is reached. None: no limit
     max_vms: int | None = Field(None, ge=1)
+
+    #: the options that name a file or folder: a relative one is taken relative to the state folder
+    #: (``--state-dir``), so a configuration works whatever folder the service is started from
+    path_options: ClassVar[tuple[str, ...]] = ()
+
+    def under(self, state_dir: Path) -> Self:
+        """A copy whose relative ``path_options`` are resolved against ``state_dir``."""
+        update = {}
+        for option in self.path_options:
+            value = getattr(self, option)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                update[option] = str((state_dir / value).absolute())
+        return self.model_copy(update=update) if update else self
+
+    def paths(self) -> dict[str, Path]:
+        """The ``path_options`` set: option -> path."""
+        return {o: Path(v).expanduser() for o in self.path_options if isinstance(v := getattr(self, o), str) and v}
 
 
 class Provider(ABC):

@@ -53,7 +53,10 @@ class DummyOptions(ProviderOptions):
     ``ProviderError``. ``seed`` makes every random choice reproducible.
     """
 
+    #: a JSON file holding the inventory, shared by every process naming it (none: in memory); a relative
+    #: one is under the state folder (--state-dir), and its folder is made when missing
     filename: str | None = None
+    path_options = ("filename",)
     #: the templates this simulated hypervisor has; cloning any other fails permanently, as a
     #: real one does. None: every template exists
     templates: list[str] | None = None
@@ -174,7 +177,9 @@ class DummyProvider(Provider):
         super().__init__(name, options)
         options = self.options
         self._random = random.Random(options.seed)
-        self._inventory = _Inventory(Path(options.filename) if options.filename else None)
+        if options.filename:
+            Path(options.filename).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._inventory = _Inventory(Path(options.filename).expanduser() if options.filename else None)
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
         return sorted(await self._inventory.pool(pool.name))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from vmpooler.errors import ConfigError
-from vmpooler.providers.base import Provider
+from vmpooler.providers.base import Provider, ProviderOptions
 
 if TYPE_CHECKING:
     from vmpooler.config import Settings
@@ -33,15 +35,21 @@ def load(provider_class: str) -> type[Provider]:
     raise ConfigError([f"providers: no provider class {provider_class!r} is installed (known: {known})"])
 
 
-def build(name: str, options: dict[str, Any]) -> Provider:
-    """Instantiate the provider configured as ``:providers: <name>:`` with its validated options."""
+def build(name: str, options: dict[str, Any], state_dir: Path | None = None) -> Provider:
+    """Instantiate the provider configured as ``:providers: <name>:`` with its validated options; relative
+    paths among them are taken relative to ``state_dir`` (else to the working directory)."""
+    cls, validated = _validated(name, options, state_dir)
+    return cls(name, validated)
+
+
+def _validated(name: str, options: dict[str, Any], state_dir: Path | None) -> tuple[type[Provider], ProviderOptions]:
     cls = load(str(options.get("provider_class") or name))
     try:
         validated = cls.options_model.model_validate(options)
     except ValidationError as exc:
         problems = [f"providers.{name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError(problems) from exc
-    return cls(name, validated)
+    return cls, validated.under(state_dir) if state_dir is not None else validated
 
 
 def options_for(settings: Settings, name: str, cls: type[Provider]) -> dict[str, Any]:
@@ -56,12 +64,39 @@ def options_for(settings: Settings, name: str, cls: type[Provider]) -> dict[str,
     return options
 
 
-def build_all(settings: Settings) -> dict[str, Provider]:
-    """One provider instance per provider name that a pool uses."""
-    names = sorted({pool.provider for pool in settings.pools})
+def build_all(settings: Settings, state_dir: Path | None = None) -> dict[str, Provider]:
+    """One provider instance per provider name that a pool uses; relative paths among their options are
+    taken under ``state_dir`` (else the working directory), and refused when their folder cannot be made."""
+    problems = path_problems(settings, state_dir or Path.cwd())
+    if problems:
+        raise ConfigError(problems)
     built = {}
-    for name in names:
+    for name in sorted({pool.provider for pool in settings.pools}):
         options = settings.provider_options(name)
         cls = load(str(options.get("provider_class") or name))
-        built[name] = build(name, options_for(settings, name, cls))
+        built[name] = build(name, options_for(settings, name, cls), state_dir)
     return built
+
+
+def path_problems(settings: Settings, state_dir: Path) -> list[str]:
+    """The files and folders the providers name (relative ones under ``state_dir``) whose folder cannot be
+    made: the nearest existing one must be a folder this process may write to."""
+    problems = []
+    for name in sorted({pool.provider for pool in settings.pools}):
+        try:
+            options = settings.provider_options(name)
+            cls = load(str(options.get("provider_class") or name))
+            _, validated = _validated(name, options_for(settings, name, cls), state_dir)
+        except (ConfigError, ImportError, AttributeError):
+            continue  # reported by the options check
+        for option, path in validated.paths().items():
+            blocker = unmakeable(path.absolute().parent)
+            if blocker is not None:
+                problems.append(f"providers.{name}.{option}: cannot create {path} ({blocker} is not a writable folder)")
+    return problems
+
+
+def unmakeable(folder: Path) -> Path | None:
+    """None when ``folder`` exists or this process could make it; else the existing path in the way."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    return None if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK) else existing

@@ -38,8 +38,10 @@ class LocalVMOptions(ProviderOptions):
     ``memory_mb``, ``cpus``, ``network``, ``bridge``, ``ready_probe``, ``guest_port``, ``kernel``,
     ``initrd`` and ``append`` for its own VMs; the pool's ``template`` is the path of a qcow2 base image."""
 
-    #: the directory of every VM's overlay, metadata, pid file, sockets and logs (default ``.vmpooler/<provider name>``)
+    #: the directory of every VM's overlay, metadata, pid file, sockets and logs (default ``.vmpooler/<provider name>``;
+    #: a relative one is under the state folder, --state-dir)
     state_dir: str | None = None
+    path_options = ("state_dir",)
     #: memory of each VM, MiB
     memory_mb: int = Field(1024, ge=16)
     #: virtual CPUs of each VM
