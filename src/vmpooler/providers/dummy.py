@@ -30,10 +30,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import yaml
 from pydantic import Field
 
 from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import PermanentProviderError, ProviderError
+from vmpooler.providers import dummy_original
 from vmpooler.providers.base import Provider, ProviderOptions
 
 __all__ = ["DummyOptions", "DummyProvider", "VMStatus"]
@@ -97,6 +99,8 @@ class _Inventory:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        #: the file is the original vmpooler's (dummy_original): it is written back in that form
+        self.original_format = False
         self._memory: Inventory = {}
         self._lock = asyncio.Lock()  # one change at a time within this process
 
@@ -111,9 +115,12 @@ class _Inventory:
         except OSError as exc:
             raise ProviderError(f"dummy inventory {self.path}: {exc}") from exc
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise PermanentProviderError(f"dummy inventory {self.path} is not JSON: {exc}") from exc
+            data = json.loads(text) if text.strip() else {"pools": {}}
+        except ValueError:
+            data = _original_yaml(self.path, text)
+        if dummy_original.is_original(data):
+            self.original_format = True
+            return dummy_original.from_original(data)
         if not isinstance(data, dict) or not isinstance(data.get("pools"), dict):
             raise PermanentProviderError(f"dummy inventory {self.path} has no 'pools' mapping")
         pools: Inventory = data["pools"]
@@ -152,14 +159,14 @@ class _Inventory:
         except OSError as exc:
             raise ProviderError(f"dummy inventory {path}: {exc}") from exc
 
-    @staticmethod
-    def _write(path: Path, inventory: Inventory) -> None:
+    def _write(self, path: Path, inventory: Inventory) -> None:
         # Readers take no lock: os.replace lets them see the old file or the new one, never half.
         # No fsync: the file must survive a killed process, not a power cut.
+        document = dummy_original.to_original(inventory) if self.original_format else {"pools": inventory}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as out:
-                json.dump({"pools": inventory}, out, indent=1, sort_keys=True)
+                json.dump(document, out, indent=1, sort_keys=True)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -331,6 +338,14 @@ class DummyProvider(Provider):
         percent: float = getattr(self.options, f"{call}_fail_percent")
         if self._roll(percent):
             raise ProviderError(f"dummy: injected fault ({call}_fail_percent={percent:g}) while {doing}")
+
+
+def _original_yaml(path: Path, text: str) -> Any:
+    """The original vmpooler's dummy writes its inventory as YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PermanentProviderError(f"dummy inventory {path} is neither JSON nor YAML: {exc}") from exc
 
 
 def _fake_ip(name: str) -> str:
