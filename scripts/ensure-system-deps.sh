@@ -9,7 +9,21 @@
 # qemu-system-x86, qemu-utils, busybox-static: the qemu provider tests boot real guests (TCG when KVM is absent).
 # libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients, passt: the libvirt provider tests run their own
 #   libvirtd; libvirt-dev and pkg-config build the libvirt-python extra.
+# Ruby: tests/compat/ runs the original vmpooler side by side with ours; its run.sh (in $VMPOOLER_ORIGINAL,
+#   default ../shared/upstream beside this checkout) installs Ruby from Debian packages (`run.sh setup`).
 set -uo pipefail
+
+ensure_original() {
+  local home="${VMPOOLER_ORIGINAL:-../shared/upstream}"
+  case "$home" in /*) ;; *) home="$(cd "$(dirname "$0")/.." && pwd)/$home" ;; esac
+  [ -x "$home/run.sh" ] || return 0
+  # idempotent; quiet unless it fails. apt-get needs root: sudo when we are not (as for the packages below)
+  local out sudo=""
+  [ "$(id -u)" = 0 ] || ! command -v sudo >/dev/null || sudo="sudo"
+  out=$($sudo "$home/run.sh" setup 2>&1) || echo "warning: $home/run.sh setup failed (tests/compat needs it):
+$out" >&2
+}
+ensure_original
 PACKAGES=(redis-server slapd ldap-utils chromium
   golang-go golang-github-vmware-govmomi-dev
   qemu-system-x86 qemu-utils busybox-static
