@@ -96,8 +96,10 @@ def side_by_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sid
     work = tmp_path_factory.mktemp("side-by-side")
     servers: list[RedisProcess] = [start_redis(work / "redis-original"), start_redis(work / "redis-ours")]
     try:
-        theirs_config = write_shared_config(work / "original.yaml", SHARED_CONFIG, servers[0].port)
-        ours_config = write_shared_config(work / "ours.yaml", SHARED_CONFIG, servers[1].port)
+        # a log file each (run.sh gives the original one through LOGFILE), so `config.logfile` compares too
+        raw = {**SHARED_CONFIG, "config": {**SHARED_CONFIG["config"], "logfile": str(work / "ours.log")}}
+        theirs_config = write_shared_config(work / "original.yaml", raw, servers[0].port)
+        ours_config = write_shared_config(work / "ours.yaml", raw, servers[1].port)
         with (
             running_original(home, theirs_config, servers[0].port, work / "original") as original,
             running_ours(ours_config, work / "ours") as ours,
