@@ -23,12 +23,16 @@ class AnswerTrailingSlashes:
             path: str = scope["path"]
             if len(path) > 1 and path.endswith("/") and not self._routed(scope):
                 stripped = {**scope, "path": path.rstrip("/") or "/"}
-                if self._routed(stripped):
+                if stripped["path"] not in self._mounted() and self._routed(stripped):
                     raw = scope.get("raw_path")
                     if isinstance(raw, bytes):
                         stripped["raw_path"] = raw.rstrip(b"/") or b"/"
                     scope = stripped
         await self.app(scope, receive, send)
+
+    def _mounted(self) -> set[str]:
+        """Where static trees are mounted: ``/dashboard/`` is the page itself, not ``/dashboard``."""
+        return {route.path for route in self.router.routes if isinstance(route, Mount)}
 
     def _routed(self, scope: Scope) -> bool:
         """Whether a route (not a mounted tree) takes this path, for any method."""
