@@ -121,7 +121,7 @@ async def test_get_list_query_modify_delete(server: ApiThread, store: Store, env
     today = datetime.now(UTC).date().isoformat()
     summary = as_json(env, "summary", "--from", today)
     assert [day["date"] for day in summary["daily"]] == [today]
-    assert summary["tag"]["team"] == {"qa": 1}  # the tag set by `modify` above
+    assert summary["tag"]["team"] == {"qa": 1, "total": 1}  # the tag `modify` set above, and the total
     assert ok(env, "summary").startswith(f"{today} clones=")
     bad = run_process(env, "summary", "--from", "yesterday")
     assert bad.returncode != 0 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
