@@ -28,6 +28,9 @@ from tests.support.processes import wait_until
 from tests.support.servers import start_redis
 from vmpooler.providers.dummy_original import from_original
 
+#: the first test also waits for both services to start and fill (the suite's 120 s is too short on a busy machine)
+pytestmark = pytest.mark.timeout(420)
+
 POOLS = ("conf-a", "conf-b")
 STATES = ("pending", "ready", "running", "completed", "discovered")
 ALICE, BOB = ("alice", "not-alice"), ("bob", "not-bob")

@@ -18,6 +18,9 @@ import pytest
 from tests.compat.conftest import Side
 from tests.compat.shapes import body_of, missing_from
 
+#: the first test also waits for both services to start and fill (the suite's 120 s is too short on a busy machine)
+pytestmark = pytest.mark.timeout(300)
+
 USER, PASSWORD = "alice", "not-alice"
 
 
