@@ -288,3 +288,56 @@ def test_defaults_and_plain_provider_options() -> None:
 
 def test_the_entry_point_loads_the_dummy_provider() -> None:
     assert registry.load("dummy") is DummyProvider
+
+
+#: the inventory file of the original vmpooler's dummy provider, as its YAML.dump writes it
+ORIGINAL_FILE = """\
+---
+pool:
+  debian-12:
+  - name: ready-one
+    hostname: ready-one
+    domain: dummy.local
+    vm_template: templates/debian-12
+    template: debian-12
+    poolname: debian-12
+    ready: true
+    boottime: 2026-12-05 15:29:14.408023561 +00:00
+    powerstate: PoweredOn
+    vm_host: HOST1
+    dummy_state: RUNNING
+    snapshots: []
+    disks: []
+  - name: cloning-one
+    hostname: cloning-one
+    template: debian-12
+    poolname: debian-12
+    ready: false
+    powerstate: PoweredOn
+    dummy_state: CLONING
+"""
+
+
+async def test_the_originals_inventory_file_is_read_and_written_back_in_its_form(tmp_path: Path) -> None:
+    path = tmp_path / "dummy.yaml"
+    path.write_text(ORIGINAL_FILE)
+    provider = _dummy(filename=str(path))
+    assert await provider.vms_in_pool(POOL) == ["cloning-one", "ready-one"]
+    assert await provider.vm_ready(POOL, "ready-one") and not await provider.vm_ready(POOL, "cloning-one")
+    await provider.create_vm(POOL, "ours")
+    await provider.destroy_vm(POOL, "cloning-one")
+    written = json.loads(path.read_text())  # JSON is YAML the original's loader accepts (no Ruby Time)
+    entries = {entry["name"]: entry for entry in written["pool"]["debian-12"]}
+    assert set(entries) == {"ready-one", "ours"}
+    assert entries["ready-one"]["vm_host"] == "HOST1" and entries["ready-one"]["ready"] is True  # its keys kept
+    assert entries["ours"]["template"] == "debian-12" and entries["ours"]["dummy_state"] == "RUNNING"
+    assert entries["ours"]["vm_template"] == "templates/debian-12"
+    # and read back by a fresh provider (ours after a restart, or the original's loader)
+    assert await _dummy(filename=str(path)).vms_in_pool(POOL) == ["ours", "ready-one"]
+
+
+def test_a_relative_filename_is_under_the_state_folder_and_its_folder_is_made(tmp_path: Path) -> None:
+    provider = registry.build("dummy", {"filename": "sub/inventory.json"}, tmp_path / "state")
+    assert isinstance(provider, DummyProvider)
+    assert provider.options.filename == str(tmp_path / "state" / "sub" / "inventory.json")
+    assert (tmp_path / "state" / "sub").is_dir()
