@@ -141,7 +141,8 @@ def _run(
     from vmpooler.errors import VmpoolerError
 
     settings = _with_api_tls(_load(config), *tls)
-    if workers > 1:
+    if workers > 1 or (roles.api and roles.manager):
+        # serve: the manager in a process of its own, so it never makes a request wait (cli/workers.py)
         code = run_workers(settings, roles, host, port, state_dir, workers, lambda: _setup_logging(settings, verbose))
         raise typer.Exit(code)
     _setup_logging(settings, verbose)
@@ -170,8 +171,8 @@ def serve(
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
 ) -> None:
-    """API, manager and (when no Redis is configured) an embedded Redis, in one process (or, with
-    --workers N, the manager plus N API processes on one port)."""
+    """API, manager and (when no Redis is configured) an embedded Redis: the API (or, with --workers N, N API
+    processes on one port) and the manager each in a process of its own, under one supervising process."""
     from vmpooler.cli.runtime import Roles
 
     roles = Roles(api=True, manager=True, demo_traffic=demo_traffic)

@@ -1,9 +1,13 @@
-"""Several API worker processes on one listening socket, for more than one core's worth of requests.
+"""`serve` (and `api --workers N`) as a family of processes under a supervising parent.
 
-The parent binds the socket and forks the workers before any event loop or thread exists; each worker
-serves the API on the inherited socket (the kernel spreads connections between them). The parent runs
-the manager too when asked (``serve``), forwards SIGTERM/SIGINT to the workers, and exits non-zero if a
-worker dies unexpectedly, so the service manager restarts the whole unit rather than run degraded.
+The parent starts the embedded Redis when one is needed, binds the API socket, and forks the children
+before any event loop or thread exists: the API worker(s), serving on the inherited socket (the kernel
+spreads connections between them), and for ``serve`` the pool manager, so a busy manager never makes a
+request wait. The parent then only supervises: a child that dies is restarted after a backoff that grows
+while it keeps dying; SIGTERM/SIGINT stop every child, then the embedded Redis; and each child asks the
+kernel to SIGTERM it should the parent die, even by kill -9, so nothing is left orphaned.
+Metrics go through prometheus_client's multiprocess files under the state dir, so any API worker's
+/prometheus shows the counts of every process.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
@@ -23,9 +27,18 @@ import uvloop
 from vmpooler.cli.runtime import Roles, run
 from vmpooler.config import Settings
 from vmpooler.errors import StoreError
+from vmpooler.metrics import multiprocess
 from vmpooler.store.embedded import EmbeddedRedis, die_with_parent
 
 log = logging.getLogger("vmpooler")
+
+#: the signals the parent waits for; blocked in the parent, unblocked in each child
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+#: a child that ran this long before dying is restarted at once; one dying sooner waits longer each time
+STEADY_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 30.0
+#: how long stopping children may take before they are killed
+STOP_GRACE_SECONDS = 30.0
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -38,6 +51,21 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+@dataclass(slots=True)
+class Child:
+    """One supervised process: what it runs, and when it last started or should start again."""
+
+    role: str
+    body: Callable[[], None]
+    pid: int = 0
+    started_at: float = 0.0
+    quick_deaths: int = 0
+    restart_at: float | None = field(default=None)
+
+    def backoff(self) -> float:
+        return min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** max(self.quick_deaths - 1, 0))
+
+
 def run_workers(
     settings: Settings,
     roles: Roles,
@@ -47,10 +75,10 @@ def run_workers(
     workers: int,
     setup_logging: Callable[[], None],
 ) -> int:
-    """Returns the exit code. Must be called before any event loop or thread is started."""
+    """Run until SIGTERM or SIGINT; returns the exit code. Must be called before any event loop or thread."""
     embedded: EmbeddedRedis | None = None
     if settings.redis.embedded:
-        # one private Redis for the whole unit; the workers and the manager all use it
+        # one private Redis for the whole family (started before the signals are blocked: it inherits the mask)
         embedded = EmbeddedRedis(state_dir / "redis")
         try:
             embedded.start()
@@ -59,64 +87,131 @@ def run_workers(
             log.error("%s", exc)
             return 1
         settings = settings.model_copy(update={"redis": embedded.client_settings(settings.redis)})
-    sock = listen(host, port)
-    children = [_fork_worker(settings, host, port, state_dir, sock, setup_logging) for _ in range(workers)]
-    sock.close()
     setup_logging()
-    log.info("%d API workers on http://%s:%d: pids %s", workers, host, port, children)
-    failed, stopping = threading.Event(), threading.Event()
-    watcher = threading.Thread(target=_reap, args=(children, stopping, failed), name="worker-reaper", daemon=True)
-    watcher.start()
     try:
+        multiprocess.enable(state_dir.resolve() / "prometheus")
+    except OSError as exc:
+        # metrics still work, per process: a scrape shows the counts of the worker that answers it
+        log.warning("cannot keep shared metrics under %s (%s): /prometheus shows one process's", state_dir, exc)
+    sock: socket.socket | None = None
+    children: list[Child] = []
+    try:
+        if roles.api:
+            try:
+                sock = listen(host, port)
+            except OSError as exc:
+                log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+                return 1
+            api_roles = Roles(api=True, manager=False, demo_traffic=roles.demo_traffic)
+            for _ in range(workers):
+                children.append(Child("API worker", _body(settings, api_roles, host, port, state_dir, [sock])))
         if roles.manager:
-            uvloop.run(run(settings, Roles(api=False, manager=True), host, port, state_dir))
-        else:
-            # blocked only now, after the fork, so the workers keep their default handlers
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-            signal.sigwait({signal.SIGTERM, signal.SIGINT})
+            manager_roles = Roles(api=False, manager=True)
+            children.append(Child("manager", _body(settings, manager_roles, host, port, state_dir)))
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        for child in children:
+            _start(child, setup_logging)
+        log.info("supervising %s (pid %d)", ", ".join(f"{c.role} {c.pid}" for c in children), os.getpid())
+        _supervise(children, setup_logging)
     finally:
-        stopping.set()
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        watcher.join(30)
+        _stop_all(children)
+        if sock is not None:
+            sock.close()
         if embedded is not None:
             embedded.stop()
-    return 1 if failed.is_set() else 0
+    return 0
 
 
-def _fork_worker(
-    settings: Settings, host: str, port: int, state_dir: Path, sock: socket.socket, setup_logging: Callable[[], None]
-) -> int:
+def _body(
+    settings: Settings,
+    roles: Roles,
+    host: str,
+    port: int,
+    state_dir: Path,
+    sockets: list[socket.socket] | None = None,
+) -> Callable[[], None]:
+    def body() -> None:
+        uvloop.run(run(settings, roles, host, port, state_dir, sockets=sockets))
+
+    return body
+
+
+def _start(child: Child, setup_logging: Callable[[], None]) -> None:
+    parent = os.getpid()
     pid = os.fork()
     if pid:
-        return pid
-    # the worker: serve the API on the inherited socket until told to stop, then exit here
-    die_with_parent()
-    setup_logging()
+        child.pid, child.started_at, child.restart_at = pid, time.monotonic(), None
+        return
+    # the child: runs its body, then exits here (never returns into the parent's code)
     code = 0
     try:
-        uvloop.run(run(settings, Roles(api=True, manager=False), host, port, state_dir, sockets=[sock]))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+        die_with_parent()
+        if os.getppid() != parent:
+            os._exit(0)  # the parent died before the kernel was told to signal us
+        setup_logging()
+        child.body()
+    except KeyboardInterrupt:
+        pass
     except BaseException:
-        logging.getLogger("vmpooler").exception("API worker %d failed", os.getpid())
+        logging.getLogger("vmpooler").exception("%s %d failed", child.role, os.getpid())
         code = 1
+    logging.shutdown()
     os._exit(code)
 
 
-def _reap(children: list[int], stopping: threading.Event, failed: threading.Event) -> None:
-    """Wait for the workers (only them: os.wait() would also reap the embedded redis-server); one that
-    ends while the service is not stopping takes the whole service down."""
-    remaining = set(children)
-    while remaining:
-        for pid in list(remaining):
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, status = pid, 0
-            if done:
-                remaining.discard(pid)
-                if not stopping.is_set():
-                    log.error("API worker %d exited (status %d); stopping the service", pid, status)
-                    failed.set()
-                    os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.2)
+def _supervise(children: list[Child], setup_logging: Callable[[], None]) -> None:
+    """Reap and restart children until SIGTERM or SIGINT arrives."""
+    while True:
+        now = time.monotonic()
+        due = [c.restart_at for c in children if c.restart_at is not None]
+        wait = max(0.0, min(due) - now) if due else 1.0
+        received = signal.sigtimedwait(SIGNALS, min(wait, 1.0))
+        if received is not None and received.si_signo in (signal.SIGTERM, signal.SIGINT):
+            log.info("stopping: %s", signal.Signals(received.si_signo).name)
+            return
+        for child in children:
+            if child.restart_at is None and _reaped(child):
+                lived = time.monotonic() - child.started_at
+                child.quick_deaths = 0 if lived >= STEADY_SECONDS else child.quick_deaths + 1
+                child.restart_at = time.monotonic() + (child.backoff() if child.quick_deaths else 0.0)
+                log.error(
+                    "%s %d died after %.1fs; restarting it in %.1fs",
+                    child.role,
+                    child.pid,
+                    lived,
+                    child.restart_at - time.monotonic(),
+                )
+            if child.restart_at is not None and child.restart_at <= time.monotonic():
+                _start(child, setup_logging)
+                log.info("%s restarted as pid %d", child.role, child.pid)
+
+
+def _reaped(child: Child) -> bool:
+    """True when the child has ended (and is now reaped). Only our own children are waited for:
+    os.wait() would also reap the embedded redis-server, which its Popen must do."""
+    try:
+        done, _ = os.waitpid(child.pid, os.WNOHANG)
+    except ChildProcessError:
+        done = child.pid
+    if done:
+        multiprocess.process_dead(child.pid)
+    return bool(done)
+
+
+def _stop_all(children: list[Child]) -> None:
+    running = [c for c in children if c.restart_at is None and c.pid]
+    for child in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while running and time.monotonic() < deadline:
+        running = [c for c in running if not _reaped(c)]
+        if running:
+            time.sleep(0.05)
+    for child in running:
+        log.error("%s %d did not stop within %.0fs: killing it", child.role, child.pid, STOP_GRACE_SECONDS)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child.pid, 0)

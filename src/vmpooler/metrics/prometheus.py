@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from vmpooler.metrics.base import Metrics
@@ -35,10 +37,18 @@ class PrometheusMetrics(Metrics):
         )
         self.destroys = Counter(f"{p}_destroys", "VMs destroyed", ["pool"], registry=r)
         self.errors = Counter(f"{p}_errors", "VM failures by cause", ["cause", "pool"], registry=r)
-        self.vms = Gauge(f"{p}_vms", "VMs per pool and state", ["pool", "state"], registry=r)
-        self.size = Gauge(f"{p}_pool_size", "Configured (or overridden) pool size", ["pool"], registry=r)
+        # with several processes (metrics/multiprocess.py) a level is the latest any live process set
+        level: Literal["livemostrecent"] = "livemostrecent"
+        self.vms = Gauge(f"{p}_vms", "VMs per pool and state", ["pool", "state"], registry=r, multiprocess_mode=level)
+        self.size = Gauge(
+            f"{p}_pool_size", "Configured (or overridden) pool size", ["pool"], registry=r, multiprocess_mode=level
+        )
         self.pool_degraded = Gauge(
-            f"{p}_pool_degraded", "1 while the manager cannot fill the pool (see /status)", ["pool"], registry=r
+            f"{p}_pool_degraded",
+            "1 while the manager cannot fill the pool (see /status)",
+            ["pool"],
+            registry=r,
+            multiprocess_mode=level,
         )
         self.passes = Histogram(
             f"{p}_manager_pass_seconds", "Duration of one reconcile pass", ["pool"], buckets=FAST_BUCKETS, registry=r

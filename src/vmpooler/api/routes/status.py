@@ -11,7 +11,7 @@ from vmpooler.api.responses import PrettyJSONResponse, error, ok
 from vmpooler.api.schemas import errors
 from vmpooler.api.summary import SummaryService
 from vmpooler.errors import StoreError
-from vmpooler.metrics import prometheus_of
+from vmpooler.metrics import multiprocess, prometheus_of
 from vmpooler.states import VMState
 
 
@@ -98,6 +98,8 @@ def health_router(prometheus_path: str = "/prometheus") -> APIRouter:
                 sink.levels(pool.name, c[VMState.READY], c[VMState.RUNNING], c[VMState.PENDING], size)
         except StoreError:
             pass  # serve the process's own counters even while Redis is away
-        return Response(generate_latest(sink.registry), media_type=CONTENT_TYPE_LATEST)
+        # under `serve` the manager counts in a process of its own: read every process's samples
+        registry = multiprocess.shared_registry() if multiprocess.enabled() else sink.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return routes
