@@ -152,10 +152,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: ApiError) -> Response:
         return error(exc.status, exc.message, headers=exc.headers or None, **exc.extra)
 
+    last_logged = [0.0]
+
     @app.exception_handler(StoreUnavailable)
     async def store_down(_: Request, exc: StoreUnavailable) -> Response:
-        log.warning("answering 503: %s", exc)
-        return error(503, "the datastore (Redis) is unavailable; retry in a few seconds", headers={"Retry-After": "5"})
+        # while Redis hangs these come in thousands a second (each fails at once): log one a second
+        now = time.monotonic()
+        if now - last_logged[0] >= 1.0:
+            last_logged[0] = now
+            log.warning("answering 503: %s", exc)
+        # a hung Redis is probed every 0.1 s and calls resume within a second of its return
+        return error(503, "the datastore (Redis) is unavailable; retry in a second", headers={"Retry-After": "1"})
 
     @app.exception_handler(StoreError)
     async def store_failed(_: Request, exc: StoreError) -> Response:

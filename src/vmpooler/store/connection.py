@@ -17,6 +17,7 @@ from redis.backoff import ExponentialBackoff
 
 from vmpooler.config_redis import RedisSettings
 from vmpooler.errors import StoreError, StoreUnavailable
+from vmpooler.store.gate import GatedConnection, GatedPool, GatedSSLConnection, GatedUnixConnection
 from vmpooler.store.sentinel import master_client
 
 Redis = aioredis.Redis
@@ -86,16 +87,13 @@ def connect(
     common = _options(
         db=db, username=username, password=password, socket_timeout=socket_timeout, max_connections=max_connections
     )
+    # the gate fails calls at once while Redis hangs, rather than each waiting socket_timeout (store/gate.py)
     if unix_socket:
-        pool = aioredis.BlockingConnectionPool(
-            connection_class=aioredis.UnixDomainSocketConnection, path=unix_socket, **common
-        )
+        pool = GatedPool(connection_class=GatedUnixConnection, path=unix_socket, **common)
     elif tls is not None:
-        pool = aioredis.BlockingConnectionPool(
-            connection_class=aioredis.SSLConnection, host=host, port=port, **common, **tls.redis_kwargs()
-        )
+        pool = GatedPool(connection_class=GatedSSLConnection, host=host, port=port, **common, **tls.redis_kwargs())
     else:
-        pool = aioredis.BlockingConnectionPool(connection_class=aioredis.Connection, host=host, port=port, **common)
+        pool = GatedPool(connection_class=GatedConnection, host=host, port=port, **common)
     return aioredis.Redis(connection_pool=pool)
 
 
