@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.processes import VmpoolerProcess, wait_until, write_config
 
@@ -86,3 +87,26 @@ def test_kill9_of_the_parent_leaves_no_orphan(tmp_path: Path) -> None:
         for pid in children:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_thousand_pools_never_run_out_of_redis_connections(tmp_path: Path) -> None:
+    """Every pool loop's first pass and every clone at once: calls queue for the pooled connections
+    (each held one round trip) but none gives up with "No connection available"."""
+    pools = [{"name": f"p{i:04d}", "template": "t", "size": 1} for i in range(1000)]
+    raw = {":providers:": {":dummy:": {"ready_delay": 0.1}}, ":config:": {"task_limit": 500}, ":pools:": pools}
+    serve = VmpoolerProcess("serve", write_config(tmp_path / "vmpooler.yaml", raw), tmp_path / "logs").start()
+    try:
+
+        def filled() -> bool:
+            status = httpx.get(f"{serve.url}/api/v3/status", timeout=30).json()
+            return sum(int(p["ready"]) for p in status["pools"].values()) == len(pools)
+
+        wait_until(filled, 240, pause=2, what="every pool filled")
+        assert serve.stop() == 0
+        log = serve.log_text()
+        starved = [line for line in log.splitlines() if "No connection available" in line]
+        paused = [line for line in log.splitlines() if "Redis unavailable" in line]
+        assert starved == [] and paused == [], (starved + paused)[:3]
+    finally:
+        serve.stop()

@@ -36,6 +36,11 @@ HEARTBEAT_TTL = 20
 #: early (a checkout, a return, an override): one cheap pipelined read per pool
 WAKE_POLL_SECONDS = 1.0
 
+#: the pool loops' first passes are spread this far apart (at most FIRST_PASS_SPREAD_MAX in all), so a
+#: thousand pools do not all queue for Redis connections in the same instant at start
+FIRST_PASS_SPREAD = 0.005
+FIRST_PASS_SPREAD_MAX = 5.0
+
 
 def policy_for(settings: Settings, pool: PoolSettings) -> PoolPolicy:
     cfg = settings.config
@@ -170,7 +175,11 @@ class Manager:
             except StoreError as exc:
                 log.warning("manager: cannot register pools yet: %s", exc)
                 await _wait(stop, 2.0)
-        loops = [asyncio.create_task(self._pool_loop(r, stop), name=f"pool:{n}") for n, r in self.reconcilers.items()]
+        spread = min(FIRST_PASS_SPREAD, FIRST_PASS_SPREAD_MAX / max(len(self.reconcilers), 1))
+        loops = [
+            asyncio.create_task(self._pool_loop(r, stop, first_pass_after=i * spread), name=f"pool:{n}")
+            for i, (n, r) in enumerate(self.reconcilers.items())
+        ]
         loops.append(asyncio.create_task(self.tasks.run(stop), name="vm-tasks"))
         loops.append(asyncio.create_task(self.ondemand.run(stop), name="ondemand"))
         loops.append(asyncio.create_task(self._heartbeat(stop), name="heartbeat"))
@@ -231,9 +240,11 @@ class Manager:
                 log.warning("manager: heartbeat failed: %s", exc)
             await _wait(stop, HEARTBEAT_SECONDS)
 
-    async def _pool_loop(self, reconciler: PoolReconciler, stop: asyncio.Event) -> None:
+    async def _pool_loop(self, reconciler: PoolReconciler, stop: asyncio.Event, first_pass_after: float = 0.0) -> None:
         policy = reconciler.ctx.policy
         delay = policy.loop_delay_min
+        if first_pass_after:
+            await _wait(stop, first_pass_after)
         while not stop.is_set():
             if not self.leases.holds(reconciler.ctx.name):
                 # another manager reconciles this pool; look again soon in case it goes away

@@ -22,8 +22,12 @@ from vmpooler.store.sentinel import master_client
 
 Redis = aioredis.Redis
 
-#: the service's floor on pooled connections: the manager's pool loops and the API share one client
+#: the service's floor on pooled connections: the manager's pool loops share one client, the API another
 MIN_CONNECTIONS = 64
+#: how long a call may wait for a free pooled connection. Not the socket timeout: with a thousand pools
+#: a burst of passes queues for the connections (each held for one round trip only), and that is load,
+#: not an outage; a Redis that hangs is caught by the gate (store/gate.py), which frees them all at once
+POOL_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +61,8 @@ def _options(
 ) -> dict[str, Any]:
     return {
         "db": db,
-        # wait (up to the timeout) for a free connection rather than fail when all are busy
-        "timeout": socket_timeout,
+        # wait for a free connection rather than fail when all are busy
+        "timeout": max(socket_timeout, POOL_WAIT_SECONDS),
         "username": username,
         "password": password,
         "socket_timeout": socket_timeout,
