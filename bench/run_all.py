@@ -45,6 +45,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "api_under_fill": [],
         "fill_rate": [],
         "manager_scale": [],
+        "serve_scale": [],
     },
     "quick": {
         "cli_startup": ["--quick"],
@@ -55,6 +56,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "api_under_fill": ["--quick"],
         "fill_rate": ["--quick"],
         "manager_scale": ["--quick"],
+        "serve_scale": ["--quick"],
     },
     "smoke": {
         "cli_startup": ["--rounds", "1"],
@@ -65,6 +67,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "api_under_fill": ["--quick", "--pools", "5", "--per-pool", "10", "--after", "0.3"],
         "fill_rate": ["--quick", "--pools", "4", "--per-pool", "5", "--task-limit", "20", "--clone-seconds", "0.2"],
         "manager_scale": ["--quick", "--pools", "20", "--vms", "100", "--passes", "1", "--changed", "5"],
+        "serve_scale": ["--quick", "--big", "60", "--pools", "10", "--seconds", "0.5", "--idle", "1"],
     },
 }
 TIMEOUT_SECONDS = {"full": 900.0, "quick": 300.0, "smoke": 120.0}

@@ -50,6 +50,20 @@ ROWS = (
     ("api_rss", "rss", "API process RSS at rest (`vmpooler api`, 3 pools)", "≤ 80 MiB"),
     ("cli_help", "cli_startup", "`vmpooler --help` start-up, CPU (wall beside it: load)", "≤ 0.3 s"),
     ("cli_get", "cli_startup", "`vmpooler get POOL` against `vmpooler api`, CPU (wall beside it)", "≤ 0.3 s"),
+    ("serve_checkout_rate", "serve_scale", "#16 `serve`: checkouts, 32 clients, 3,000-VM pool refilling",
+     "≥ 1,500 checkouts/s"),
+    ("serve_checkout_p99", "serve_scale", "#16 `serve`: checkout p99, 32 clients, 3,000-VM pool refilling", "≤ 20 ms"),
+    ("serve_status_p99", "serve_scale", "#16 `serve`: `/api/v3/status` p99, 32 clients, 2 pools", "≤ 20 ms"),
+    ("serve_fill", "serve_scale", "#16 `serve`: filling 3,000 + 30 VMs, task_limit 500, dummy defaults",
+     "≥ 95 % of the task_limit bound, flat in pool size"),
+    ("serve_many_warnings", "serve_scale", "#16 `serve`, 1,000 pools of 2: \"No connection available\" warnings",
+     "0"),
+    ("serve_many_history", "serve_scale", "#16 `serve`, 1,000 pools of 2: history points", "one per pool per minute"),
+    ("serve_many_idle_cpu", "serve_scale", "#16 `serve`, 1,000 pools of 2: idle CPU (every vmpooler process)",
+     "≤ 5 % of a core"),
+    ("serve_many_trips", "serve_scale", "#16 `serve`, 1,000 pools of 2: Redis commands per pool pass while idle",
+     "≤ 0.1 (commands ≥ round trips)"),
+    ("serve_rss", "serve_scale", "#16 `serve`: RSS of every process (3,000-VM scenario)", "for reference"),
     ("floor_evalsha", "floors", "floor: bare `EVALSHA` round trip (redis-py, service settings)", "for reference"),
     ("floor_http", "floors", "floor: no-op HTTP `GET /api/v3/vm` on the same API process", "for reference"),
     ("floor_ratio", "floors", "checkout ÷ no-op HTTP floor, same processes", "for reference"),
@@ -166,6 +180,47 @@ def _cli_startup(fig: dict[str, Any]) -> dict[str, Judged]:
     return rows
 
 
+def _num(value: float | None) -> float:
+    """A figure that JSON stored as null (NaN: nothing to divide by) as NaN again."""
+    return math.nan if value is None else value
+
+
+def _serve_scale(fig: dict[str, Any]) -> dict[str, Judged]:
+    a, b = fig["results"]["big"], fig["results"]["many"]
+    big_scale, many_scale = a["fill"]["vms"] >= 3030, b["pools"] >= 1000
+    lend, fill = a["lend"], a["fill"]
+    rate, p99 = lend["checkouts_per_second"], lend["checkout"]["p99_ms"]
+    empty = sum(lend["checkout"]["errors"].values())
+    halves = _num(fill["second_half_rate"]) / _num(fill["first_half_rate"]) if fill["first_half_rate"] else math.nan
+    flat = halves >= 0.9
+    fill_text = (
+        f"{fill['share']:.0%}: {fill['rate']:.0f} of {fill['bound']:.0f} VMs/s in {fill['seconds']:.0f} s; "
+        f"second half x{halves:.2f} the first"
+    )
+    minutes = b["history_minutes"]
+    history_ok = b["history_points"] >= b["pools"] * max(minutes - 1, 0) and minutes >= 2
+    return {
+        "serve_checkout_rate": _at_scale(f"{rate:,.0f}/s ({empty} x 503)", rate >= 1500, big_scale),
+        "serve_checkout_p99": _at_scale(f"{p99:.1f} ms (p50 {lend['checkout']['p50_ms']:.1f})", p99 <= 20, big_scale),
+        "serve_status_p99": (f"{a['status']['p99_ms']:.1f} ms ({a['status']['throughput']:,.0f} req/s)",
+                             a["status"]["p99_ms"] <= 20),
+        "serve_fill": _at_scale(fill_text, fill["share"] >= 0.95 and flat, big_scale),
+        "serve_many_warnings": _at_scale(
+            f"{b['no_connection_available']} ({b['warnings']} warnings of any kind; "
+            f"{a['warnings']} in the 3,000-VM run)",
+            b["no_connection_available"] == 0 and a["no_connection_available"] == 0, many_scale),
+        "serve_many_history": _at_scale(
+            f"{b['history_points']:,} for {b['pools']:,} pools over {minutes} minute boundaries",
+            history_ok, many_scale),
+        "serve_many_idle_cpu": _at_scale(
+            f"{b['idle_cpu_vmpooler']:.1%} over {b['idle_seconds']:.0f} s (redis-server "
+            f"{b['idle_cpu_share'].get('redis-server', math.nan):.1%})", b["idle_cpu_vmpooler"] <= 0.05, many_scale),
+        "serve_many_trips": _at_scale(f"{_num(b['commands_per_pass']):.1f} over {b['passes']:,.0f} passes",
+                                      _num(b["commands_per_pass"]) <= 0.1, many_scale),
+        "serve_rss": (", ".join(f"{role} {mib:.0f} MiB" for role, mib in a["rss_mib"].items()), None),
+    }  # fmt: skip
+
+
 JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "checkout": _checkout,
     "status": _status,
@@ -175,6 +230,7 @@ JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "rss": _rss,
     "floors": _floors,
     "cli_startup": _cli_startup,
+    "serve_scale": _serve_scale,
 }
 
 

@@ -43,7 +43,7 @@ def test_run_all_smoke_prints_every_target_row(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=200,
         check=False,
     )
     output = done.stdout + done.stderr
