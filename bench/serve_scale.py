@@ -32,6 +32,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,11 @@ def passes(url: str) -> float:
 
 def log_counts(log: Path) -> dict[str, int]:
     lines = log.read_text(errors="replace").splitlines()
-    return {"warnings": sum(1 for line in lines if WARNING.search(line)),
-            "no_connection_available": sum(1 for line in lines if STARVED in line)}  # fmt: skip
+    warnings = [line for line in lines if WARNING.search(line)]
+    # what kinds of warning: each message with its numbers and names blurred, and how often
+    kinds = Counter(re.sub(r"\b[\w.-]*\d[\w.-]*\b", "#", line.split("WARNING", 1)[1])[:160] for line in warnings)
+    return {"warnings": len(warnings), "no_connection_available": sum(1 for line in lines if STARVED in line),
+            "warning_kinds": dict(kinds.most_common(8))}  # fmt: skip
 
 
 def big(children: Children, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:

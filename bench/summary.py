@@ -196,7 +196,7 @@ def _serve_scale(fig: dict[str, Any]) -> dict[str, Judged]:
     fill_text = (
         f"{fill['share']:.0%}: {fill['rate']:.0f} of {fill['bound']:.0f} VMs/s in {fill['seconds']:.0f} s; "
         f"second half x{halves:.2f} the first"
-    )
+    ) + ("" if fill["ready"] >= fill["vms"] else f" (unfinished: {fill['ready']:,} of {fill['vms']:,} at the cap)")
     minutes = b["history_minutes"]
     history_ok = b["history_points"] >= b["pools"] * max(minutes - 1, 0) and minutes >= 2
     return {
