@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+import time
+from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 log = logging.getLogger("vmpooler.store")
-
-T = TypeVar("T")
 
 #: a reply this late (seconds) makes the watchdog probe; a probe unanswered this long closes the gate.
 #: Together under a second, so even the calls caught waiting when Redis froze end within one
@@ -37,13 +36,15 @@ FAIL_FAST = "Redis is not answering (calls fail at once until a probe gets a rep
 
 
 class RedisGate:
-    """Shared by every connection of one pool. ``guarded`` wraps each wait for a reply."""
+    """Shared by every connection of one pool; the connections report each wait for a reply (``waits``)."""
 
     def __init__(self, probe_connection: Callable[[], aioredis.connection.AbstractConnection]) -> None:
         self.open = True
         self._probe_connection = probe_connection
-        #: each reply being waited for: its cancel scope and when the wait began (loop time)
-        self._waits: dict[asyncio.Timeout, float] = {}
+        #: the tasks waiting for a reply now, and since when (time.monotonic)
+        self.waits: dict[asyncio.Task[Any], float] = {}
+        #: the waiting tasks the gate cancelled when it closed: their CancelledError is a timeout
+        self.aborted: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
@@ -59,54 +60,35 @@ class RedisGate:
         if not self.open:
             raise redis_errors.ConnectionError(FAIL_FAST)
 
-    async def guarded(self, reply: Coroutine[Any, Any, T]) -> T:
-        """``reply``, or a TimeoutError as soon as the gate closes while it is awaited."""
-        if not self.open:
-            reply.close()
-            raise redis_errors.TimeoutError(FAIL_FAST)
-        scope = asyncio.timeout(None)
-        try:
-            async with scope:
-                self._waits[scope] = asyncio.get_running_loop().time()
-                self._ensure_watchdog()
-                try:
-                    return await reply
-                finally:
-                    del self._waits[scope]
-        except TimeoutError as exc:
-            if scope.expired():
-                raise redis_errors.TimeoutError(FAIL_FAST) from exc
-            raise
-
-    def _ensure_watchdog(self) -> None:
-        if self._watchdog is None or self._watchdog.done():
+    def watch(self) -> None:
+        """Start the watchdog if it is not running (a wait for a reply has begun)."""
+        if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="redis-watchdog")
 
     async def _watch(self) -> None:
         """Runs while replies are awaited or the gate is closed; gone otherwise (idle costs nothing)."""
-        loop = asyncio.get_running_loop()
-        while self._waits or not self.open:
-            if self.open:
-                await asyncio.sleep(WATCH_SECONDS)
-                oldest = min(self._waits.values(), default=None)
-                if (
-                    oldest is not None
-                    and loop.time() - oldest > STALL_SECONDS
-                    and not await self._answers(PROBE_TIMEOUT)
-                ):
-                    self._close()
-            elif await self._answers(REVIVAL_TIMEOUT):
-                self.open = True
-                log.warning("Redis answers again: calls go through")
-            else:
-                await asyncio.sleep(PROBE_PAUSE)
+        try:
+            while self.waits or not self.open:
+                if self.open:
+                    await asyncio.sleep(WATCH_SECONDS)
+                    oldest = min(self.waits.values(), default=None)
+                    stalled = oldest is not None and time.monotonic() - oldest > STALL_SECONDS
+                    if stalled and not await self._answers(PROBE_TIMEOUT):
+                        self._close()
+                elif await self._answers(REVIVAL_TIMEOUT):
+                    self.open = True
+                    log.warning("Redis answers again: calls go through")
+                else:
+                    await asyncio.sleep(PROBE_PAUSE)
+        finally:
+            self._watchdog = None
 
     def _close(self) -> None:
         self.open = False
         log.warning("Redis did not answer within %.1fs: failing calls at once until it does", STALL_SECONDS)
-        now = asyncio.get_running_loop().time()
-        for scope in list(self._waits):
-            scope.reschedule(now)
+        for task in list(self.waits):
+            self.aborted.add(task)
+            task.cancel()
 
     async def _answers(self, timeout: float) -> bool:
         """Does Redis reply to a PING on a fresh connection within ``timeout``? Any reply counts, an
@@ -130,17 +112,32 @@ class RedisGate:
 
 
 class _Gated:
-    """Mixed into a connection class: each wait for a reply goes through the pool's gate.
+    """Mixed into a connection class: each wait for a reply is reported to the pool's gate, which cancels it
+    (raised as a redis TimeoutError) when it closes. Cheap on purpose: it runs for every command of a pipeline.
 
     Reads with an explicit timeout (pub/sub waiting for a message) are not replies that can be late."""
 
     gate: RedisGate | None = None
 
     async def read_response(self, disable_decoding: bool = False, timeout: float | None = None, **kwargs: Any) -> Any:
-        reply = super().read_response(disable_decoding, timeout, **kwargs)  # type: ignore[misc]
-        if self.gate is None or timeout is not None:
-            return await reply
-        return await self.gate.guarded(reply)
+        gate = self.gate
+        task = asyncio.current_task() if gate is not None and timeout is None else None
+        if gate is None or task is None:
+            return await super().read_response(disable_decoding, timeout, **kwargs)  # type: ignore[misc]
+        if not gate.open:
+            raise redis_errors.TimeoutError(FAIL_FAST)
+        gate.waits[task] = time.monotonic()
+        gate.watch()
+        try:
+            return await super().read_response(disable_decoding, timeout, **kwargs)  # type: ignore[misc]
+        except asyncio.CancelledError:
+            if task not in gate.aborted:
+                raise
+            gate.aborted.discard(task)
+            task.uncancel()
+            raise redis_errors.TimeoutError(FAIL_FAST) from None
+        finally:
+            gate.waits.pop(task, None)
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if self.gate is not None:
