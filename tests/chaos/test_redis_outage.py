@@ -17,7 +17,7 @@ from tests.chaos import scenario
 from tests.chaos.census import states_now, take_census, unexpected_moves
 from tests.chaos.durable_redis import restart_durable_redis
 from tests.chaos.figures import Figures
-from tests.chaos.traffic import Poller, Reply, Traffic
+from tests.chaos.traffic import Poller, Reply, Traffic, pool_was_empty
 from tests.support.processes import VmpoolerProcess, wait_until, write_config
 from tests.support.servers import RedisProcess
 from vmpooler.states import VMState
@@ -29,7 +29,9 @@ SIZES = {"alpha": 4, "beta": 3}
 #: the gate's probe gets no answer either), and the 99th percentile (every later one fails at once)
 REPLY_BOUND = 2.0
 REPLY_P99_BOUND = 1.0
-#: once a frozen Redis resumes, a checkout must succeed within this long
+#: once a frozen Redis resumes, a checkout must be served from Redis within this long: a VM, or "not enough
+#: ready VMs" when the clients took them all before the freeze (the manager then needs a pass to see the
+#: VMs that booted meanwhile, which the bound below covers)
 RESUME_BOUND = 1.0
 #: once Redis is back (or restarted from its AOF), the pools must be full again within this long
 RECOVERY_BOUND = 30.0
@@ -84,6 +86,8 @@ def check_survives_outage(
 
             wait_until(checked_out_again, RECOVERY_BOUND, what="a successful checkout after the outage")
             recovery = min(r.ended for r in traffic.checkouts() if r.ended > back) - back
+            served = [r for r in traffic.replies if r.method == "POST" and r.started > back]
+            answered = min((r.ended for r in served if r.status == 200 or pool_was_empty(r)), default=back + 99) - back
         refill = wait_until(full, RECOVERY_BOUND, pause=0.25, what="pools full again after the outage")
         moves = unexpected_moves(before, redis_port)
         census = take_census(redis_port, list(SIZES), inventory)
@@ -113,6 +117,7 @@ def check_survives_outage(
     figures.record(f"{name}.5xx_other_than_503", len(other_5xx))
     figures.record(f"{name}.max_reply_seconds", slowest)
     figures.record(f"{name}.p99_reply_seconds", p99)
+    figures.record(f"{name}.answered_again_seconds", answered)
     figures.record(f"{name}.recovery_seconds", recovery)
     figures.record(f"{name}.pools_full_again_seconds", refill)
     figures.record(f"{name}.manager_warnings", len(manager_warnings))
@@ -124,7 +129,7 @@ def check_survives_outage(
     assert other_5xx == [] and no_reply == [], (other_5xx + no_reply)[:5]
     assert slowest <= REPLY_BOUND, f"a reply took {slowest:.1f}s while Redis was away"
     assert p99 <= REPLY_P99_BOUND, f"p99 of the replies while Redis was away: {p99:.2f}s"
-    assert recovery <= resume_bound, f"the first checkout after Redis came back took {recovery:.2f}s"
+    assert answered <= resume_bound, f"the first checkout answered from Redis after it came back: {answered:.2f}s"
     assert manager_warnings, "the manager did not report the outage"
     assert moves == {}, f"VMs whose state was lost or stepped back: {moves}"
     assert census.in_several_states() == {}
