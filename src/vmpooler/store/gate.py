@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ class RedisGate:
         #: the tasks waiting for a reply now, and since when (time.monotonic)
         self.waits: dict[asyncio.Task[Any], float] = {}
         #: the waiting tasks the gate cancelled when it closed: their CancelledError is a timeout
-        self.aborted: set[asyncio.Task[Any]] = set()
+        self.aborted: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._watchdog: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
