@@ -122,7 +122,7 @@ async def test_an_unreachable_provider_degrades_its_pool_only(store: Store, tmp_
     report = await status_of(settings, store)
     assert report["status"]["degraded"] == ["deb"]
     assert "cannot list the pool's VMs" in report["pools"]["deb"]["degraded"]["problem"]
-    assert "not JSON" in report["pools"]["deb"]["degraded"]["problem"]
+    assert "broken.json" in report["pools"]["deb"]["degraded"]["problem"]  # names the unreadable inventory
 
     broken_inventory.write_text('{"pools": {}}')  # the platform answers again
 
