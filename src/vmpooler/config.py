@@ -356,6 +356,11 @@ def _semantic_problems(settings: Settings) -> list[str]:
                 f"({item.check_loop_delay_min:g} > {item.check_loop_delay_max:g})"
             )
     cfg = settings.config
+    problems += [
+        f"pools[{i}].size: {pool.size} is above config.max_pool_size ({cfg.max_pool_size})"
+        for i, pool in enumerate(settings.pools)
+        if pool.size > cfg.max_pool_size
+    ]
     problems += pair_problems(
         "config.api_tls_cert_file", cfg.api_tls_cert_file, "config.api_tls_key_file", cfg.api_tls_key_file
     )

@@ -88,6 +88,27 @@ class GlobalSettings(BaseModel):
     api_tls_cert_file: str | None = None  # ours: the API serves HTTPS with this certificate (PEM)
     api_tls_key_file: str | None = None  # its private key, unless the certificate file holds it
     rate_limiting_enabled: bool = Field(False, description="Turns rate limiting on; the limits are in `:rate_limits:`.")
+    # ours: bounds that keep one client from holding or breaking the service (docs/security.md)
+    max_pool_size: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="Ours: the largest size a pool may have, configured or set through the API.",
+    )
+    allowed_hosts: list[str] | None = Field(
+        None,
+        description="Ours: the only Host names the API answers to (`.example.com` takes every name under it); "
+        "others get 400, which defeats DNS rebinding. Unset: any.",
+    )
+    api_header_timeout: float = Field(
+        10.0, gt=0, description="Ours: seconds a client may take to send a request's line and headers; then 408."
+    )
+    api_keepalive_timeout: float = Field(
+        5.0, gt=0, description="Ours: seconds an idle kept-alive connection stays open between requests."
+    )
+    api_max_concurrency: int = Field(
+        1000, ge=1, description="Ours: connections and requests in progress at once; beyond it new requests get 503."
+    )
     extra_config: str | None = Field(
         None, description="More YAML files, comma-separated, merged over this one in order (paths relative to it)."
     )

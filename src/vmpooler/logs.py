@@ -16,6 +16,16 @@ request_id: ContextVar[str] = ContextVar("request_id", default="")
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request_tag)s: %(message)s"
 
+# every C0 and C1 control character, DEL, and the Unicode line and paragraph separators: a path such
+# as /vm/%0a... must not start a line of its own that reads like another log entry
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+_CONTROL |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``)."""
+    return text.translate(_CONTROL)
+
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -23,6 +33,13 @@ class _RequestIdFilter(logging.Filter):
         record.request_id = rid
         record.request_tag = f" [{rid}]" if rid else ""
         return True
+
+
+class _EscapingFormatter(logging.Formatter):
+    """The message with its control characters escaped, then the traceback (whose newlines are ours) as is."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(record.getMessage())
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,8 +77,8 @@ def setup_logging(level: int = logging.INFO, fmt: str = "plain", logfile: str | 
         handler.setFormatter(formatter)
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     front = logging.handlers.QueueHandler(records)
-    # the queue carries the bare message; the writer thread's handlers apply the real format
-    front.setFormatter(logging.Formatter("%(message)s"))
+    # the queue carries the bare message, escaped; the writer thread's handlers apply the real format
+    front.setFormatter(_EscapingFormatter("%(message)s"))
     # the request id is read here, in the request's context, before the record crosses threads
     front.addFilter(_RequestIdFilter())
     logging.basicConfig(level=level, handlers=[front], force=True)

@@ -18,11 +18,13 @@ from starlette.responses import HTMLResponse, Response
 
 from vmpooler.api.auth import ApiAuth
 from vmpooler.api.dashboard import DashboardService
+from vmpooler.api.deps import MAX_BODY_BYTES
 from vmpooler.api.feed import DashboardFeed
 from vmpooler.api.headers import SecurityHeaders, swagger_policy
 from vmpooler.api.observe import ObserveRequests, loggable_path
 from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.ratelimit import RateLimitMiddleware, enabled_limits
+from vmpooler.api.request_guard import RequestGuard
 from vmpooler.api.responses import error
 from vmpooler.api.routes import config as config_routes
 from vmpooler.api.routes import dashboard as dashboard_routes
@@ -51,7 +53,8 @@ API_PREFIX = "/api/v3"
 
 DESCRIPTION = """Pools of ready virtual machines. Every route exists under `/api/v3` (fully qualified
 hostnames), `/api/v2`, `/api/v1` and unversioned (short hostnames plus a `domain` key, as the 2015
-API). Request bodies are JSON whatever the Content-Type (`curl -d` works). Every error is
+API). Request bodies are JSON, sent as `application/json`; `curl -d`'s form type (or none) is read as
+JSON too, except from a browser page (see docs/security.md). Every error is
 `{"ok": false, "error": "<what to do>"}` with the status code that fits."""
 
 #: where each API version is mounted; the unversioned seed paths answer as v1 did
@@ -124,6 +127,8 @@ def create_app(
     app.mount("/dashboard", StaticFiles(packages=[("vmpooler.dashboard", "static")], html=True), name="dashboard")
 
     app.add_middleware(AnswerTrailingSlashes, router=app.router)
+    # inside ObserveRequests, so refusals are counted and logged like any reply
+    app.add_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES, allowed_hosts=settings.config.allowed_hosts)
     app.add_middleware(ObserveRequests, metrics=metrics, log_requests=settings.config.request_logger)
     install_error_handlers(app)
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]

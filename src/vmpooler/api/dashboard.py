@@ -8,6 +8,7 @@ from typing import Any
 
 from vmpooler.config import Settings
 from vmpooler.errors import BadRequest, NotFound
+from vmpooler.limits import pool_sizes
 from vmpooler.states import VMState
 from vmpooler.store.history import Point
 from vmpooler.store.redis import Store
@@ -73,12 +74,12 @@ class DashboardService:
         """The original dashboard's ``/dashboard/stats/vmpooler/pool``: ``{pool: {size, ready[, history]}}``."""
         names = [p.name for p in self.settings.pools]
         counts = await self.store.counts(names)
-        sizes = await self.store.overrides.all("size")
+        sizes = pool_sizes(self.settings, await self.store.overrides.all("size"))
         series = await self.store.history.points_of(names, "1m", self.clock() - 3600) if with_history else {}
         out: dict[str, Any] = {}
         for pool in self.settings.pools:
             entry: dict[str, Any] = {
-                "size": int(sizes.get(pool.name, pool.size)),
+                "size": sizes[pool.name],
                 "ready": counts[pool.name][VMState.READY],
                 "running": counts[pool.name][VMState.RUNNING],
                 "pending": counts[pool.name][VMState.PENDING],

@@ -19,7 +19,7 @@ from vmpooler.store.ondemand import Item, decode_items, encode_items
 from vmpooler.store.records import format_time
 from vmpooler.store.redis import Store
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # fullmatch: `$` lets "abc\n" through
 DELETED_TTL_SECONDS = 1_296_000  # 15 days, as the original keeps a deleted request
 
 
@@ -48,7 +48,7 @@ class OndemandService:
             raise BadRequest('send a JSON object such as {"centos-7": "2"} (and optionally "request_id")')
         wanted = dict(body)
         request_id = str(wanted.pop("request_id", "") or uuid.uuid4())
-        if not REQUEST_ID.match(request_id):
+        if not REQUEST_ID.fullmatch(request_id):
             raise BadRequest("request_id may hold only letters, digits, '_', '.' and '-' (at most 100)")
         limit = self.settings.config.max_ondemand_instances_per_request
         items: list[Item] = []

@@ -1,33 +1,24 @@
 """Run-time pool configuration through the API: size, template and clone-target overrides, resets,
-and the configuration as the API reports it (with every secret redacted)."""
+and the configuration as the API reports it (harmless fields only, see config_view)."""
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from vmpooler.api.config_view import full_config, pool_entry, without_userinfo
+from vmpooler.auth.policy import read_policy
+from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
-from vmpooler.errors import BadRequest, MethodNotAllowed, NotFound
+from vmpooler.config_providers import template_problem
+from vmpooler.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
+from vmpooler.limits import pool_sizes
 from vmpooler.store.redis import Store
 
-SECRET_KEY = re.compile(r"pass(word)?|secret|token|key|credential", re.IGNORECASE)
-REDACTED = "********"
 #: what the original reports under ``tracing`` when the configuration has none
 DEFAULT_JAEGER = "http://localhost:14268/api/traces"
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """A copy with the value of every secret-looking key replaced."""
-    if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if SECRET_KEY.search(key) and value not in (None, ""):
-        return REDACTED
-    return value
 
 
 class RuntimeConfig:
@@ -44,6 +35,17 @@ class RuntimeConfig:
         if not self.settings.config.experimental_features:
             raise MethodNotAllowed("changing the configuration at run time needs experimental_features: true")
 
+    def require_admin(self, caller: Identity | None) -> None:
+        """Once admins are configured (``:auth: admins`` or an LDAP ``admin_group``), changing a pool
+        is theirs alone: a size or template change touches everyone's VMs. Without admins any token
+        may, as in the original; without ``:auth:`` anyone may (``caller`` is None)."""
+        if caller is None or caller.admin:
+            return
+        auth = self.settings.auth or {}
+        ldap = auth.get("ldap")
+        if read_policy(auth).admins or (isinstance(ldap, Mapping) and ldap.get("admin_group")):
+            raise Forbidden("changing a pool at run time needs an admin's token (see :auth: admins)")
+
     def _object(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or not body:
             raise BadRequest('send a JSON object of pool names, such as {"debian-12": "3"}')
@@ -52,10 +54,12 @@ class RuntimeConfig:
     async def set_sizes(self, body: Any) -> bool:
         """Returns True when anything changed (201), False when every size already was so (200)."""
         wanted = self._object(body)
-        bad = [pool for pool, size in wanted.items() if self.settings.pool(pool) is None or not _size(size)]
+        limit = self.settings.config.max_pool_size
+        bad = [pool for pool, size in wanted.items() if self.settings.pool(pool) is None or not _size(size, limit)]
         if bad:
             raise BadRequest(
-                f"unknown pool or size not a non-negative integer: {', '.join(map(str, dict.fromkeys(bad)))}",
+                f"unknown pool, or size not an integer from 0 to {limit} (max_pool_size): "
+                + ", ".join(map(str, dict.fromkeys(bad))),
                 not_configured=list(dict.fromkeys(bad)),
             )
         current = await self.sizes()
@@ -76,10 +80,11 @@ class RuntimeConfig:
 
     async def set_templates(self, body: Any) -> bool:
         wanted = self._object(body)
-        bad = [p for p, t in wanted.items() if not self._template_ok(p, t)]
+        problems = {p: self._template_problem(p, t) for p, t in wanted.items()}
+        bad = [p for p, problem in problems.items() if problem is not None]
         if bad:
             raise BadRequest(
-                "unknown pool, or template not of the form folder/name: " + ", ".join(map(str, bad)),
+                "; ".join(f"{p}: {problems[p]}" for p in bad),
                 bad_templates=bad,
             )
         current = await self.templates()
@@ -119,8 +124,7 @@ class RuntimeConfig:
         await self.store.overrides.request_reset(list(wanted))
 
     async def sizes(self) -> dict[str, int]:
-        overrides = await self.store.overrides.all("size")
-        return {p.name: int(overrides.get(p.name, p.size)) for p in self.settings.pools}
+        return pool_sizes(self.settings, await self.store.overrides.all("size"))
 
     async def templates(self) -> dict[str, str]:
         overrides = await self.store.overrides.all("template")
@@ -132,27 +136,24 @@ class RuntimeConfig:
         targets = await self.store.overrides.all("clone_target")
         out = []
         for pool in self.settings.pools:
-            entry = pool.model_dump(exclude={"provider_options"}, exclude_none=True)
-            entry.update(pool.provider_options)
-            if pool.alias:
-                entry["alias"] = pool.alias_as_configured
+            entry = pool_entry(pool)
             entry["size"] = sizes[pool.name]
             entry["template"] = templates[pool.name]
             if pool.name in targets:
                 entry["clone_target"] = targets[pool.name]
             prepared_template, _ = await self.store.overrides.prepared(pool.name)
             entry["template_ready"] = prepared_template == templates[pool.name]
-            out.append(redact(entry))
+            out.append(without_userinfo(entry))
         return out
 
     def full_config(self) -> dict[str, Any]:
-        """The settings, plus the indexes the original adds to its configuration at start-up (scripts
-        read them from its ``/full_config``): ``pool_index``, ``alias``, ``pool_names``, ``uptime``."""
-        dumped = self.settings.model_dump(mode="json")
+        """The allow-listed configuration (see config_view), plus the indexes the original adds to its
+        configuration at start-up (scripts read them from its ``/full_config``): ``pool_index``,
+        ``alias``, ``pool_names``, ``uptime``."""
+        served = full_config(self.settings)
         pools = self.settings.pools
         aliases: dict[str, Any] = {}
-        for i, pool in enumerate(pools):
-            dumped["pools"][i]["alias"] = pool.alias_as_configured
+        for pool in pools:
             for alias in pool.alias:
                 # as the original indexes them: a list alias names a list of pools, a string alias one pool
                 if isinstance(pool.alias_as_configured, str):
@@ -161,21 +162,23 @@ class RuntimeConfig:
                     aliases[alias].append(pool.name)
                 else:
                     aliases[alias] = [pool.name]
-        dumped["tracing"] = dumped.get("tracing") or {"enabled": "false", "jaeger_host": DEFAULT_JAEGER}
-        dumped["pools_at_startup"] = dumped["pools"]
-        dumped["pool_index"] = {pool.name: i for i, pool in enumerate(pools)}
-        dumped["alias"] = aliases
-        dumped["pool_names"] = list(dict.fromkeys([p.name for p in pools] + list(aliases)))
-        dumped["uptime"] = datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
-        return dict(redact(dumped))
+        tracing = self.settings.tracing or {"enabled": "false", "jaeger_host": DEFAULT_JAEGER}
+        served["tracing"] = without_userinfo({k: v for k, v in tracing.items() if k in ("enabled", "jaeger_host")})
+        served["pools_at_startup"] = served["pools"]
+        served["pool_index"] = {pool.name: i for i, pool in enumerate(pools)}
+        served["alias"] = aliases
+        served["pool_names"] = list(dict.fromkeys([p.name for p in pools] + list(aliases)))
+        served["uptime"] = datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
+        return served
 
-    def _template_ok(self, pool_name: str, template: Any) -> bool:
-        pool = self.settings.pool(pool_name)
-        if pool is None or not isinstance(template, str) or not template.strip():
-            return False
-        # vSphere templates are inventory paths (folder/name), as the original insists; other
-        # providers name templates their own way (a qemu base image is a file path)
-        return pool.provider != "vsphere" or _template_path(template)
+    def _template_problem(self, pool_name: str, template: Any) -> str | None:
+        if self.settings.pool(pool_name) is None:
+            return "unknown pool"
+        if not isinstance(template, str) or not template.strip() or not template.isprintable() or len(template) > 1024:
+            return "a template is a non-empty line of text"
+        # the pool's provider says which templates it accepts (a vSphere folder/name, an image in
+        # the qemu provider's image directory, ...); the API learns it from the configuration
+        return template_problem(self.settings, pool_name, template)
 
     def _pool(self, name: str) -> Any:
         pool = self.settings.pool(name)
@@ -184,14 +187,10 @@ class RuntimeConfig:
         return pool
 
 
-def _size(value: Any) -> bool:
-    if isinstance(value, bool):
+def _size(value: Any, limit: int) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | str):
         return False
     try:
-        return int(value) >= 0 and str(int(value)) == str(value).strip()
-    except (TypeError, ValueError):
+        return 0 <= int(value) <= limit and str(int(value)) == str(value).strip()
+    except ValueError:
         return False
-
-
-def _template_path(value: Any) -> bool:
-    return isinstance(value, str) and "/" in value and not value.startswith("/") and not value.endswith("/")

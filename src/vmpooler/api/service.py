@@ -14,15 +14,18 @@ from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
 from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from vmpooler.limits import LIFETIME_CEILING_HOURS, lifetime_limit, stored_int
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.records import parse_time, rfc3339
 from vmpooler.store.redis import Store
 
-POOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})*$")
+# always used with fullmatch: `$` also matches before a final newline, so "team\n" passed as a name
+POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})*")
 TAG_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # length: :config: max_tag_name_length
-TAG_VALUE = re.compile(r"[\w\s\-.@:/]*")  # length: :config: max_tag_value_length
+# a space, not \s: a tag value holds no newline, tab or other control character
+TAG_VALUE = re.compile(r"[\w \-.@:/]*")  # length: :config: max_tag_value_length
 MAX_VMS_PER_REQUEST = 100
 MAX_DISK_GB = 2048
 
@@ -38,7 +41,7 @@ class VMView:
 
 
 def short_name(hostname: str) -> str:
-    if len(hostname) > 255 or not HOSTNAME.match(hostname):
+    if len(hostname) > 255 or not HOSTNAME.fullmatch(hostname):
         raise BadRequest("Invalid hostname format: use the VM's name as checkout returned it")
     return hostname.split(".", 1)[0]
 
@@ -115,7 +118,7 @@ class VMService:
         return [pool.name for pool in self.settings.pools]
 
     def _candidates(self, requested: str) -> list[str]:
-        if not POOL_NAME.match(requested):
+        if not POOL_NAME.fullmatch(requested):
             raise BadRequest(f"Invalid pool name format: {requested[:100]!r}")
         pools = [pool.name for pool in self.settings.pools_for(requested)]
         if not pools:
@@ -172,10 +175,9 @@ class VMService:
         record = await self.store.vm(name)
         now = self.clock()
         cfg = self.settings.config
-        try:
-            lifetime = int(record.get("lifetime") or cfg.vm_lifetime)
-        except ValueError:
-            lifetime = cfg.vm_lifetime
+        # a lifetime stored out of range (by hand, or before lifetimes were bounded) is clamped: one
+        # of 1e20 hours has no end date that can be written, and the VM could not be queried
+        lifetime = stored_int(record.get("lifetime") or cfg.vm_lifetime, cfg.vm_lifetime, LIFETIME_CEILING_HOURS)
         fields: dict[str, Any] = {"template": record.get("template", pool), "lifetime": lifetime}
         checkout = parse_time(record.get("checkout"))
         if checkout is not None:
@@ -248,13 +250,15 @@ class VMService:
                 raise ValueError
             lifetime = int(value)
         except ValueError:
-            failures.append(f"Lifetime must be a positive integer number of hours (got {value!r})")
+            failures.append(f"Lifetime must be a positive integer number of hours (got {str(value)[:40]!r})")
             return None
-        limit = self.settings.config.max_lifetime_upper_limit
+        limit = lifetime_limit(self.settings)
         if lifetime <= 0:
             failures.append(f"Lifetime must be a positive integer number of hours (got {lifetime})")
-        elif limit is not None and lifetime > limit:
-            failures.append(f"You provided a lifetime ({lifetime}) that exceeds the configured maximum of {limit}.")
+        elif lifetime > limit:
+            failures.append(
+                f"You provided a lifetime ({str(value)[:40]}) that exceeds the configured maximum of {limit}."
+            )
         else:
             return lifetime
         return None

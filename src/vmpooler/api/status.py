@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vmpooler.config import Settings
+from vmpooler.limits import pool_sizes
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 from vmpooler.store.stats import DayDurations
@@ -76,8 +77,7 @@ class StatusService:
     async def _build(self, wanted: frozenset[str]) -> dict[str, Any]:
         pools = [pool.name for pool in self.settings.pools]
         counts = await self.store.counts(pools)
-        sizes = await self.store.overrides.all("size")
-        size_of = {p.name: int(sizes.get(p.name, p.size)) for p in self.settings.pools}
+        size_of = pool_sizes(self.settings, await self.store.overrides.all("size"))
         now = self.clock()
         report: dict[str, Any] = {}
         empty = [p for p in pools if counts[p][VMState.READY] == 0 and size_of[p] > 0]
@@ -149,12 +149,12 @@ class StatusService:
         """``{pools: {pool: {ready, max, alias}}}`` for the pools named (by name or alias)."""
         wanted = [p for p in self.settings.pools if p.name in names or set(p.alias) & set(names)]
         counts = await self.store.counts([p.name for p in wanted])
-        sizes = await self.store.overrides.all("size")
+        sizes = pool_sizes(self.settings, await self.store.overrides.all("size"))
         out: dict[str, Any] = {}
         for pool in wanted:
             entry: dict[str, Any] = {
                 "ready": counts[pool.name][VMState.READY],
-                "max": int(sizes.get(pool.name, pool.size)),
+                "max": sizes[pool.name],
             }
             if pool.alias:
                 entry["alias"] = pool.alias_as_configured

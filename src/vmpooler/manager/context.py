@@ -40,6 +40,8 @@ class PoolPolicy:
     loop_delay_min: float
     loop_delay_max: float
     loop_delay_decay: float
+    #: the largest size an override may give the pool (``max_pool_size``)
+    max_size: int = 10_000
 
 
 @dataclass

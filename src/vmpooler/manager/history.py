@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from vmpooler.config import Settings
 from vmpooler.errors import StoreError
+from vmpooler.limits import pool_sizes
 from vmpooler.states import VMState
 from vmpooler.store.history import Point, minute_of
 from vmpooler.store.redis import Store
@@ -82,7 +83,7 @@ class HistorySampler:
             return False
         pools = [p.name for p in self.settings.pools]
         counts = await self.store.counts(pools)
-        sizes = await self.store.overrides.all("size")
+        sizes = pool_sizes(self.settings, await self.store.overrides.all("size"))
         every_boot: list[float] = []
         every_clone = [0, 0]  # count, milliseconds
         totals: Point = dict.fromkeys(SUMMED, 0)
@@ -94,7 +95,7 @@ class HistorySampler:
                 "ready": level[VMState.READY],
                 "running": level[VMState.RUNNING],
                 "pending": level[VMState.PENDING],
-                "size": int(sizes.get(pool.name, pool.size)),
+                "size": sizes[pool.name],
                 "checkouts": events.get("checkouts", 0),
                 "refused": events.get("refused", 0),
                 "failures": events.get("failures", 0),

@@ -58,6 +58,7 @@ def policy_for(settings: Settings, pool: PoolSettings) -> PoolPolicy:
         loop_delay_min=float(pool.check_loop_delay_min or cfg.check_loop_delay_min),
         loop_delay_max=float(pool.check_loop_delay_max or cfg.check_loop_delay_max),
         loop_delay_decay=float(pool.check_loop_delay_decay or cfg.check_loop_delay_decay),
+        max_size=cfg.max_pool_size,
     )
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import replace
 
+from vmpooler.domain import PoolTarget
 from vmpooler.errors import ProviderError
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.lifecycle import Lifecycle
@@ -40,6 +41,8 @@ class PoolReconciler:
         self._empty: bool | None = None
         #: the last pass wanted more clones than it got clone slots for
         self.starved = False
+        #: a template override the provider refused (warned about once)
+        self._refused_template: str | None = None
 
     def forget_cached_state(self) -> None:
         self._empty = None
@@ -84,11 +87,22 @@ class PoolReconciler:
         """Take the API's overrides (or, once removed, the configured values) into the policy."""
         ctx = self.ctx
         try:
-            ctx.policy.size = max(0, int(overrides.get("size", self.configured.size)))
+            # a size stored out of range (by hand, by an older version) is clamped, never cloned for
+            ctx.policy.size = min(max(0, int(overrides.get("size", self.configured.size))), ctx.policy.max_size)
         except ValueError:
             log.warning("pool %s: ignoring pool size override %r", ctx.name, overrides["size"])
             ctx.policy.size = self.configured.size
-        ctx.policy.template = overrides.get("template", self.configured.template)
+        template = overrides.get("template", self.configured.template)
+        if template != self.configured.template:
+            # stored before the API checked templates, or by hand: the provider still has the last word
+            configured = PoolTarget(ctx.name, self.configured.template, dict(ctx.provider_options))
+            problem = ctx.provider.template_problem(ctx.provider.options, configured, template)
+            if problem is not None:
+                if self._refused_template != template:
+                    log.warning("pool %s: ignoring template override %r: %s", ctx.name, template, problem)
+                self._refused_template = template
+                template = self.configured.template
+        ctx.policy.template = template
         ctx.policy.clone_target = overrides.get("clone_target", self.configured.clone_target)
 
     def _count_missing(self, inventory: set[str], tracked: set[str]) -> None:

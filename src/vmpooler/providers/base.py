@@ -97,6 +97,14 @@ class Provider(ABC):
     async def vm_ready(self, pool: PoolTarget, name: str) -> bool:
         """True once the VM has booted and is reachable; False (not an error) while it is not."""
 
+    @classmethod
+    def template_problem(cls, options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
+        """Why ``template`` cannot replace ``pool``'s configured template at run time
+        (``POST /config/pooltemplate``), or None when it can. The API asks before storing one and the
+        manager before cloning from one; neither runs I/O here, so check only the template's form and
+        place. A provider whose templates reach the host's files must refuse arbitrary paths."""
+        return None
+
     async def get_vm_ip_address(self, pool: PoolTarget, name: str) -> str | None:
         vm = await self.get_vm(pool, name)
         return vm.ip if vm else None

@@ -95,7 +95,7 @@ class HistoryStore:
         key = keys.history(pool, resolution) if pool is not None else keys.history_all(resolution)
         async with translated():
             found = await self.client.zrangebyscore(key, since, "+inf")
-        return [json.loads(str(p)) for p in found]
+        return _points(found)
 
     async def points_of(
         self, pools: Sequence[str], resolution: str, since: float, until: float | None = None
@@ -105,4 +105,29 @@ class HistoryStore:
             for pool in pools:
                 pipe.zrangebyscore(keys.history(pool, resolution), since, "+inf" if until is None else until)
             found = await pipe.execute()
-        return {pool: [json.loads(str(p)) for p in points] for pool, points in zip(pools, found, strict=True)}
+        return {pool: _points(points) for pool, points in zip(pools, found, strict=True)}
+
+
+#: the largest magnitude a stored number is read with: a JSON reply can carry it (orjson refuses
+#: integers past 64 bits) and JavaScript reads it exactly
+_NUMBER_BOUND = 2**53
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 16:  # also spares int() the 4,300-digit limit
+        return -_NUMBER_BOUND if text.startswith("-") else _NUMBER_BOUND
+    return max(-_NUMBER_BOUND, min(int(text), _NUMBER_BOUND))
+
+
+def _points(found: Sequence[object]) -> list[Point]:
+    """Stored points read defensively: one that is not a JSON object with a time is skipped, and
+    numbers are clamped, so a corrupted point (by hand, by an older version) cannot fail a reply."""
+    points = []
+    for raw in found:
+        try:
+            point = json.loads(str(raw), parse_int=_bounded_int, parse_constant=lambda _: None)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(point, dict) and isinstance(point.get("t"), int):
+            points.append(point)
+    return points

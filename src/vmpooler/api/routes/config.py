@@ -22,12 +22,12 @@ Config = Annotated[RuntimeConfig, Depends(runtime_config)]
 
 
 def router() -> APIRouter:
-    changed_responses = {201: {"description": "Changed"}, **errors(400, 401, 404, 405, 413, 503)}
+    changed_responses = {201: {"description": "Changed"}, **errors(400, 401, 403, 404, 405, 413, 503)}
     routes = APIRouter(tags=["config"], responses=changed_responses)
 
     async def allowed(request: Request, config: RuntimeConfig, auth: Auth) -> None:
         config.require_enabled()
-        await auth.token(request, required=True)
+        config.require_admin(await auth.token(request, required=True))
 
     def changed(did: bool) -> Response:
         return ok(201 if did else 200)

@@ -11,6 +11,7 @@ from vmpooler.api.responses import PrettyJSONResponse, error, ok
 from vmpooler.api.schemas import errors
 from vmpooler.api.summary import SummaryService
 from vmpooler.errors import StoreError
+from vmpooler.limits import pool_sizes
 from vmpooler.metrics import multiprocess, prometheus_of
 from vmpooler.states import VMState
 
@@ -91,11 +92,10 @@ def health_router(prometheus_path: str = "/prometheus") -> APIRouter:
         # pool levels are read from Redis at scrape time: right whichever process runs the managers
         try:
             counts = await service.store.counts([p.name for p in service.settings.pools])
-            sizes = await service.store.overrides.all("size")
+            sizes = pool_sizes(service.settings, await service.store.overrides.all("size"))
             for pool in service.settings.pools:
                 c = counts[pool.name]
-                size = int(sizes.get(pool.name, pool.size))
-                sink.levels(pool.name, c[VMState.READY], c[VMState.RUNNING], c[VMState.PENDING], size)
+                sink.levels(pool.name, c[VMState.READY], c[VMState.RUNNING], c[VMState.PENDING], sizes[pool.name])
         except StoreError:
             pass  # serve the process's own counters even while Redis is away
         # under `serve` the manager counts in a process of its own: read every process's samples

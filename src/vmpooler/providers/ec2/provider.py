@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 import weakref
 from typing import Any
 
@@ -36,11 +37,19 @@ DISK_DEVICES = [f"/dev/sd{letter}" for letter in "fghijklmnop"]
 Instance = dict[str, Any]
 
 
+AMI_ID = re.compile(r"ami-[0-9a-f]{8,32}")
+
+
 class EC2Provider(Provider):
     """Launches, finds and terminates EC2 instances for pools; see the module docstring."""
 
     options_model = EC2Options
     pool_options_model = EC2PoolOptions
+
+    @classmethod
+    def template_problem(cls, options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
+        return None if AMI_ID.fullmatch(template) else "an EC2 template must be an AMI id (ami- and hex digits)"
+
     options: EC2Options
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:

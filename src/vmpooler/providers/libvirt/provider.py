@@ -37,6 +37,7 @@ from vmpooler.providers.libvirt.domain_xml import (
 from vmpooler.providers.libvirt.layout import Layout, VMDir
 from vmpooler.providers.libvirt.options import LibvirtOptions
 from vmpooler.providers.localvm import accel, images, network, probe
+from vmpooler.providers.localvm import options as localvm_options
 from vmpooler.providers.localvm.commands import require_binary
 from vmpooler.providers.localvm.options import Machine, MachineOptions, machine_for
 from vmpooler.providers.localvm.ports import PortAllocator
@@ -50,6 +51,11 @@ class LibvirtProvider(Provider):
 
     options_model = LibvirtOptions
     pool_options_model = MachineOptions
+
+    @classmethod
+    def template_problem(cls, options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
+        return localvm_options.template_problem(options, pool, template)
+
     options: LibvirtOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.base import ProviderOptions
 
@@ -72,6 +74,9 @@ class LocalVMOptions(ProviderOptions):
     probe_timeout: float = Field(3.0, gt=0)
     #: the qemu-img command that makes overlays and disks
     qemu_img: str = "qemu-img"
+    #: the directory templates set at run time (``POST /config/pooltemplate``) must be in; unset, the
+    #: directory of the pool's configured template
+    image_dir: str | None = None
 
     @model_validator(mode="after")
     def _check_port_range(self) -> LocalVMOptions:
@@ -82,6 +87,18 @@ class LocalVMOptions(ProviderOptions):
 
     def state_path(self, provider_name: str) -> Path:
         return Path(self.state_dir or Path(".vmpooler") / provider_name).expanduser().absolute()
+
+
+def template_problem(options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
+    """A run-time template must be an image inside ``image_dir`` (or beside the configured template):
+    it becomes the backing file of every overlay, so ``/etc/shadow`` must never be one."""
+    image_dir = options.image_dir if isinstance(options, LocalVMOptions) else None
+    allowed = Path(image_dir or Path(pool.template).expanduser().absolute().parent).expanduser().absolute()
+    # resolved, so neither ``..`` nor a symbolic link leads out of the directory
+    wanted = Path(os.path.realpath(Path(template).expanduser().absolute()))
+    if not wanted.is_relative_to(os.path.realpath(allowed)) or wanted == Path(os.path.realpath(allowed)):
+        return f"a template must be an image in {allowed}"
+    return None
 
 
 @dataclass(frozen=True)

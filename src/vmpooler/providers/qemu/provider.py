@@ -24,6 +24,7 @@ from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import NotSupported, PermanentProviderError, ProviderError, ProviderTimeout
 from vmpooler.providers.base import Provider, ProviderOptions
 from vmpooler.providers.localvm import accel, images, network, probe
+from vmpooler.providers.localvm import options as localvm_options
 from vmpooler.providers.localvm.commands import require_binary
 from vmpooler.providers.localvm.options import LocalVMOptions, Machine, MachineOptions, machine_for
 from vmpooler.providers.localvm.ports import PortAllocator
@@ -58,6 +59,11 @@ class QemuProvider(Provider):
 
     options_model = QemuOptions
     pool_options_model = MachineOptions
+
+    @classmethod
+    def template_problem(cls, options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
+        return localvm_options.template_problem(options, pool, template)
+
     options: QemuOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:

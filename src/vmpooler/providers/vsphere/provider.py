@@ -57,6 +57,14 @@ class VSphereProvider(Provider):
     options_model = VSphereOptions
     pool_options_model = VSpherePoolOptions
     global_keys = VSPHERE_GLOBAL_KEYS
+
+    @classmethod
+    def template_problem(cls, options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
+        # an inventory path, as the original insists: a folder, then the template's name
+        if "/" not in template or template.startswith("/") or template.endswith("/"):
+            return "a vSphere template must be of the form folder/name"
+        return None
+
     options: VSphereOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
