@@ -101,7 +101,10 @@ class GlobalSettings(BaseModel):
         "others get 400, which defeats DNS rebinding. Unset: any.",
     )
     api_header_timeout: float = Field(
-        10.0, gt=0, description="Ours: seconds a client may take to send a request's line and headers; then 408."
+        10.0,
+        gt=0,
+        description="Ours: seconds a client may take to send a request's line and headers, and again its body; "
+        "then 408.",
     )
     api_keepalive_timeout: float = Field(
         5.0, gt=0, description="Ours: seconds an idle kept-alive connection stays open between requests."

@@ -128,7 +128,12 @@ def create_app(
 
     app.add_middleware(AnswerTrailingSlashes, router=app.router)
     # inside ObserveRequests, so refusals are counted and logged like any reply
-    app.add_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES, allowed_hosts=settings.config.allowed_hosts)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=MAX_BODY_BYTES,
+        body_timeout=settings.config.api_header_timeout,
+        allowed_hosts=settings.config.allowed_hosts,
+    )
     app.add_middleware(ObserveRequests, metrics=metrics, log_requests=settings.config.request_logger)
     install_error_handlers(app)
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ DNS-rebinding page reaches the API under its own host name, which is not in the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -80,9 +81,17 @@ def cross_site(headers: Headers) -> str | None:
 class RequestGuard:
     """Pure ASGI: refusals answer before the app (and before a byte of the body is read past the limit)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, allowed_hosts: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout: float = 10.0,
+        allowed_hosts: Sequence[str] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.allowed_hosts = list(allowed_hosts) if allowed_hosts else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,7 +128,15 @@ class RequestGuard:
                 scope, receive, send, 415, "send the body as JSON with the header Content-Type: application/json"
             )
             return
-        body = await self._read_body(receive)
+        try:
+            # a body trickled in a byte at a time must not hold the connection either
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._read_body(receive)
+        except TimeoutError:
+            await self._refuse(
+                scope, receive, send, 408, f"the body took longer than {self.body_timeout:g} s to arrive"
+            )
+            return
         if body is None:
             await self._refuse(scope, receive, send, 413, self._too_large())
             return

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from vmpooler.api.app import create_app
-from vmpooler.api.http_protocol import BoundedHttpToolsProtocol
+from vmpooler.api.http_protocol import server_options
 from vmpooler.cli.demo import demo_traffic
 from vmpooler.config import Settings
 from vmpooler.config_redis import RedisSettings
@@ -124,7 +124,6 @@ async def run(
                 host=host,
                 port=port,
                 loop="none",
-                http=BoundedHttpToolsProtocol,
                 lifespan="off",
                 # X-Forwarded-For is read by the rate limiter, and only from :rate_limits: trusted_proxies;
                 # uvicorn's own reading would trust it from any loopback peer, letting clients pick their address
@@ -134,6 +133,7 @@ async def run(
                 timeout_graceful_shutdown=5,
                 ssl_certfile=settings.config.api_tls_cert_file,
                 ssl_keyfile=settings.config.api_tls_key_file,
+                **server_options(settings.config),
             )
             server = _Server(config)
             # the objects made at start-up (app, routes, pydantic models) never die: freezing them makes
