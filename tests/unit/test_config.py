@@ -513,9 +513,16 @@ def test_a_yaml_syntax_error_in_the_environment_blob() -> None:
     assert caught.value.problems[0].startswith("VMPOOLER_CONFIG: YAML syntax error at line")
 
 
-@given(st.integers(min_value=0, max_value=10**9))
-def test_any_non_negative_size_round_trips(size: int) -> None:
+@given(st.integers(min_value=0, max_value=10_000))
+def test_any_size_up_to_the_bound_round_trips(size: int) -> None:
     assert parse({"pools": [pool(size=size)]}).pools[0].size == size
+
+
+@given(st.integers(min_value=10_001, max_value=10**30))
+def test_a_size_above_max_pool_size_names_its_pool(size: int) -> None:
+    assert problems_of({"pools": [pool(size=size)]}) == [
+        f"pools[0].size: {size} is above config.max_pool_size (10000)"
+    ]
 
 
 @given(st.integers(max_value=-1), st.integers(min_value=0, max_value=5))
