@@ -33,6 +33,6 @@ def template_problem(settings: Settings, pool_name: str, template: str) -> str |
     try:
         cls = registry.load(str(options.get("provider_class") or pool.provider))
         validated = cls.options_model.model_validate(options)
-    except (ConfigError, ValidationError):
+    except (ConfigError, ValidationError, ImportError, AttributeError):
         return f"its provider {pool.provider!r} is not usable here, so no template can be checked"
     return cls.template_problem(validated, pool.target(), template)
