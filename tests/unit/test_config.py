@@ -520,9 +520,7 @@ def test_any_size_up_to_the_bound_round_trips(size: int) -> None:
 
 @given(st.integers(min_value=10_001, max_value=10**30))
 def test_a_size_above_max_pool_size_names_its_pool(size: int) -> None:
-    assert problems_of({"pools": [pool(size=size)]}) == [
-        f"pools[0].size: {size} is above config.max_pool_size (10000)"
-    ]
+    assert problems_of({"pools": [pool(size=size)]}) == [f"pools[0].size: {size} is above config.max_pool_size (10000)"]
 
 
 @given(st.integers(max_value=-1), st.integers(min_value=0, max_value=5))
