@@ -88,6 +88,8 @@ def test_numbers_stored_out_of_range_break_no_route(api: httpx.Client, redis_por
         assert reply.status_code == 200, (path, reply.status_code, reply.text[:300])
     assert api.get("/api/v3/poolstat?pool=deb").json()["pools"]["deb"]["max"] == 10_000
     assert api.get(f"/api/v3/vm/{host}").json()[host.split(".")[0]]["lifetime"] == 87_600
+    undo = api.delete("/api/v3/config/poolsize/deb")
+    assert undo.status_code == 201 and undo.json()["pool_size_before_reset"] == 10_000
 
 
 async def test_the_manager_never_clones_past_the_bound(store: Store, redis_port: int, inventory_file: Path) -> None:

@@ -11,6 +11,9 @@ import pytest
 
 from tests.support.servers import ApiThread
 from vmpooler.config import parse_settings
+from vmpooler.manager.loop import Manager
+from vmpooler.providers import registry
+from vmpooler.store.redis import Store
 
 CHANGES = [
     ("POST", "/api/v3/config/poolsize", {"deb": "3"}),
@@ -129,3 +132,22 @@ def test_without_admins_any_token_may_as_the_original(redis_port: int) -> None:
         assert (
             client.post("/api/v3/config/poolsize", json={"deb": "2"}, headers=token(client, "dev")).status_code == 201
         )
+
+
+async def test_the_manager_ignores_a_stored_template_its_provider_refuses(store: Store, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    raw = {
+        "providers": {"qemu": {"provider_class": "qemu", "image_dir": str(images), "state_dir": str(tmp_path / "q")}},
+        # size 0: the pass clones nothing; it only takes the overrides into the pool's policy
+        "pools": [{"name": "q", "template": str(images / "deb.qcow2"), "size": 0, "provider": "qemu"}],
+    }
+    settings, _ = parse_settings(raw, env={})
+    # written behind the API's back (by hand, or before templates were checked)
+    await store.overrides.set("template", {"q": "/etc/shadow"})
+    manager = Manager(settings, store, registry.build_all(settings))
+    await manager.reconcilers["q"].run_once()
+    assert manager.reconcilers["q"].ctx.policy.template == str(images / "deb.qcow2")
+    await store.overrides.set("template", {"q": str(images / "deb-2.qcow2")})
+    await manager.reconcilers["q"].run_once()
+    assert manager.reconcilers["q"].ctx.policy.template == str(images / "deb-2.qcow2")

@@ -12,7 +12,7 @@ import httpx
 
 from tests.security.served import api_process
 
-SLOW_CLIENTS = 200
+SLOW_CLIENTS = 300
 HEAD = b"GET /api/v3/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"p" * 4000 + b"\r\n\r\n"
 
 

@@ -74,7 +74,7 @@ class RuntimeConfig:
         before = await self.store.overrides.clear("size", pool)
         self.on_change()
         return before is not None, {
-            "pool_size_before_reset": int(before) if before is not None else config.size,
+            "pool_size_before_reset": pool_sizes(self.settings, {pool: before} if before is not None else {})[pool],
             "pool_size_before_overrides": config.size,
         }
 
