@@ -90,7 +90,7 @@ def test_the_concurrency_limit_answers_503_beyond_it(tmp_path: Path, redis_port:
         try:
             time.sleep(0.3)
             reply = httpx.get(f"{api.url}/api/v3/status", timeout=5)
-            assert reply.status_code == 503
+            assert reply.status_code == 503 and reply.json()["ok"] is False
         finally:
             for sock in held:
                 sock.close()

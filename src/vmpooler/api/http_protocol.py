@@ -20,6 +20,7 @@ import asyncio
 from typing import Any, ClassVar
 
 import orjson
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from vmpooler.config_global import GlobalSettings
@@ -39,12 +40,19 @@ class _TooManyHeaders(Exception):
 def server_options(config: GlobalSettings) -> dict[str, Any]:
     """The ``uvicorn.Config`` options that bound what clients may hold: this protocol with the
     configured header timeout, the idle keep-alive timeout and the concurrency limit."""
-    protocol = type("HttpProtocol", (BoundedHttpToolsProtocol,), {"head_timeout": config.api_header_timeout})
+    bounds = {"head_timeout": config.api_header_timeout, "max_concurrency": config.api_max_concurrency}
     return {
-        "http": protocol,
+        "http": type("HttpProtocol", (BoundedHttpToolsProtocol,), bounds),
         "timeout_keep_alive": config.api_keepalive_timeout,
-        "limit_concurrency": config.api_max_concurrency,
     }
+
+
+async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
+    """What a request beyond the concurrency limit gets (uvicorn's own limit answers in plain text)."""
+    body = orjson.dumps({"ok": False, "error": "the server is at its concurrency limit; retry in a moment"})
+    headers = [(b"content-type", b"application/json"), (b"retry-after", b"1"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -52,6 +60,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     #: seconds from a connection's start (or a later head's first byte) to the end of the head
     head_timeout: ClassVar[float] = 10.0
+    #: connections (this one included) and requests in progress above which a request gets 503
+    max_concurrency: ClassVar[int | None] = None
     _head_timer: asyncio.TimerHandle | None = None
     _reading_head = True
     _head_bytes = 0
@@ -118,7 +128,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._disarm_head_timer()
-        super().on_headers_complete()
+        limit = self.max_concurrency
+        if limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
+            self.logger.warning("503 to %s: over the concurrency limit of %d", self.client, limit)
+            # uvicorn starts the request with ``self.app``: this one request gets the JSON refusal
+            app, self.app = self.app, _busy
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         # what follows on a kept-alive connection is the next request's head
