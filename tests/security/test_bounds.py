@@ -36,8 +36,8 @@ READ_ROUTES = [
 
 @pytest.fixture
 def api(redis_port: int) -> Iterator[httpx.Client]:
-    fill(redis_port, "deb", 2)
-    config = settings_with([{"name": "deb", "template": "t/deb", "size": 2}], experimental_features=True)
+    fill(redis_port, "deb", 5)
+    config = settings_with([{"name": "deb", "template": "t/deb", "size": 5}], experimental_features=True)
     with ApiThread(config, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
 
@@ -75,6 +75,11 @@ def test_numbers_stored_out_of_range_break_no_route(api: httpx.Client, redis_por
     raw = redis.Redis(port=redis_port)
     raw.hset(keys.CONFIG_POOLSIZE, "deb", HUGE)
     raw.hset(keys.vm(host.split(".")[0]), "lifetime", HUGE)
+    for i, checkout in enumerate(("1e300", "nan", "-inf")):
+        # another VM each, checked out at a time that is no time
+        other = api.post("/api/v3/vm", json={"deb": 1}).json()["deb"]["hostname"]
+        raw.hset(keys.vm(other.split(".")[0]), mapping={"checkout": checkout, "lifetime": str(-i)})
+        assert api.get(f"/api/v3/vm/{other}").status_code == 200, checkout
 
     async def store_history_point() -> None:
         store = make_store(redis_port)

@@ -111,7 +111,7 @@ class RequestGuard:
         length = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         if length is not None and length.strip() not in ("", "0"):
-            if not length.strip().isdigit():
+            if not (length.strip().isascii() and length.strip().isdigit()):
                 await self._refuse(scope, receive, send, 400, "Content-Length is not a number")
                 return
             if int(length) > self.max_body_bytes:

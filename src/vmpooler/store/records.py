@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from functools import lru_cache
 
 #: Ruby's ``Time#to_s``, which the original writes into vm hashes; we write the same so that
 #: a Ruby vmpooler reading our data (or we reading its data) agree.
 RUBY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+#: 3000-01-01: a later stored time is read as unreadable, so adding a lifetime to it stays a date
+LATEST_EPOCH = 32_503_680_000
 
 
 def format_time(epoch: float) -> str:
@@ -26,9 +29,12 @@ def parse_time(value: str | None) -> float | None:
 @lru_cache(maxsize=1 << 16)
 def _parse_time(value: str) -> float | None:
     try:
-        return float(value)
+        epoch = float(value)
     except ValueError:
         pass
+    else:
+        # "nan", "1e300" or a year past 9999 is no time (and could not be written back as a date)
+        return epoch if math.isfinite(epoch) and 0 <= epoch < LATEST_EPOCH else None
     for parse in (
         lambda v: datetime.strptime(v, RUBY_TIME_FORMAT),
         lambda v: datetime.strptime(v, "%Y-%m-%d %H:%M:%S.%f %z"),
