@@ -25,7 +25,9 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such pool, VM, token or request",
         405: "Switched off by configuration",
         409: "Already exists",
+        408: "The request's head or body took too long to arrive",
         413: "Request body too large",
+        415: "A body that is not JSON (Content-Type: application/json)",
         429: "Rate limit exceeded",
         503: "Not enough ready VMs, or Redis/LDAP unavailable",
     }

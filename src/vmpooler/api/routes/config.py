@@ -22,7 +22,7 @@ Config = Annotated[RuntimeConfig, Depends(runtime_config)]
 
 
 def router() -> APIRouter:
-    changed_responses = {201: {"description": "Changed"}, **errors(400, 401, 403, 404, 405, 413, 503)}
+    changed_responses = {201: {"description": "Changed"}, **errors(400, 401, 403, 404, 405, 408, 413, 415, 503)}
     routes = APIRouter(tags=["config"], responses=changed_responses)
 
     async def allowed(request: Request, config: RuntimeConfig, auth: Auth) -> None:

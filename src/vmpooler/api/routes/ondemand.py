@@ -24,7 +24,9 @@ Ondemand = Annotated[OndemandService, Depends(ondemand_service)]
 
 
 def router(flavor: Flavor) -> APIRouter:
-    routes = APIRouter(tags=[f"ondemand ({flavor.name})"], responses=errors(400, 401, 403, 404, 409, 413, 503))
+    routes = APIRouter(
+        tags=[f"ondemand ({flavor.name})"], responses=errors(400, 401, 403, 404, 408, 409, 413, 415, 503)
+    )
 
     @routes.post("/ondemandvm", status_code=201, openapi_extra=json_body(ONDEMAND_BODY))
     async def create(request: Request, service: Ondemand, auth: Auth, body: Body) -> Response:

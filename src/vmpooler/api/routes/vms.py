@@ -28,7 +28,7 @@ def checkout_request(body: Any) -> dict[str, int]:
 
 
 def router(flavor: Flavor) -> APIRouter:
-    routes = APIRouter(tags=[f"VMs ({flavor.name})"], responses=errors(400, 401, 403, 404, 413, 503))
+    routes = APIRouter(tags=[f"VMs ({flavor.name})"], responses=errors(400, 401, 403, 404, 408, 413, 415, 503))
 
     @routes.get("/vm")
     async def list_pools(vms: VMs) -> Response:
