@@ -55,5 +55,6 @@ def test_bad_json_is_a_json_400(api: httpx.Client, method: str, path: str, name:
 
 
 def test_a_body_nested_within_the_limit_is_read(api: httpx.Client) -> None:
-    reply = api.put("/api/v3/vm/deb-vm0", json={"tags": {"team": "qa"}})
+    host = api.post("/api/v3/vm", json={"deb": 1}).json()["deb"]["hostname"]
+    reply = api.put(f"/api/v3/vm/{host}", json={"tags": {"team": "qa"}})
     assert reply.status_code == 200, reply.text

@@ -61,6 +61,8 @@ ROUTES = [
 
 @pytest.fixture(scope="module")
 def api(redis_server: Any) -> Iterator[tuple[httpx.Client, redis.Redis]]:
+    # what earlier tests left (keys that expire while this runs) must not read as a change
+    redis.Redis(port=redis_server.port).flushall()
     fill(redis_server.port, "deb", 300)
     config = settings_with(
         [{"name": "deb", "alias": "debian", "template": "t/deb", "size": 5}], experimental_features=True
