@@ -121,6 +121,9 @@ STEPS = [
 KNOWN: dict[tuple[str, str], str] = {
     ("full-config", "/full_config/pool_names"): "the same names in a form a script can read",
     ("full-config", "/full_config/pools["): "a read does not change the configuration here",
+    ("full-config", "/full_config/auth"): "secrets are never served: not the :auth: and :redis: sections",
+    ("full-config", "/full_config/redis"): "secrets are never served: not the :auth: and :redis: sections",
+    ("full-config", "/full_config/providers/"): "a provider's own keys may be secrets: only the shared ones are served",
     ("token-list", "/<token>"): "tokens are stored hashed: nobody can read them back",
     ("token-list-slash", "/<token>"): "tokens are stored hashed: nobody can read them back",
     ("token-delete-again", "status"): "the password was right; the token is what is missing",
