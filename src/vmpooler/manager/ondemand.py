@@ -99,6 +99,7 @@ class OndemandProvisioner:
                     {**fields, "pool_alias": alias},
                     token_id=record.get("token:token") or None,
                     ondemand=(request_id, alias, pool),
+                    lifetime_hours=float(fields.get("lifetime") or cfg.vm_lifetime),
                 )
                 if isinstance(taken, int):
                     break
