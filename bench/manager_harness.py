@@ -82,8 +82,9 @@ class FixedCloneDummy(DummyProvider):
         return await super().create_vm(pool, name)
 
 
-def manager_for(settings: Settings, store: Store, provider: DummyProvider | None = None) -> Manager:
-    return Manager(settings, store, {"dummy": provider or DummyProvider("dummy", INSTANT)}, ready_poll_interval=0.01)
+def manager_for(settings: Settings, store: Store, provider: DummyProvider | None = None, **options: Any) -> Manager:
+    provider = provider or DummyProvider("dummy", INSTANT)
+    return Manager(settings, store, {"dummy": provider}, ready_poll_interval=0.01, **options)
 
 
 async def ready_total(store: Store, pools: Sequence[str]) -> int:
