@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio.connection as redis_connection
@@ -73,8 +74,8 @@ class FixedCloneDummy(DummyProvider):
     """The in-memory dummy whose every clone takes exactly ``clone_seconds`` (the stock one draws a random
     time), so ``task_limit / clone_seconds`` is an exact upper bound on the fill rate."""
 
-    def __init__(self, name: str, clone_seconds: float) -> None:
-        super().__init__(name, INSTANT)
+    def __init__(self, name: str, clone_seconds: float, inventory: Path | None = None) -> None:
+        super().__init__(name, INSTANT.model_copy(update={"filename": str(inventory) if inventory else None}))
         self.clone_seconds = clone_seconds
 
     async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:

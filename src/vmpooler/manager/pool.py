@@ -124,12 +124,15 @@ class PoolReconciler:
         ctx = self.ctx
         policy = ctx.policy
         view = await ctx.store.pool_view(ctx.name, ctx.clock(), policy.ready_ttl, policy.check_interval)
-        if self._indexed and view.indexed:
+        # at start only running VMs need it: their lifetimes may end by another vm_lifetime than this
+        # manager's (the ready entries hold times, not deadlines)
+        rewrite = not self._indexed and bool(view.members[VMState.RUNNING])
+        self._indexed = True
+        if view.indexed and not rewrite:
             return view
-        written = await ctx.store.deadlines.reindex(ctx.name, policy.lifetime_hours, rewrite=not self._indexed)
+        written = await ctx.store.deadlines.reindex(ctx.name, policy.lifetime_hours, rewrite=rewrite)
         if written:
             log.info("pool %s: deadline index rebuilt from the VM records (%d entries)", ctx.name, written)
-        self._indexed = True
         return await ctx.store.pool_view(ctx.name, ctx.clock(), policy.ready_ttl, policy.check_interval)
 
     def _apply_overrides(self, overrides: dict[str, str]) -> None:
