@@ -82,11 +82,11 @@ class Pass:
     by_command: dict[str, int]
 
 
-async def one_pass(manager: Manager, store: Store) -> Pass:
+async def one_pass(manager: Manager, store: Store, *, quiet: bool = False) -> Pass:
     commands_before = await command_calls(store)
     trips_before = RoundTrips.count
     cpu, wall = time.process_time(), time.perf_counter()
-    results = await manager.run_once()
+    results = await manager.run_once(quiet=quiet)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     trips = RoundTrips.count - trips_before
     by_command = await command_calls(store) - commands_before
@@ -133,7 +133,7 @@ async def running_manager(store: Store, filled_manager: Manager, sizes: Sequence
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop, grace=5))
     try:
-        await asyncio.sleep(3 * RUNNING_LOOP_SECONDS + 2)  # first passes: the index is checked, pools settle
+        await asyncio.sleep(3 * RUNNING_LOOP_SECONDS)  # first passes: the index is checked, pools settle
         reconcilers = list(manager.reconcilers.values())
         passes, full = sum(r.passes for r in reconcilers), sum(r.full_passes for r in reconcilers)
         trips, cpu = RoundTrips.count, time.process_time()
@@ -157,6 +157,7 @@ class Figures:
     fill_seconds: float
     fill_rate: float
     steady: list[Pass]
+    quiet: list[Pass]
     changed: Pass
     changed_asked: int
     one_vm: list[Pass]
@@ -169,7 +170,9 @@ class Figures:
 async def filled(store: Store, sizes: Sequence[int], max_seconds: float) -> tuple[Manager, float]:
     """A manager over an emptied Redis, run until every pool is full; returns it and the seconds taken."""
     await store.client.flushdb()
-    manager = manager_for(settings_for(sizes, FILL_TASK_LIMIT), store)
+    # ready VMs re-checked hourly, not each minute: on a loaded machine the fill takes over a minute, and
+    # the first VMs' checks would fall into the steady passes (a check is due work, not a steady pass)
+    manager = manager_for(settings_for(sizes, FILL_TASK_LIMIT, vm_checktime=60), store)
     await manager.register_pools()
     ready, seconds, passes = await fill_by_passes(store, manager, sum(sizes), max_seconds)
     if ready < sum(sizes):
@@ -192,6 +195,9 @@ async def measure(store: Store, args: argparse.Namespace) -> Figures:
     console.print(f"filling {args.pools} pools / {sum(sizes)} VMs with task_limit {FILL_TASK_LIMIT} ...")
     manager, fill_seconds = await filled(store, sizes, args.max_seconds)
     steady = [await one_pass(manager, store) for _ in range(args.passes)]
+    # as the running manager passes when no event came: settled pools compared with the provider's
+    # inventory and the shared census only (the census is read once per 5 s: the first pass reads it)
+    quiet = [await one_pass(manager, store, quiet=True) for _ in range(args.passes)]
     memory = memory_mib()
     profile = ""
     if args.profile or median([p.cpu_ms for p in steady]) > CPU_TARGET_MS:
@@ -212,6 +218,7 @@ async def measure(store: Store, args: argparse.Namespace) -> Figures:
         fill_seconds,
         sum(sizes) / fill_seconds,
         steady,
+        quiet,
         changed,
         asked,
         one_vm,
@@ -229,12 +236,14 @@ def median(values: Sequence[float]) -> float:
 
 def verdicts(fig: Figures) -> dict[str, Any]:
     """Each target's measured figure and whether it is met."""
-    cpu = median([p.cpu_ms for p in fig.steady])
+    cpu = median([p.cpu_ms for p in fig.quiet])
+    forced_cpu = median([p.cpu_ms for p in fig.steady])
     trips = median([p.round_trips for p in fig.steady])
     one_trips = median([p.round_trips for p in fig.one_vm])
     per_changed = (fig.changed.round_trips - trips) / fig.changed_asked if fig.changed_asked else float("nan")
     return {
         "cpu_ms": cpu,
+        "forced_cpu_ms": forced_cpu,
         "cpu_ok": cpu <= CPU_TARGET_MS,
         "round_trips": trips,
         "round_trips_one_vm": one_trips,
@@ -255,6 +264,7 @@ def report(fig: Figures) -> None:
     for column in ("pass", "VMs", "wall ms", "CPU ms", "Redis commands", "round trips", "pools changed"):
         passes.add_column(column, justify="right")
     rows = [(f"steady {i}", fig.vms, p) for i, p in enumerate(fig.steady, 1)]
+    rows += [(f"steady, quiet {i}", fig.vms, p) for i, p in enumerate(fig.quiet, 1)]
     rows.append((f"{fig.changed_asked} checked out", fig.vms, fig.changed))
     rows += [(f"1 VM/pool {i}", fig.pools, p) for i, p in enumerate(fig.one_vm, 1)]
     for label, vms, p in rows:
@@ -267,7 +277,8 @@ def report(fig: Figures) -> None:
     mix = ", ".join(f"{name} {n / fig.pools:g}" for name, n in Counter(fig.steady[-1].by_command).most_common())
     console.print(f"Redis commands per pool in one steady pass: {mix or 'none'}", highlight=False)
     console.print(
-        f"target one steady pass <= {CPU_TARGET_MS:g} ms CPU: {v['cpu_ms']:.0f} ms {verdict(v['cpu_ok'])}",
+        f"target one steady pass (the running manager's: quiet) <= {CPU_TARGET_MS:g} ms CPU: {v['cpu_ms']:.0f} ms "
+        f"(a forced pass that reads every pool: {v['forced_cpu_ms']:.0f} ms) {verdict(v['cpu_ok'])}",
         highlight=False,
     )
     console.print(
@@ -299,7 +310,10 @@ def report(fig: Figures) -> None:
 
 
 async def bench(redis_port: int, args: argparse.Namespace) -> Figures:
-    store = Store(connect("127.0.0.1", redis_port))
+    # run_once() starts every pool's pass at once: on a loaded machine the default 64 connections made
+    # passes wait past the socket timeout for one while filling ("No connection available"; issue 16
+    # sizes the service's pools). A connection each keeps this a measure of the passes, not of the wait.
+    store = Store(connect("127.0.0.1", redis_port, max_connections=args.pools + FILL_TASK_LIMIT))
     try:
         return await measure(store, args)
     finally:
@@ -330,7 +344,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.pools, args.vms, args.passes = min(args.pools, 100), min(args.vms, 1000), min(args.passes, 3)
         args.changed = min(args.changed, 10)
-        args.running_seconds = min(args.running_seconds, 5.0)
+        args.running_seconds = min(args.running_seconds, 3.0)
     if args.pools < 1 or args.vms < args.pools or args.passes < 1 or not 0 <= args.changed <= args.pools:
         parser.error("--pools and --passes must be at least 1, --vms at least --pools, --changed 0..--pools")
     return args

@@ -160,10 +160,11 @@ class Manager:
         reconciler.ctx.fence = fence
         reconciler.forget_cached_state()  # another manager may have changed the pool meanwhile
 
-    async def run_once(self) -> dict[str, bool]:
-        """One pass of the on-demand provisioner, then one over every pool."""
+    async def run_once(self, *, quiet: bool = False) -> dict[str, bool]:
+        """One pass of the on-demand provisioner, then one over every pool; with ``quiet``, as the
+        running manager makes it when no event came (settled pools read nothing of themselves)."""
         await self.ondemand.run_once()
-        results = await asyncio.gather(*(r.run_once() for r in self.reconcilers.values()))
+        results = await asyncio.gather(*(r.run_once(quiet=quiet) for r in self.reconcilers.values()))
         return dict(zip(self.reconcilers, results, strict=True))
 
     async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
