@@ -114,7 +114,7 @@ class PoolReconciler:
         self._destroy_doomed(await ctx.store.all_members(ctx.name) if changed else members)
         changed |= await self._resize(view, changed)
         self.next_due = view.due.next_at
-        self.quiet.settle(view, changed, bool(self.lifecycle.busy))
+        self.quiet.settle(view, changed, bool(self.lifecycle.busy), ctx.policy.size + view.demand)
         return changed
 
     async def _view(self) -> PoolView:
@@ -183,7 +183,7 @@ class PoolReconciler:
                 name,
                 VMState.RUNNING,
                 VMState.COMPLETED,
-                f"lifetime of {record.get('lifetime') or ctx.policy.lifetime_hours}h ran out",
+                f"lifetime of {record.get('lifetime') or f'{ctx.policy.lifetime_hours:g}'}h ran out",
             )
         await ctx.store.deadlines.reschedule(ctx.name, later)
         return changed

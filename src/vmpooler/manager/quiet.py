@@ -40,8 +40,7 @@ class Census:
 
 
 class QuietPool:
-    """What a pool looked like after its last full pass, if that pass found it settled: no change, no
-    task of its own in flight, only ready and running VMs."""
+    """What a pool looked like after its last full pass, if that pass found it settled."""
 
     def __init__(self) -> None:
         self.members: frozenset[str] | None = None
@@ -50,8 +49,12 @@ class QuietPool:
         self.settled_at = 0.0
         self.skipped = 0
 
-    def settle(self, view: PoolView, changed: bool, busy: bool) -> None:
-        if changed or busy or any(view.members[s] for s in LIVE_STATES if s not in _SETTLED_STATES):
+    def settle(self, view: PoolView, changed: bool, busy: bool, level: int) -> None:
+        """After a full pass: settled when it changed nothing, has nothing in flight, only ready and
+        running VMs, and exactly ``level`` ready (a pool short of VMs waits on a breaker, a quota or a
+        clone slot, which a later pass must look at again)."""
+        unsettled = any(view.members[s] for s in LIVE_STATES if s not in _SETTLED_STATES)
+        if changed or busy or unsettled or view.count(VMState.READY) != level:
             self.members = None
             return
         self.members = frozenset(view.members[VMState.READY] | view.members[VMState.RUNNING])

@@ -85,6 +85,11 @@ async def read_pool_view(
             name: {f: v for f, v in zip(CHECK_FIELDS, values, strict=True) if v is not None}
             for name, values in zip(checked, found, strict=True)
         },
-        due=Due(due[0], due[1], due[2], min(since + ready_ttl, last_check + check_interval, ends)),
+        due=Due(due[0], due[1], due[2], _next_at(now, due, min(since + ready_ttl, last_check + check_interval, ends))),
         indexed=bool(consistent),
     )
+
+
+def _next_at(now: float, due: list[list[str]], upcoming: float) -> float:
+    """When the next VM comes due: now, when a list was cut at DUE_PER_PASS (more are due already)."""
+    return now if any(len(names) >= DUE_PER_PASS for names in due) else upcoming
