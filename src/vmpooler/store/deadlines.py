@@ -10,8 +10,10 @@ is dropped by pool_view.lua when it comes due.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from vmpooler.states import VMState
@@ -102,7 +104,8 @@ class DeadlineStore:
                 writes += _drop(pipe, ready_key, since - ready)
                 writes += _drop(pipe, check_key, checked - ready)
                 writes += _drop(pipe, ends_key, ends - running)
-                became = {n: parse_time(records[n].get("ready")) or 0.0 for n in ready - since}
+                # no ready time (written by hand?): its ready_ttl counts from now, as the old pass skipped it
+                became = {n: parse_time(records[n].get("ready")) or time.time() for n in ready - since}
                 last_check = {
                     n: parse_time(records[n].get("check")) or parse_time(records[n].get("ready")) or 0.0
                     for n in ready - checked
@@ -124,8 +127,8 @@ class DeadlineStore:
         return writes
 
 
-def _drop(pipe: object, key: str, names: Iterable[str]) -> int:
+def _drop(pipe: Pipeline, key: str, names: Iterable[str]) -> int:
     gone = list(names)
     if gone:
-        pipe.zrem(key, *gone)  # type: ignore[attr-defined]
+        pipe.zrem(key, *gone)
     return len(gone)
