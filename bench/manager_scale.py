@@ -57,7 +57,7 @@ from manager_harness import (
     pool_sizes,
     settings_for,
 )
-from vmpooler.manager.loop import Manager
+from vmpooler.manager.loop import FIRST_PASS_SPREAD, FIRST_PASS_SPREAD_MAX, Manager
 from vmpooler.providers.dummy import DummyProvider
 from vmpooler.store.connection import connect
 from vmpooler.store.redis import Store
@@ -133,7 +133,9 @@ async def running_manager(store: Store, filled_manager: Manager, sizes: Sequence
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop, grace=5))
     try:
-        await asyncio.sleep(3 * RUNNING_LOOP_SECONDS)  # first passes: the index is checked, pools settle
+        # the first passes (spread over up to FIRST_PASS_SPREAD_MAX at start) check the index and settle
+        spread = min(FIRST_PASS_SPREAD * len(sizes), FIRST_PASS_SPREAD_MAX)
+        await asyncio.sleep(spread + 3 * RUNNING_LOOP_SECONDS)
         reconcilers = list(manager.reconcilers.values())
         passes, full = sum(r.passes for r in reconcilers), sum(r.full_passes for r in reconcilers)
         trips, cpu = RoundTrips.count, time.process_time()
@@ -311,8 +313,8 @@ def report(fig: Figures) -> None:
 
 async def bench(redis_port: int, args: argparse.Namespace) -> Figures:
     # run_once() starts every pool's pass at once: on a loaded machine the default 64 connections made
-    # passes wait past the socket timeout for one while filling ("No connection available"; issue 16
-    # sizes the service's pools). A connection each keeps this a measure of the passes, not of the wait.
+    # passes wait past the socket timeout for one while filling ("No connection available"). A connection
+    # each keeps this a measure of the passes, not of the wait.
     store = Store(connect("127.0.0.1", redis_port, max_connections=args.pools + FILL_TASK_LIMIT))
     try:
         return await measure(store, args)
