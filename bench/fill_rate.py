@@ -9,7 +9,7 @@ of the bound, and the mean number of clone slots in use (sampled every 50 ms).
 A benchmark, not a test: it exits 0 whatever the figures, 1 when it could not run.
 
     .venv/bin/python bench/fill_rate.py [--pools 40] [--per-pool 5] [--task-limit 10] [--clone-seconds 2]
-        [--quick] [--json FILE]
+        [--inventory-file] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ async def fill(store: Store, args: argparse.Namespace) -> Fill:
     await store.client.flushdb()
     sizes = [args.per_pool] * args.pools
     settings = settings_for(sizes, args.task_limit)
-    manager = Manager(settings, store, {"dummy": FixedCloneDummy("dummy", args.clone_seconds)})
+    inventory = args.inventory_dir / "inventory.json" if args.inventory_file else None
+    manager = Manager(settings, store, {"dummy": FixedCloneDummy("dummy", args.clone_seconds, inventory)})
     pools, target = list(manager.reconcilers), sum(sizes)
     cap = 3 * target / (args.task_limit / args.clone_seconds) + 30
     stop = asyncio.Event()
@@ -99,6 +100,7 @@ async def bench(redis_port: int, args: argparse.Namespace) -> Fill:
 def run(args: argparse.Namespace) -> Fill:
     with tempfile.TemporaryDirectory(prefix="vmpooler-bench-") as tmp, Children() as children:
         redis_port, _ = start_redis(children, Path(tmp))
+        args.inventory_dir = Path(tmp)
         return run_async(bench(redis_port, args))
 
 
@@ -125,6 +127,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-pool", type=int, default=5, help="size of each pool (default 5)")
     parser.add_argument("--task-limit", type=int, default=10, help="clones in flight at most (default 10)")
     parser.add_argument("--clone-seconds", type=float, default=2.0, help="each clone's duration (default 2)")
+    parser.add_argument(
+        "--inventory-file", action="store_true", help="the dummy keeps its inventory in a file (default: in memory)"
+    )
     parser.add_argument("--quick", action="store_true", help="a short run: 10 pools of 4, 0.5 s clones")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio.connection as redis_connection
@@ -73,8 +74,8 @@ class FixedCloneDummy(DummyProvider):
     """The in-memory dummy whose every clone takes exactly ``clone_seconds`` (the stock one draws a random
     time), so ``task_limit / clone_seconds`` is an exact upper bound on the fill rate."""
 
-    def __init__(self, name: str, clone_seconds: float) -> None:
-        super().__init__(name, INSTANT)
+    def __init__(self, name: str, clone_seconds: float, inventory: Path | None = None) -> None:
+        super().__init__(name, INSTANT.model_copy(update={"filename": str(inventory) if inventory else None}))
         self.clone_seconds = clone_seconds
 
     async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
@@ -82,8 +83,9 @@ class FixedCloneDummy(DummyProvider):
         return await super().create_vm(pool, name)
 
 
-def manager_for(settings: Settings, store: Store, provider: DummyProvider | None = None) -> Manager:
-    return Manager(settings, store, {"dummy": provider or DummyProvider("dummy", INSTANT)}, ready_poll_interval=0.01)
+def manager_for(settings: Settings, store: Store, provider: DummyProvider | None = None, **options: Any) -> Manager:
+    provider = provider or DummyProvider("dummy", INSTANT)
+    return Manager(settings, store, {"dummy": provider}, ready_poll_interval=0.01, **options)
 
 
 async def ready_total(store: Store, pools: Sequence[str]) -> int:

@@ -41,10 +41,10 @@ ROWS = (
     ("checkout_10000", "checkout", "checkout with 10,000 ready VMs (c32 p99 and rate)", "within 15 % of 30 VMs"),
     ("status_p99", "status", "`GET /api/v3/status`, 1,000 pools, 32 clients, p99", "≤ 20 ms"),
     ("fill_api_p99", "api_under_fill", "API p99 while the manager fills 5,000 VMs (`vmpooler serve`)", "≤ 25 ms"),
-    ("manager_cpu", "manager_scale", "manager: one steady pass, 1,000 pools / 10,000 VMs, CPU", "≤ 200 ms"),
+    ("manager_cpu", "manager_scale", "manager: one steady pass, 1,000 pools / 10,000 VMs, CPU", "≤ 100 ms"),
     ("manager_trips_vms", "manager_scale", "manager: Redis round trips per pass vs VMs", "do not grow"),
-    ("manager_trips_changed", "manager_scale", "manager: Redis round trips per pass vs pools changed",
-     "≤ 0.1 per unchanged pool"),
+    ("manager_trips_changed", "manager_scale", "manager: Redis round trips per unchanged pool's pass (running manager)",
+     "≤ 0.1"),
     ("manager_rss", "manager_scale", "manager: peak RSS at 1,000 pools / 10,000 VMs", "≤ 150 MiB"),
     ("fill_rate", "fill_rate", "fill rate (dummy clones of fixed time)", "≥ 95 % of task_limit / clone time"),
     ("api_rss", "rss", "API process RSS at rest (`vmpooler api`, 3 pools)", "≤ 80 MiB"),
@@ -123,14 +123,22 @@ def _manager(fig: dict[str, Any]) -> dict[str, Judged]:
     scale = f" at {r['pools']:,} pools / {r['vms']:,} VMs"
     per_changed = f"+{v['trips_per_changed_pool']:.1f} per changed"
     return {
-        "manager_cpu": _at_scale(f"{v['cpu_ms']:.0f} ms{scale}", v["cpu_ok"], full),
+        "manager_cpu": _at_scale(
+            f"{v['cpu_ms']:.0f} ms{scale} (quiet, as the running manager; forced full pass "
+            f"{v.get('forced_cpu_ms', float('nan')):.0f} ms)",
+            v["cpu_ok"],
+            full,
+        ),
         "manager_trips_vms": _at_scale(
             f"{v['round_trips']:.0f} at {r['vms']:,} VMs vs {v['round_trips_one_vm']:.0f} at {r['pools']:,}",
             v["trips_flat_in_vms"],
             full,
         ),
         "manager_trips_changed": _at_scale(
-            f"{v['unchanged_trips_per_pool']:.2f} per unchanged pool, {per_changed}", v["trips_follow_changes"], full
+            f"{v['running_trips_per_pass']:.3f} ({v['running_full_share']:.1%} of passes read their pool); "
+            f"a forced pass {v['unchanged_trips_per_pool']:.2f} per pool, {per_changed}",
+            v["trips_follow_changes"],
+            full,
         ),
         "manager_rss": _at_scale(f"{v['hwm_mib']:.0f} MiB{scale}", v["rss_ok"], full),
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 import redis
 
 from tests.support.servers import make_store
+from vmpooler.providers.dummy_inventory import read_inventory
 from vmpooler.states import ALLOWED, LIVE_STATES, VMState
 from vmpooler.store import keys
 
@@ -62,13 +62,8 @@ class Census:
 
 
 def provider_inventory(path: Path) -> dict[str, set[str]]:
-    """The dummy provider's shared inventory file, read as its other readers do (no lock: it is replaced
-    atomically)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    return {pool: set(vms) for pool, vms in data.get("pools", {}).items()}
+    """The dummy provider's shared inventory (its snapshot and journal), read as its other readers do."""
+    return {pool: set(vms) for pool, vms in read_inventory(path).items()}
 
 
 def take_census(redis_port: int, pools: Sequence[str], inventory: Path | None = None) -> Census:

@@ -34,7 +34,9 @@ from vmpooler.auth.policy import read_policy
 from vmpooler.config import Settings, parse_settings
 from vmpooler.errors import ConfigError
 from vmpooler.states import VMState
+from vmpooler.store import keys
 from vmpooler.store.embedded import free_port
+from vmpooler.store.records import parse_time
 from vmpooler.store.redis import Store
 
 
@@ -145,6 +147,19 @@ def dummy_api(redis_port: int) -> Iterator[httpx.Client]:
     settings = settings_with_auth({"provider": "dummy", "admins": ["root"]})
     with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
+
+
+async def test_a_new_lifetime_moves_the_managers_deadline(dummy_api: httpx.Client, store: Store) -> None:
+    await fill(store, 1)
+    token = token_of(dummy_api, ("bob", "pw"))
+    vm = checkout(dummy_api, token)
+    checked_out = parse_time((await store.vm(vm))["checkout"])
+    assert checked_out is not None
+    # vm_lifetime's default (24 h) from the checkout, then the 3 h asked for, in the same write
+    ends = await store.client.zscore(keys.lifetime_ends("deb"), vm)
+    assert 0 <= ends - (checked_out + 24 * 3600) < 1  # the record keeps whole seconds
+    assert dummy_api.put(f"/api/v3/vm/{vm}", json={"lifetime": 3}, headers={"X-AUTH-TOKEN": token}).is_success
+    assert await store.client.zscore(keys.lifetime_ends("deb"), vm) == checked_out + 3 * 3600
 
 
 async def test_a_configured_admin_may_do_everything_an_owner_may(dummy_api: httpx.Client, store: Store) -> None:

@@ -101,7 +101,8 @@ async def test_ready_vms_are_recycled_after_ready_ttl(store: Store, inventory_fi
 
     async def recycled() -> bool:
         ready = await store.members("deb", VMState.READY)
-        return bool(ready) and not (ready & original) and not (set(provider.all_vms().get("deb", [])) & original)
+        # all three replacements: they become ready one by one, within a pass of each other
+        return len(ready) == 3 and not (ready & original) and not (set(provider.all_vms().get("deb", [])) & original)
 
     await manager.run_once()
     manager.reconcilers["deb"].ctx.policy.ready_ttl = 600  # the replacements must stay

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,29 @@ def test_ondemand_needs_a_token_when_auth_is_on(redis_port: int) -> None:
         assert client.delete(f"/api/v3/ondemandvm/{rid}", headers={"X-AUTH-TOKEN": other}).status_code == 403
         assert client.delete(f"/api/v3/ondemandvm/{rid}", headers={"X-AUTH-TOKEN": token}).status_code == 200
     assert time.time() > 0
+
+
+async def test_a_running_manager_with_settled_pools_serves_a_request(
+    api: httpx.Client, store: Store, inventory_file: Path
+) -> None:
+    # quiet passes read nothing of a settled pool: the demand the provisioner raises must wake it
+    settings = od_settings(check_loop_delay_min=0.25, check_loop_delay_max=0.25)
+    manager = Manager(
+        settings, store, {"dummy": dummy(inventory_file)}, ready_poll_interval=0.02, history_wait=lambda _: 3600.0
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop, grace=5))
+    try:
+        deadline = time.monotonic() + 10
+        while sum(r.passes - r.full_passes for r in manager.reconcilers.values()) < 4:  # settled, passing quietly
+            assert time.monotonic() < deadline, "the empty pools never settled"
+            await asyncio.sleep(0.1)
+        rid = api.post("/api/v3/ondemandvm", json={"cent": 1}).json()["request_id"]
+        # well before the 30 quiet passes (7.5 s here) after which a settled pool is read anyway
+        deadline = time.monotonic() + 5
+        while poll(api, rid).status_code != 200:
+            assert time.monotonic() < deadline, "the request was not served"
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

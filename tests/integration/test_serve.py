@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from tests.support.servers import wait_for_port
+from vmpooler.providers.dummy_inventory import read_inventory
 from vmpooler.store.embedded import free_port
 
 VMPOOLER = str(Path(sys.executable).parent / "vmpooler")
@@ -98,8 +98,7 @@ def service_paths(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 
 def inventory(tmp: Path) -> dict[str, list[str]]:
-    data = json.loads((tmp / "inventory.json").read_text())
-    return {pool: sorted(vms) for pool, vms in data.get("pools", {}).items()}
+    return {pool: sorted(vms) for pool, vms in read_inventory(tmp / "inventory.json").items()}
 
 
 def test_readme_session_against_a_served_instance(service_paths: tuple[Path, Path]) -> None:

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from vmpooler.errors import PermanentProviderError, ProviderError
 from vmpooler.providers import registry
 from vmpooler.providers.base import ProviderOptions
 from vmpooler.providers.dummy import DummyOptions, DummyProvider
+from vmpooler.providers.dummy_inventory import COMPACT_AFTER, read_inventory
 
 POOL = PoolTarget(name="debian-12", template="templates/debian-12")
 
@@ -92,14 +94,71 @@ async def test_concurrent_creates_from_two_processes_lose_nothing(inventory_file
     assert len(_dummy(filename=inventory_file).all_vms()["debian-12"]) == 20
 
 
-async def test_the_inventory_file_is_readable_json(inventory_file: str) -> None:
-    await _dummy(filename=inventory_file).create_vm(POOL, "vm1")
-    text = await asyncio.to_thread(Path(inventory_file).read_text)
+async def test_the_inventory_files_are_readable_json(inventory_file: str) -> None:
+    provider = _dummy(filename=inventory_file)
+    await provider.create_vm(POOL, "vm1")
+    journal = Path(inventory_file + ".journal")
+    lines = [json.loads(line) for line in (await asyncio.to_thread(journal.read_text)).splitlines()]
+    # the snapshot is JSON (written before the first change, and at each compaction); the journal JSON lines
+    assert json.loads(await asyncio.to_thread(Path(inventory_file).read_text)) == {"generation": 1, "pools": {}}
+    assert lines[0] == {"generation": 1} and lines[-1]["vm"]["status"] == "running"
 
-    record = json.loads(text)["pools"]["debian-12"]["vm1"]
+    record = read_inventory(Path(inventory_file))["debian-12"]["vm1"]
 
     assert record["template"] == POOL.template
     assert record["status"] == "running"
+
+
+def _stat(path: str) -> tuple[int, int]:
+    """(modified ns, size) of a file; blocking, so the async tests call it between awaits."""
+    found = Path(path).stat()
+    return found.st_mtime_ns, found.st_size
+
+
+def _text(path: str) -> str:
+    return Path(path).read_text()
+
+
+def _tear(path: str, text: str) -> None:
+    with open(path, "a") as journal:  # a writer killed mid-line
+        journal.write(text)
+
+
+async def test_a_change_appends_one_line_and_leaves_the_snapshot(inventory_file: str) -> None:
+    provider = _dummy(filename=inventory_file)
+    await _create_all(provider, [f"vm{i}" for i in range(300)])
+    snapshot, journal = _stat(inventory_file), _stat(inventory_file + ".journal")
+
+    await provider.destroy_vm(POOL, "vm7")
+
+    assert _stat(inventory_file) == snapshot, "the snapshot was rewritten"
+    # two lines (powered off, then gone), a few hundred bytes, whatever the pool's size
+    assert _stat(inventory_file + ".journal")[1] - journal[1] < 1000
+    assert "vm7" not in _dummy(filename=inventory_file).all_vms()["debian-12"]
+
+
+async def test_a_torn_last_line_is_skipped_and_ended_by_the_next_writer(inventory_file: str) -> None:
+    await _create_all(_dummy(filename=inventory_file), ["vm1", "vm2"])
+    _tear(inventory_file + ".journal", '{"pool":"debian-12","name":"vm3","vm":{"templ')
+
+    assert read_inventory(Path(inventory_file)) == {"debian-12": {"vm1": ANY, "vm2": ANY}}
+    await _dummy(filename=inventory_file).create_vm(POOL, "vm4")
+    assert _dummy(filename=inventory_file).all_vms() == {"debian-12": ["vm1", "vm2", "vm4"]}
+
+
+async def test_the_journal_is_folded_into_the_snapshot_now_and_then(inventory_file: str) -> None:
+    provider, reader = _dummy(filename=inventory_file), _dummy(filename=inventory_file)
+    await provider.create_vm(POOL, "kept")
+    assert await reader.vms_in_pool(POOL) == ["kept"]  # the reader has read the first journal
+    for _ in range(COMPACT_AFTER // 2 + 1):  # two lines each
+        await provider.create_vm(POOL, "churn")
+        await provider.destroy_vm(POOL, "churn")
+
+    snapshot = json.loads(_text(inventory_file))
+    assert snapshot["generation"] >= 2 and "kept" in snapshot["pools"]["debian-12"]
+    assert len(_text(inventory_file + ".journal").splitlines()) < COMPACT_AFTER
+    await provider.create_vm(POOL, "after")
+    assert await reader.vms_in_pool(POOL) == ["after", "kept"]
 
 
 async def test_a_corrupt_inventory_file_is_a_permanent_error(inventory_file: str) -> None:

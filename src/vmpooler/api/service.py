@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import secrets
@@ -142,7 +143,13 @@ class VMService:
             fields = {"token:token": owner.token_id, "token:user": owner.user}
             if self.settings.config.vm_lifetime_auth:
                 fields["lifetime"] = str(self.settings.config.vm_lifetime_auth)
-        taken = await self.store.checkout(requests, self.clock(), fields, token_id=owner.token_id if owner else None)
+        taken = await self.store.checkout(
+            requests,
+            self.clock(),
+            fields,
+            token_id=owner.token_id if owner else None,
+            lifetime_hours=float(fields.get("lifetime") or self.settings.config.vm_lifetime),
+        )
         if isinstance(taken, int):
             short = names[taken]
             self.metrics.checkout(short, "empty")
@@ -217,7 +224,7 @@ class VMService:
 
     async def modify(self, hostname: str, body: Any, caller: Identity | None = None) -> None:
         """PUT: change ``lifetime`` (hours) and/or ``tags``; every problem is reported at once."""
-        name, _, state = await self._find(hostname)
+        name, pool, state = await self._find(hostname)
         # as the original: changing the lifetime needs a token, tagging does not (unless someone's VM)
         await self._check_owner(name, caller, needs_token=isinstance(body, dict) and "lifetime" in body)
         if not isinstance(body, dict) or not body:
@@ -242,7 +249,10 @@ class VMService:
                     "change existing tags instead"
                 )
         if lifetime is not None:
-            await self.store.update_vm(name, {"lifetime": str(lifetime)})
+            # the checkout time never changes once written: reading it first is safe
+            checkout = parse_time((await self.store.vm(name)).get("checkout"))
+            ends = checkout + lifetime * 3600 if checkout is not None else math.inf
+            await self.store.deadlines.set_lifetime(pool, name, lifetime, ends)
 
     def _check_lifetime(self, value: Any, failures: list[str]) -> int | None:
         try:

@@ -68,13 +68,26 @@ def fold(points: list[Point], start: int) -> Point:
     }
 
 
-class HistorySampler:
-    """``run_once(now)`` writes the points of the minute before ``now`` (once, whichever manager)."""
+def seconds_to_next_sample(now: float) -> float:
+    """A couple of seconds past the next minute, so the minute's events are all in."""
+    return 60 - (now % 60) + 2
 
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
+
+class HistorySampler:
+    """``run_once(now)`` writes the points of the minute before ``now`` (once, whichever manager);
+    ``run`` does so on the schedule ``wait(now)`` gives (seconds until the next sample)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        wait: Callable[[float], float] = seconds_to_next_sample,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.wait = wait
 
     async def run_once(self, now: float | None = None) -> bool:
         now = self.clock() if now is None else now
@@ -125,10 +138,8 @@ class HistorySampler:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            # a couple of seconds past each minute, so the minute's events are all in
-            wait = 60 - (self.clock() % 60) + 2
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+                await asyncio.wait_for(stop.wait(), timeout=self.wait(self.clock()))
             if stop.is_set():
                 return
             try:

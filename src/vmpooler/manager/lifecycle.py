@@ -80,16 +80,18 @@ class Lifecycle:
         ctx = self.ctx
         started = ctx.clock()
         deadline = time.monotonic() + ctx.policy.timeout
+        slot_held = True
         try:
             info = await ctx.call("create_vm", ctx.provider.create_vm(ctx.target, name), ctx.policy.timeout)
             clone_seconds = ctx.clock() - started
             await ctx.store.update_vm(name, {"clone_time": f"{clone_seconds:.2f}", "ip": info.ip or ""})
             await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
             ctx.metrics.cloned(ctx.name, clone_seconds)
-            await ctx.store.slots.release(slot)
-            ctx.on_slot_freed()
+            # the clone is done: its slot goes to the next clone while this VM boots
+            slot_held = False
+            await self._free_slot(slot)
             while time.monotonic() < deadline:
-                if await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name)):
+                if await self._booted(name):
                     await ctx.mark_ready(name, started)
                     return
                 await asyncio.sleep(ctx.ready_poll_interval)
@@ -119,11 +121,25 @@ class Lifecycle:
             # Redis went away mid-clone: the pending record stays, and a later pass settles it
             log.warning("pool %s vm %s: store unavailable during clone: %s", ctx.name, name, exc)
         finally:
-            try:
-                await ctx.store.slots.release(slot)
-            except StoreError:
-                pass  # the lease expires on its own
-            ctx.on_slot_freed()
+            if slot_held:
+                await self._free_slot(slot)
+
+    async def _free_slot(self, slot: str) -> None:
+        try:
+            await self.ctx.store.slots.release(slot)
+        except StoreError:
+            pass  # the lease expires on its own
+        self.ctx.on_slot_freed()
+
+    async def _booted(self, name: str) -> bool:
+        """One readiness poll. An error counts as "not yet": a platform's API often fails while a VM
+        boots, and only the boot deadline (or a failed clone) may fail the VM, as in a pass's check."""
+        ctx = self.ctx
+        try:
+            return await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
+        except ProviderError as exc:
+            log.debug("pool %s vm %s: readiness poll errored, polling on: %s", ctx.name, name, exc)
+            return False
 
     def start_destroy(self, name: str, state: VMState) -> None:
         if name not in self.busy:

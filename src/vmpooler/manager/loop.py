@@ -15,10 +15,11 @@ from vmpooler.config import PoolSettings, Settings
 from vmpooler.errors import LeaseLost, ProviderError, StoreError
 from vmpooler.manager.breaker import CircuitBreaker
 from vmpooler.manager.context import PoolContext, PoolPolicy
-from vmpooler.manager.history import HistorySampler
+from vmpooler.manager.history import HistorySampler, seconds_to_next_sample
 from vmpooler.manager.leases import LeaseKeeper
 from vmpooler.manager.ondemand import OndemandProvisioner
 from vmpooler.manager.pool import PoolReconciler
+from vmpooler.manager.quiet import Census
 from vmpooler.manager.tasks import TaskWorker
 from vmpooler.manager.wakeups import Wakeups
 from vmpooler.metrics.base import Metrics
@@ -94,12 +95,15 @@ class Manager:
         call_timeout: float = 120.0,
         ready_poll_interval: float = 1.0,
         metrics: Metrics | None = None,
+        history_wait: Callable[[float], float] = seconds_to_next_sample,
     ) -> None:
+        """``history_wait(now)``: seconds until the next history sample (a test may move it away)."""
         self.settings = settings
         self.store = store
         self.providers = providers
         self.manager_id = uuid.uuid4().hex[:12]
         self.reconcilers: dict[str, PoolReconciler] = {}
+        self.census = Census(store, [pool.name for pool in settings.pools])
         cfg = settings.config
         quota_locks = {name: asyncio.Lock() for name, p in providers.items() if p.options.max_vms is not None}
         for pool in settings.pools:
@@ -125,7 +129,7 @@ class Manager:
                 metrics=metrics or Metrics(),
                 breaker=breaker,
             )
-            self.reconcilers[pool.name] = PoolReconciler(ctx)
+            self.reconcilers[pool.name] = PoolReconciler(ctx, census=self.census)
             ctx.on_slot_freed = self._wake_starved_pools
         self.leases = LeaseKeeper(
             store,
@@ -138,7 +142,7 @@ class Manager:
         self.wakeups = Wakeups(store, self.reconcilers)
         self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()}, clock)
         self.ondemand = OndemandProvisioner(settings, store, clock)
-        self.history = HistorySampler(settings, store, clock)
+        self.history = HistorySampler(settings, store, clock, history_wait)
 
     async def register_pools(self) -> None:
         """Publish the configured pools for API processes started without ``:pools:``; pools that were
@@ -157,10 +161,11 @@ class Manager:
         reconciler.ctx.fence = fence
         reconciler.forget_cached_state()  # another manager may have changed the pool meanwhile
 
-    async def run_once(self) -> dict[str, bool]:
-        """One pass of the on-demand provisioner, then one over every pool."""
+    async def run_once(self, *, quiet: bool = False) -> dict[str, bool]:
+        """One pass of the on-demand provisioner, then one over every pool; with ``quiet``, as the
+        running manager makes it when no event came (settled pools read nothing of themselves)."""
         await self.ondemand.run_once()
-        results = await asyncio.gather(*(r.run_once() for r in self.reconcilers.values()))
+        results = await asyncio.gather(*(r.run_once(quiet=quiet) for r in self.reconcilers.values()))
         return dict(zip(self.reconcilers, results, strict=True))
 
     async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
@@ -252,9 +257,11 @@ class Manager:
                 await _wait(stop, min(WAKE_POLL_SECONDS, self.leases.lease_seconds / 3))
                 continue
             started = time.monotonic()
+            # announced changes (and any time events may have been missed) need a full pass
+            quiet = self.wakeups.listening and not self.wakeups.flags[reconciler.ctx.name].is_set()
             self.wakeups.before_pass(reconciler.ctx.name)
             try:
-                changed = await reconciler.run_once()
+                changed = await reconciler.run_once(quiet=quiet)
             except LeaseLost as exc:
                 log.warning("pool %s: %s; stopping this pass", reconciler.ctx.name, exc)
                 changed = False

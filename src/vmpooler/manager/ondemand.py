@@ -35,11 +35,14 @@ class OndemandProvisioner:
         self.store = store
         self.clock = clock
         self.owner = uuid.uuid4().hex
+        #: the demand this provisioner last wrote, pool -> VMs
+        self._demand: dict[str, int] = {}
 
     async def run_once(self) -> bool:
         """One pass; True when any request changed."""
         od = self.store.ondemand
         if not await od.lock(self.owner, LOCK_SECONDS):
+            self._demand = {}  # another manager provisions; if this one takes over, it tells every pool
             return False
         changed = False
         for request_id in await od.claim_new():
@@ -55,7 +58,13 @@ class OndemandProvisioner:
         capped: dict[str, int] = {}
         for pool, missing in demand.items():
             capped[pool] = min(missing, max(0, limit - sum(capped.values())))
-        await od.set_demand({p: n for p, n in capped.items() if n > 0})
+        wanted = {p: n for p, n in capped.items() if n > 0}
+        await od.set_demand(wanted)
+        # a settled pool's manager reads nothing of it until told (manager/quiet.py): tell the pools
+        # whose demand moved (all of them once, when this manager takes the lock over)
+        moved = sorted(p for p in set(wanted) | set(self._demand) if wanted.get(p) != self._demand.get(p))
+        await self.store.events.notify(moved)
+        self._demand = wanted
         return changed
 
     async def _serve(self, request_id: str, demand: Counter[str]) -> bool:
@@ -99,6 +108,7 @@ class OndemandProvisioner:
                     {**fields, "pool_alias": alias},
                     token_id=record.get("token:token") or None,
                     ondemand=(request_id, alias, pool),
+                    lifetime_hours=float(fields.get("lifetime") or cfg.vm_lifetime),
                 )
                 if isinstance(taken, int):
                     break

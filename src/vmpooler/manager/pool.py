@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import replace
 
@@ -11,9 +12,11 @@ from vmpooler.domain import PoolTarget
 from vmpooler.errors import ProviderError
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.lifecycle import Lifecycle
+from vmpooler.manager.quiet import Census, QuietPool
 from vmpooler.states import DOOMED_STATES, VMState
-from vmpooler.store.pool_view import PoolView
-from vmpooler.store.records import format_time, parse_time
+from vmpooler.store.deadlines import lifetime_end
+from vmpooler.store.pool_view import Due, PoolView
+from vmpooler.store.records import parse_time
 
 log = logging.getLogger("vmpooler.manager")
 
@@ -30,8 +33,13 @@ class PoolReconciler:
     """Keeps one pool at its size. ``run_once`` is one pass; it returns True when it changed anything
     (the loop then comes back soon) and never waits on a clone or destroy."""
 
-    def __init__(self, ctx: PoolContext, lifecycle: Lifecycle | None = None) -> None:
+    def __init__(self, ctx: PoolContext, lifecycle: Lifecycle | None = None, census: Census | None = None) -> None:
         self.ctx = ctx
+        #: every pool's set sizes, shared: lets a quiet pass see a change without reading this pool
+        self.census = census
+        self.quiet = QuietPool()
+        #: passes run, and of those the full ones (that read the pool from Redis)
+        self.passes = self.full_passes = 0
         self.lifecycle = lifecycle or Lifecycle(ctx)
         #: the policy as configured, to fall back to when an override is removed
         self.configured = replace(ctx.policy)
@@ -43,23 +51,50 @@ class PoolReconciler:
         self.starved = False
         #: a template override the provider refused (warned about once)
         self._refused_template: str | None = None
+        #: the deadline index was built (or checked) from the records since this manager started
+        self._indexed = False
+        #: when the next ready or running VM comes due (epoch seconds), as of the last pass
+        self.next_due = math.inf
 
     def forget_cached_state(self) -> None:
         self._empty = None
         self._missing.clear()
+        self.quiet.forget()
 
-    async def run_once(self) -> bool:
+    async def run_once(self, *, quiet: bool = False) -> bool:
+        """One pass. With ``quiet`` (nothing announced a change since the last pass) a pool found
+        settled last time is only compared with the provider's inventory and the shared census: when
+        both match and nothing is due, the pass reads nothing of this pool from Redis."""
         started = time.perf_counter()
+        self.passes += 1
         try:
+            if quiet and await self._still_quiet():
+                return False
+            self.full_passes += 1
             return await self._pass()
         finally:
             self.ctx.metrics.manager_pass(self.ctx.name, time.perf_counter() - started)
 
+    async def _still_quiet(self) -> bool:
+        ctx = self.ctx
+        if self.census is None or not self.quiet.may_skip(ctx.clock(), self.next_due):
+            return False
+        if self.quiet.contradicted_by(*await self.census.counts(ctx.name)):
+            return False
+        try:
+            inventory = await ctx.call("vms_in_pool", ctx.provider.vms_in_pool(ctx.target))
+        except ProviderError:
+            return False  # the full pass reports it
+        if frozenset(inventory) != self.quiet.members:
+            return False
+        await ctx.publish_health()
+        self.quiet.skipped += 1
+        return True
+
     async def _pass(self) -> bool:
         ctx = self.ctx
-        # one round trip for what Redis knows; a pass over an unchanged pool adds one more (the
-        # records' check fields) and writes nothing
-        view = await ctx.store.pool_view(ctx.name)
+        # one round trip for what Redis knows, the ready and running VMs only as far as they are due
+        view = await self._view()
         self._apply_overrides(view.overrides)
         try:
             inventory = set(await ctx.call("vms_in_pool", ctx.provider.vms_in_pool(ctx.target)))
@@ -74,14 +109,34 @@ class PoolReconciler:
         changed = await self._discover(inventory, members)
         busy = self.lifecycle.busy
         records = {name: fields for name, fields in view.records.items() if name not in busy}
-        changed |= await self._check_running(inventory, members[VMState.RUNNING], records)
-        changed |= await self._check_ready(inventory, members[VMState.READY], records)
+        changed |= await self._check_running(inventory, members[VMState.RUNNING], view.due)
+        changed |= await self._check_ready(inventory, members[VMState.READY], view.due, busy)
         changed |= await self._check_pending(inventory, members[VMState.PENDING], records)
         changed |= await self._drain_if_changed(members, view.prepared, view.reset_requested)
         # VMs doomed during this pass are destroyed now too: look again, but only if something changed
         self._destroy_doomed(await ctx.store.all_members(ctx.name) if changed else members)
         changed |= await self._resize(view, changed)
+        self.next_due = view.due.next_at
+        self.quiet.settle(view, changed, bool(self.lifecycle.busy), ctx.policy.size + view.demand)
         return changed
+
+    async def _view(self) -> PoolView:
+        """This pass's view; the deadline index is first built from the records at start and again
+        whenever it disagrees with the state sets (VMs written by the original vmpooler, or before
+        the index existed)."""
+        ctx = self.ctx
+        policy = ctx.policy
+        view = await ctx.store.pool_view(ctx.name, ctx.clock(), policy.ready_ttl, policy.check_interval)
+        # at start only running VMs need it: their lifetimes may end by another vm_lifetime than this
+        # manager's (the ready entries hold times, not deadlines)
+        rewrite = not self._indexed and bool(view.members[VMState.RUNNING])
+        self._indexed = True
+        if view.indexed and not rewrite:
+            return view
+        written = await ctx.store.deadlines.reindex(ctx.name, policy.lifetime_hours, rewrite=rewrite)
+        if written:
+            log.info("pool %s: deadline index rebuilt from the VM records (%d entries)", ctx.name, written)
+        return await ctx.store.pool_view(ctx.name, ctx.clock(), policy.ready_ttl, policy.check_interval)
 
     def _apply_overrides(self, overrides: dict[str, str]) -> None:
         """Take the API's overrides (or, once removed, the configured values) into the policy."""
@@ -121,69 +176,71 @@ class PoolReconciler:
             changed |= await self.ctx.move(name, VMState.DISCOVERED, VMState.COMPLETED, "unknown to Redis: leaked VM")
         return changed
 
-    async def _check_running(self, inventory: set[str], running: set[str], records: Records) -> bool:
+    async def _check_running(self, inventory: set[str], running: set[str], due: Due) -> bool:
         ctx = self.ctx
-        now = ctx.clock()
         changed = False
-        for name in sorted(running & records.keys()):
-            record = records[name]
-            if name not in inventory:
-                if self._gone(name):
-                    changed |= await ctx.move(name, VMState.RUNNING, VMState.COMPLETED, "vanished from provider")
+        for name in sorted(running - inventory):
+            if self._gone(name):
+                changed |= await ctx.move(name, VMState.RUNNING, VMState.COMPLETED, "vanished from provider")
+        over = [name for name in due.lifetime if name in inventory]
+        if not over:
+            return changed
+        # the index is a hint: a record changed by hand, or under another vm_lifetime, has the last word
+        now = ctx.clock()
+        later: dict[str, float] = {}
+        for name, record in zip(over, await ctx.store.vms(over), strict=True):
+            ends = lifetime_end(record, ctx.policy.lifetime_hours)
+            if ends > now:
+                later[name] = ends
                 continue
-            checkout = parse_time(record.get("checkout"))
-            try:
-                lifetime = float(record.get("lifetime") or ctx.policy.lifetime_hours)
-            except ValueError:
-                lifetime = ctx.policy.lifetime_hours
-            if checkout is not None and lifetime > 0 and now - checkout >= lifetime * 3600:
-                changed |= await ctx.move(
-                    name, VMState.RUNNING, VMState.COMPLETED, f"lifetime of {lifetime:g}h ran out"
-                )
+            changed |= await ctx.move(
+                name,
+                VMState.RUNNING,
+                VMState.COMPLETED,
+                f"lifetime of {record.get('lifetime') or f'{ctx.policy.lifetime_hours:g}'}h ran out",
+            )
+        await ctx.store.deadlines.reschedule(ctx.name, later)
         return changed
 
-    async def _check_ready(self, inventory: set[str], ready: set[str], records: Records) -> bool:
+    async def _check_ready(self, inventory: set[str], ready: set[str], due: Due, busy: set[str]) -> bool:
         ctx = self.ctx
-        now = ctx.clock()
         changed = False
-        due: list[str] = []
-        for name in sorted(ready & records.keys()):
-            record = records[name]
-            became_ready = parse_time(record.get("ready"))
-            if name not in inventory:
-                if self._gone(name):
-                    changed |= await ctx.move(name, VMState.READY, VMState.COMPLETED, "vanished from provider")
-            elif became_ready is not None and now - became_ready > ctx.policy.ready_ttl:
-                changed |= await ctx.move(
-                    name, VMState.READY, VMState.COMPLETED, f"ready longer than {ctx.policy.ready_ttl:.0f}s"
-                )
-            else:
-                last_check = parse_time(record.get("check")) or became_ready or 0.0
-                if now - last_check >= ctx.policy.check_interval:
-                    due.append(name)
-        if due:
-            limit = asyncio.Semaphore(CHECK_CONCURRENCY)
+        for name in sorted(ready - inventory):
+            if self._gone(name):
+                changed |= await ctx.move(name, VMState.READY, VMState.COMPLETED, "vanished from provider")
+        expired = [name for name in due.expired if name in inventory and name not in busy]
+        for name in expired:
+            changed |= await ctx.move(
+                name, VMState.READY, VMState.COMPLETED, f"ready longer than {ctx.policy.ready_ttl:.0f}s"
+            )
+        gone = set(expired) | busy
+        checks = [name for name in due.check if name in inventory and name not in gone]
+        if not checks:
+            return changed
+        limit = asyncio.Semaphore(CHECK_CONCURRENCY)
 
-            async def check(name: str) -> bool:
-                async with limit:
-                    try:
-                        alive = await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
-                    except ProviderError as exc:
-                        log.warning("pool %s vm %s: ready check errored: %s", ctx.name, name, exc)
-                        return False
-                if alive:
-                    await ctx.store.update_vm(name, {"check": format_time(ctx.clock())})
-                    return False
-                ctx.metrics.error("ready_check_failed", ctx.name)
-                return await ctx.move(
-                    name,
-                    VMState.READY,
-                    VMState.FAILED,
-                    "failed its ready check",
-                    {"clone_error": "failed a ready re-check"},
-                )
+        async def alive(name: str) -> bool | None:
+            async with limit:
+                try:
+                    return await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
+                except ProviderError as exc:
+                    # not judged: it stays due, so the next pass asks again
+                    log.warning("pool %s vm %s: ready check errored: %s", ctx.name, name, exc)
+                    return None
 
-            changed |= any(await asyncio.gather(*(check(name) for name in due)))
+        answers = dict(zip(checks, await asyncio.gather(*(alive(name) for name in checks)), strict=True))
+        await ctx.store.deadlines.passed_checks(ctx.name, [n for n, ok in answers.items() if ok], ctx.clock())
+        for name, ok in answers.items():
+            if ok is not False:
+                continue
+            ctx.metrics.error("ready_check_failed", ctx.name)
+            changed |= await ctx.move(
+                name,
+                VMState.READY,
+                VMState.FAILED,
+                "failed its ready check",
+                {"clone_error": "failed a ready re-check"},
+            )
         return changed
 
     async def _check_pending(self, inventory: set[str], pending: set[str], records: Records) -> bool:

@@ -6,23 +6,16 @@ behind that someone must clean up; a VM boots ``ready_delay`` seconds after its 
 destroy may fail. Each fault is switched on by a ``<call>_fail_percent`` option and each call is
 slowed by ``<call>_max_time``, as in the original vmpooler's dummy provider.
 
-With ``filename`` the inventory lives in a JSON file shared by every process naming it. Each change
-is a read-modify-write under ``fcntl.flock`` on ``<filename>.lock``, written to a temporary file and
-moved into place, so several managers (or one killed with ``kill -9`` and restarted) see one
-consistent inventory and a VM outlives the process that made it. Without ``filename`` the inventory
-lives in memory and dies with the provider.
+With ``filename`` the inventory lives in files shared by every process naming it (a snapshot and an
+append-only journal, each change one line under a file lock: dummy_inventory.py), so several managers
+(or one killed with ``kill -9`` and restarted) see one consistent inventory and a VM outlives the
+process that made it. Without ``filename`` the inventory lives in memory and dies with the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
-import fcntl
-import json
-import os
 import random
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -30,21 +23,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import yaml
 from pydantic import Field
 
 from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import PermanentProviderError, ProviderError
-from vmpooler.providers import dummy_original
 from vmpooler.providers.base import Provider, ProviderOptions
+from vmpooler.providers.dummy_inventory import Inventory, InventoryStore, Record
 
 __all__ = ["DummyOptions", "DummyProvider", "VMStatus"]
 
 T = TypeVar("T")
 Seconds = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(ge=0, le=100)]
-Record = dict[str, Any]
-Inventory = dict[str, dict[str, Record]]  # pool name -> VM name -> record
 
 
 class DummyOptions(ProviderOptions):
@@ -94,86 +84,6 @@ class VMStatus(StrEnum):
     RUNNING = "running"
 
 
-class _Inventory:
-    """The inventory in memory, or in a JSON file that every process naming it shares."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        #: the file is the original vmpooler's (dummy_original): it is written back in that form
-        self.original_format = False
-        self._memory: Inventory = {}
-        self._lock = asyncio.Lock()  # one change at a time within this process
-
-    def load(self) -> Inventory:
-        """A copy of the current inventory (blocking when file-backed)."""
-        if self.path is None:
-            return copy.deepcopy(self._memory)
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise ProviderError(f"dummy inventory {self.path}: {exc}") from exc
-        try:
-            data = json.loads(text) if text.strip() else {"pools": {}}
-        except ValueError:
-            data = _original_yaml(self.path, text)
-        if dummy_original.is_original(data):
-            self.original_format = True
-            return dummy_original.from_original(data)
-        if not isinstance(data, dict) or not isinstance(data.get("pools"), dict):
-            raise PermanentProviderError(f"dummy inventory {self.path} has no 'pools' mapping")
-        pools: Inventory = data["pools"]
-        return pools
-
-    async def read(self) -> Inventory:
-        if self.path is None:
-            return self.load()
-        return await asyncio.to_thread(self.load)
-
-    async def pool(self, name: str) -> dict[str, Record]:
-        """A copy of one pool's VMs: in memory only that pool is copied (a whole-inventory copy per
-        call made a manager pass O(pools x VMs) at scale; BENCHMARKS.md)."""
-        if self.path is None:
-            return copy.deepcopy(self._memory.get(name, {}))
-        return (await self.read()).get(name, {})
-
-    async def update(self, change: Callable[[Inventory], T]) -> T:
-        """Apply ``change`` to the inventory atomically; if it raises, nothing is written.
-
-        ``change`` must raise before it mutates anything: in memory there is no copy to roll back.
-        """
-        async with self._lock:
-            if self.path is None:
-                return change(self._memory)
-            return await asyncio.to_thread(self._update_file, self.path, change)
-
-    def _update_file(self, path: Path, change: Callable[[Inventory], T]) -> T:
-        try:
-            with open(path.with_name(path.name + ".lock"), "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process dies
-                inventory = self.load()
-                result = change(inventory)
-                self._write(path, inventory)
-                return result
-        except OSError as exc:
-            raise ProviderError(f"dummy inventory {path}: {exc}") from exc
-
-    def _write(self, path: Path, inventory: Inventory) -> None:
-        # Readers take no lock: os.replace lets them see the old file or the new one, never half.
-        # No fsync: the file must survive a killed process, not a power cut.
-        document = dummy_original.to_original(inventory) if self.original_format else {"pools": inventory}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(document, out, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-
 class DummyProvider(Provider):
     """A provider whose VMs are records in an inventory; see the module docstring."""
 
@@ -186,16 +96,16 @@ class DummyProvider(Provider):
         self._random = random.Random(options.seed)
         if options.filename:
             Path(options.filename).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._inventory = _Inventory(Path(options.filename).expanduser() if options.filename else None)
+        self._inventory = InventoryStore(Path(options.filename).expanduser() if options.filename else None)
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
-        return sorted(await self._inventory.pool(pool.name))
+        return await self._inventory.names(pool.name)
 
     async def get_vm(self, pool: PoolTarget, name: str) -> VMInfo | None:
         power_off = self._roll(self.options.getvm_poweroff_percent)
         rename = self._roll(self.options.getvm_rename_percent)
         if not (power_off or rename):
-            record = (await self._inventory.pool(pool.name)).get(name)
+            record = await self._inventory.record(pool.name, name)
             return _info(pool.name, name, record) if record else None
 
         def look(inventory: Inventory) -> VMInfo | None:
@@ -208,7 +118,7 @@ class DummyProvider(Provider):
                 record["hostname"] = f"DUMMY{name}"
             return _info(pool.name, name, record)
 
-        return await self._inventory.update(look)
+        return await self._inventory.update(pool.name, name, look)
 
     async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
         if self.options.templates is not None and pool.template not in self.options.templates:
@@ -240,7 +150,7 @@ class DummyProvider(Provider):
             )
             return _info(pool.name, name, record)
 
-        await self._inventory.update(start_clone)
+        await self._inventory.update(pool.name, name, start_clone)
         try:
             await self._simulate("createvm", f"cloning {name!r}")
         except ProviderError:
@@ -250,7 +160,7 @@ class DummyProvider(Provider):
         return await self._change_vm(pool, name, power_on)
 
     async def destroy_vm(self, pool: PoolTarget, name: str) -> None:
-        record = (await self._inventory.pool(pool.name)).get(name)
+        record = await self._inventory.record(pool.name, name)
         if record is None:
             return
         if record["powered_on"]:
@@ -264,10 +174,10 @@ class DummyProvider(Provider):
             if not vms:
                 inventory.pop(pool.name, None)
 
-        await self._inventory.update(remove)
+        await self._inventory.update(pool.name, name, remove)
 
     async def vm_ready(self, pool: PoolTarget, name: str) -> bool:
-        record = (await self._inventory.pool(pool.name)).get(name)
+        record = await self._inventory.record(pool.name, name)
         if record is None or not record["powered_on"] or record["status"] != VMStatus.RUNNING:
             return False
         if time.time() - record["booted"] < self.options.ready_delay:
@@ -304,7 +214,7 @@ class DummyProvider(Provider):
 
     def all_vms(self) -> dict[str, list[str]]:
         """Pool name -> names of its VMs, read now (blocking; for tests and the CLI)."""
-        return {pool: sorted(vms) for pool, vms in sorted(self._inventory.load().items())}
+        return {pool: sorted(vms) for pool, vms in sorted(self._inventory.snapshot().items())}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "filename": self.options.filename}
@@ -318,11 +228,13 @@ class DummyProvider(Provider):
                 raise PermanentProviderError(f"dummy: no VM {name!r} in pool {pool.name!r}")
             return change(record)
 
-        return await self._inventory.update(apply)
+        return await self._inventory.update(pool.name, name, apply)
 
     async def _set_if_present(self, pool: PoolTarget, name: str, **fields: Any) -> None:
         """Update the VM's record unless another caller has destroyed it meanwhile."""
-        await self._inventory.update(lambda inventory: inventory.get(pool.name, {}).get(name, {}).update(fields))
+        await self._inventory.update(
+            pool.name, name, lambda inventory: inventory.get(pool.name, {}).get(name, {}).update(fields)
+        )
 
     def _roll(self, percent: float) -> bool:
         """True with a chance of ``percent`` in 100."""
@@ -338,14 +250,6 @@ class DummyProvider(Provider):
         percent: float = getattr(self.options, f"{call}_fail_percent")
         if self._roll(percent):
             raise ProviderError(f"dummy: injected fault ({call}_fail_percent={percent:g}) while {doing}")
-
-
-def _original_yaml(path: Path, text: str) -> Any:
-    """The original vmpooler's dummy writes its inventory as YAML."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PermanentProviderError(f"dummy inventory {path} is neither JSON nor YAML: {exc}") from exc
 
 
 def _fake_ip(name: str) -> str:

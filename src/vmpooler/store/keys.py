@@ -40,6 +40,22 @@ def ready_queue(pool: str) -> str:
     return f"{PREFIX}readyqueue__{pool}"
 
 
+def ready_since(pool: str) -> str:
+    """Ours: zset of the pool's ready VMs by the time each became ready; those past ``ready_ttl``
+    are ``ZRANGEBYSCORE`` up to now minus the TTL, so a pass reads only the VMs due."""
+    return f"{PREFIX}ready_since__{pool}"
+
+
+def checked_at(pool: str) -> str:
+    """Ours: zset of the pool's ready VMs by the time each last passed its check (or became ready)."""
+    return f"{PREFIX}checked_at__{pool}"
+
+
+def lifetime_ends(pool: str) -> str:
+    """Ours: zset of the pool's running VMs by the time each one's lifetime ends (+inf: no limit)."""
+    return f"{PREFIX}lifetime_ends__{pool}"
+
+
 def vm(name: str) -> str:
     return f"{VM_PREFIX}{name}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from vmpooler.errors import LeaseLost
 from vmpooler.states import LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.deadlines import DeadlineStore, deadline_keys, zset_score
 from vmpooler.store.events import EventStore
 from vmpooler.store.health import HealthStore
 from vmpooler.store.history import HistoryStore, count_field
@@ -27,6 +29,9 @@ from vmpooler.store.tasks import TaskStore
 from vmpooler.store.tokens import TokenStore
 
 Fields = Mapping[str, str | int | float]
+
+#: hours a checked-out VM lives when the caller names no lifetime (``vm_lifetime``'s default)
+DEFAULT_LIFETIME_HOURS = 24.0
 
 
 def _pairs(fields: Fields | None) -> list[str]:
@@ -65,6 +70,7 @@ class Store:
         self.leases = LeaseStore(client)
         self.events = EventStore(client)
         self.slots = SlotStore(client, self._scripts.clone_slot, self.managers_alive)
+        self.deadlines = DeadlineStore(client, self._scripts.set_lifetime)
 
     async def ping(self) -> bool:
         async with translated():
@@ -129,10 +135,10 @@ class Store:
             found = await pipe.execute()
         return {state: set(names) for state, names in zip(LIVE_STATES, found, strict=True)}
 
-    async def pool_view(self, pool: str) -> PoolView:
-        """Members, overrides, drain triggers, demand and the records' check fields of one pool, in
-        one call."""
-        return await read_pool_view(self._scripts.pool_view, pool)
+    async def pool_view(self, pool: str, now: float, ready_ttl: float, check_interval: float) -> PoolView:
+        """Members, overrides, drain triggers, demand, pending VMs' check fields, and the ready and
+        running VMs due at ``now`` (past ``ready_ttl``, due a check, lifetime over), in one call."""
+        return await read_pool_view(self._scripts.pool_view, pool, now, ready_ttl, check_interval)
 
     async def set_empty(self, pool: str, empty: bool) -> None:
         async with translated():
@@ -197,10 +203,24 @@ class Store:
             raise LeaseLost(f"pool {pool}: this manager's lease passed to another manager")
         return bool(done)
 
-    async def move(self, pool: str, name: str, source: VMState, target: VMState, fields: Fields | None = None) -> bool:
+    async def move(
+        self,
+        pool: str,
+        name: str,
+        source: VMState,
+        target: VMState,
+        fields: Fields | None = None,
+        *,
+        score: float | None = None,
+    ) -> bool:
         """Move ``name`` from ``source`` to ``target`` (a live state); False if it was no longer in
-        ``source``. Raises IllegalTransition for a move the state table forbids."""
+        ``source``. Raises IllegalTransition for a move the state table forbids.
+
+        The pool's deadline index moves with it: ``score`` is, for a READY target, when it became
+        ready (default now); for a RUNNING target, when its lifetime ends (default never)."""
         check_move(source, target)
+        if score is None:
+            score = time.time() if target is VMState.READY else math.inf
         async with translated():
             done = await self._scripts.move(
                 keys=[
@@ -208,20 +228,15 @@ class Store:
                     keys.state_set(target, pool),
                     keys.vm(name),
                     keys.active(pool),
-                    keys.ready_queue(pool),
+                    *deadline_keys(pool),
                 ],
-                args=[
-                    name,
-                    "1" if target is VMState.READY else "0",
-                    "1" if source is VMState.RUNNING else "0",
-                    *_pairs(fields),
-                ],
+                args=[name, source.value, target.value, zset_score(score), *_pairs(fields)],
             )
         return bool(done)
 
     async def mark_ready(self, pool: str, name: str, now: float, boot_seconds: float) -> bool:
         """PENDING -> READY, queued for checkout, with the boot statistics the summary reports."""
-        if not await self.move(pool, name, VMState.PENDING, VMState.READY, {"ready": format_time(now)}):
+        if not await self.move(pool, name, VMState.PENDING, VMState.READY, {"ready": format_time(now)}, score=now):
             return False
         async with translated():
             await self.client.hset(keys.LASTBOOT, pool, format_time(now))
@@ -261,10 +276,12 @@ class Store:
         fields: Fields | None = None,
         token_id: str | None = None,
         ondemand: tuple[str, str, str] | None = None,
+        lifetime_hours: float = DEFAULT_LIFETIME_HOURS,
     ) -> list[tuple[str, str]] | int:
         """Take one ready VM per request (each a list of candidate pools), all or nothing. In the
-        same step the VMs are indexed under ``token_id`` and under the on-demand request
-        ``(request_id, alias, pool)`` they are delivered to.
+        same step the VMs are indexed under ``token_id``, under the on-demand request
+        ``(request_id, alias, pool)`` they are delivered to, and by when their ``lifetime_hours``
+        end (0: never), for the manager.
 
         Returns [(pool, name), ...] in request order, or the index of the first request that
         could not be served, in which case nothing was taken.
@@ -274,7 +291,8 @@ class Store:
         index: dict[str, int] = {}
         # the provisioner retries an empty pool until its clones arrive: only the API's refusals count
         refused = count_field("refused", now) if ondemand is None else ""
-        args = [format_time(now), keys.VM_PREFIX, "", str(len(requests)), count_field("checkouts", now), refused]
+        ends = zset_score(now + lifetime_hours * 3600 if lifetime_hours > 0 else math.inf)
+        args = [format_time(now), keys.VM_PREFIX, "", str(len(requests)), count_field("checkouts", now), refused, ends]
         for candidates in requests:
             args.append(str(len(candidates)))
             for pool in candidates:
@@ -294,6 +312,9 @@ class Store:
                 keys.state_set(VMState.RUNNING, pool),
                 keys.active(pool),
                 keys.history_counts(pool),
+                keys.ready_since(pool),
+                keys.checked_at(pool),
+                keys.lifetime_ends(pool),
             )
         ]
         if token_id is not None:
@@ -306,22 +327,6 @@ class Store:
             return int(reply[1]) - 1
         flat = reply[1:]
         return [(pools[int(flat[i]) - 1], str(flat[i + 1])) for i in range(0, len(flat), 2)]
-
-    async def compact_ready_queue(self, pool: str) -> None:
-        """Rebuild a ready queue grown long with names that left ready other ways (oldest first)."""
-        async with translated():
-            queue_len = await self.client.llen(keys.ready_queue(pool))
-            ready = await self.members(pool, VMState.READY)
-            if queue_len <= 2 * len(ready) + 32:
-                return
-            names = sorted(ready)
-            records = await self.vms(names)
-            order = sorted(zip(names, records, strict=True), key=lambda pair: pair[1].get("ready", ""))
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.delete(keys.ready_queue(pool))
-                if order:
-                    pipe.rpush(keys.ready_queue(pool), *[name for name, _ in order])
-                await pipe.execute()
 
     # ---- managers: who is alive -------------------------------------------------------------
 

@@ -30,6 +30,7 @@ class Scripts:
     counts: AsyncScript
     pool_view: AsyncScript
     tag_vm: AsyncScript
+    set_lifetime: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

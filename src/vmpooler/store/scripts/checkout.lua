@@ -1,10 +1,11 @@
 -- Check out a batch of VMs, all or nothing, in O(batch size): no scan of any pool's members.
--- For each distinct pool i, KEYS[5i-4..5i] = ready set, ready queue, running set, active hash,
--- history counts hash; any keys after those are index sets every VM taken is added to (its
--- token's, its request's).
+-- For each distinct pool i, KEYS[8i-7..8i] = ready set, ready queue, running set, active hash,
+-- history counts hash, ready-since zset, checked-at zset, lifetime-ends zset (the manager's deadline
+-- index); any keys after those are index sets every VM taken is added to (its token's, its request's).
 -- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] number of pools, ARGV[4] n requests, ARGV[5]
 -- the history field counting this minute's checkouts, ARGV[6] the one counting refusals (a request
--- no candidate pool could serve; '' counts none); then per request: k, then k pool indexes
+-- no candidate pool could serve; '' counts none), ARGV[7] when the VMs' lifetime ends (a zset score,
+-- '+inf' for never); then per request: k, then k pool indexes
 -- (the candidates, in preference order); then m, then m field, value pairs for each vm hash.
 -- After the fields: the events channel, then the name of each pool (by index); every pool that gave
 -- a VM is published there, so its manager refills it at once instead of at its next poll.
@@ -14,7 +15,8 @@ local npools = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local minute_field = ARGV[5]
 local refused_field = ARGV[6]
-local pos = 7
+local lifetime_ends = ARGV[7]
+local pos = 8
 local requests = {}
 for r = 1, n do
   local k = tonumber(ARGV[pos])
@@ -37,7 +39,7 @@ for r = 1, n do
   local chosen = nil
   for _, i in ipairs(requests[r]) do
     if available[i] == nil then
-      available[i] = redis.call('SCARD', KEYS[5 * i - 4])
+      available[i] = redis.call('SCARD', KEYS[8 * i - 7])
     end
     if available[i] > 0 then
       chosen = i
@@ -47,7 +49,7 @@ for r = 1, n do
   if chosen == nil then
     -- counted against the first candidate: the pool asked for (an alias's others were empty too)
     if refused_field ~= '' then
-      redis.call('HINCRBY', KEYS[5 * requests[r][1]], refused_field, 1)
+      redis.call('HINCRBY', KEYS[8 * requests[r][1] - 3], refused_field, 1)
     end
     return {0, r}
   end
@@ -74,16 +76,20 @@ end
 local out = {1}
 for r = 1, n do
   local i = plan[r]
-  local ready, queue, running, active = KEYS[5 * i - 4], KEYS[5 * i - 3], KEYS[5 * i - 2], KEYS[5 * i - 1]
+  local base = 8 * (i - 1)
+  local ready, queue, running, active = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
   local name = pop_oldest(ready, queue)
   redis.call('SMOVE', ready, running, name)
   redis.call('HSET', active, name, now)
+  redis.call('ZREM', KEYS[base + 6], name)
+  redis.call('ZREM', KEYS[base + 7], name)
+  redis.call('ZADD', KEYS[base + 8], lifetime_ends, name)
   redis.call('HSET', vm_prefix .. name, 'checkout', now)
   if m > 0 then
     redis.call('HSET', vm_prefix .. name, unpack(fields))
   end
-  redis.call('HINCRBY', KEYS[5 * i], minute_field, 1)
-  for k = 5 * npools + 1, #KEYS do
+  redis.call('HINCRBY', KEYS[base + 5], minute_field, 1)
+  for k = 8 * npools + 1, #KEYS do
     redis.call('SADD', KEYS[k], name)
   end
   out[#out + 1] = i
