@@ -84,5 +84,19 @@ def setup_logging(level: int = logging.INFO, fmt: str = "plain", logfile: str | 
     logging.basicConfig(level=level, handlers=[front], force=True)
     listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
     listener.start()
-    atexit.register(listener.stop)
+    _LISTENERS.append(listener)
+    atexit.register(stop_logging)
     return warnings
+
+
+#: the writer threads setup_logging started in this process (a forked child starts its own)
+_LISTENERS: list[logging.handlers.QueueListener] = []
+
+
+def stop_logging() -> None:
+    """Write out every queued record and stop the writer threads: for atexit, and for a forked child that
+    ends with os._exit (which runs no atexit handler, so its last lines would be lost)."""
+    while _LISTENERS:
+        listener = _LISTENERS.pop()
+        if listener._thread is not None:  # a listener inherited through fork has no thread here
+            listener.stop()

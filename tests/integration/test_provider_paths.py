@@ -69,6 +69,8 @@ def test_serve_refuses_what_validate_config_refuses(tmp_path: Path, redis_port: 
     )
     for role in ("manager", "serve"):
         command = [VMPOOLER, role, "-c", str(config), "--state-dir", str(blocker / "state")]
+        if role == "serve":
+            command += ["--port", str(free_port())]
         wide = {**os.environ, "COLUMNS": "400"}  # one message, one line
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path, env=wide)
         assert done.returncode != 0

@@ -157,6 +157,10 @@ def test_a_redis_section_without_server_is_the_operators_redis(redis_port: int, 
         assert f"using Redis at localhost:{redis_port} (:redis: names no server" in server.text()
         assert not (tmp_path / ".vmpooler" / "redis").exists()
         client = redis.Redis(port=redis_port)
+        # the API listens before the manager (a process of its own) has registered the pools
+        deadline = time.monotonic() + 20
+        while not client.sismember("vmpooler__pools", "debian-12-x86_64") and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert client.sismember("vmpooler__pools", "debian-12-x86_64")
         client.close()
     finally:

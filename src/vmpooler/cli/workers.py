@@ -26,7 +26,8 @@ import uvloop
 
 from vmpooler.cli.runtime import Roles, run
 from vmpooler.config import Settings
-from vmpooler.errors import StoreError
+from vmpooler.errors import ConfigError, StoreError, VmpoolerError
+from vmpooler.logs import stop_logging
 from vmpooler.metrics import multiprocess
 from vmpooler.store.embedded import EmbeddedRedis, die_with_parent
 
@@ -39,6 +40,8 @@ STEADY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 30.0
 #: how long stopping children may take before they are killed
 STOP_GRACE_SECONDS = 30.0
+#: a child's exit code for "this configuration cannot run": restarting it would fail the same way forever
+EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -61,6 +64,7 @@ class Child:
     started_at: float = 0.0
     quick_deaths: int = 0
     restart_at: float | None = field(default=None)
+    exit_code: int | None = None
 
     def backoff(self) -> float:
         return min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** max(self.quick_deaths - 1, 0))
@@ -110,9 +114,10 @@ def run_workers(
             children.append(Child("manager", _body(settings, manager_roles, host, port, state_dir)))
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         for child in children:
-            _start(child, setup_logging)
+            _start(child, setup_logging, embedded)
         log.info("supervising %s (pid %d)", ", ".join(f"{c.role} {c.pid}" for c in children), os.getpid())
-        _supervise(children, setup_logging)
+        if not _supervise(children, setup_logging, embedded):
+            return 1
     finally:
         _stop_all(children)
         if sock is not None:
@@ -136,16 +141,18 @@ def _body(
     return body
 
 
-def _start(child: Child, setup_logging: Callable[[], None]) -> None:
+def _start(child: Child, setup_logging: Callable[[], None], embedded: EmbeddedRedis | None) -> None:
     parent = os.getpid()
     pid = os.fork()
     if pid:
-        child.pid, child.started_at, child.restart_at = pid, time.monotonic(), None
+        child.pid, child.started_at, child.restart_at, child.exit_code = pid, time.monotonic(), None, None
         return
     # the child: runs its body, then exits here (never returns into the parent's code)
     code = 0
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+        if embedded is not None:
+            embedded.forget_in_child()
         die_with_parent()
         if os.getppid() != parent:
             os._exit(0)  # the parent died before the kernel was told to signal us
@@ -153,15 +160,23 @@ def _start(child: Child, setup_logging: Callable[[], None]) -> None:
         child.body()
     except KeyboardInterrupt:
         pass
+    except ConfigError as exc:  # one line per problem, as validate-config says it; no traceback
+        logging.getLogger("vmpooler").error("%s cannot start: %s", child.role, "; ".join(exc.problems))
+        code = EXIT_CONFIG
+    except VmpoolerError as exc:
+        logging.getLogger("vmpooler").error("%s %d failed: %s", child.role, os.getpid(), exc)
+        code = 1
     except BaseException:
         logging.getLogger("vmpooler").exception("%s %d failed", child.role, os.getpid())
         code = 1
+    stop_logging()
     logging.shutdown()
     os._exit(code)
 
 
-def _supervise(children: list[Child], setup_logging: Callable[[], None]) -> None:
-    """Reap and restart children until SIGTERM or SIGINT arrives."""
+def _supervise(children: list[Child], setup_logging: Callable[[], None], embedded: EmbeddedRedis | None) -> bool:
+    """Reap and restart children until SIGTERM or SIGINT arrives (True), or a child finds that the
+    configuration cannot run (False)."""
     while True:
         now = time.monotonic()
         due = [c.restart_at for c in children if c.restart_at is not None]
@@ -169,9 +184,12 @@ def _supervise(children: list[Child], setup_logging: Callable[[], None]) -> None
         received = signal.sigtimedwait(SIGNALS, min(wait, 1.0))
         if received is not None and received.si_signo in (signal.SIGTERM, signal.SIGINT):
             log.info("stopping: %s", signal.Signals(received.si_signo).name)
-            return
+            return True
         for child in children:
             if child.restart_at is None and _reaped(child):
+                if child.exit_code == EXIT_CONFIG:
+                    log.error("stopping: the %s cannot run with this configuration", child.role)
+                    return False
                 lived = time.monotonic() - child.started_at
                 child.quick_deaths = 0 if lived >= STEADY_SECONDS else child.quick_deaths + 1
                 child.restart_at = time.monotonic() + (child.backoff() if child.quick_deaths else 0.0)
@@ -183,7 +201,7 @@ def _supervise(children: list[Child], setup_logging: Callable[[], None]) -> None
                     child.restart_at - time.monotonic(),
                 )
             if child.restart_at is not None and child.restart_at <= time.monotonic():
-                _start(child, setup_logging)
+                _start(child, setup_logging, embedded)
                 log.info("%s restarted as pid %d", child.role, child.pid)
 
 
@@ -191,10 +209,11 @@ def _reaped(child: Child) -> bool:
     """True when the child has ended (and is now reaped). Only our own children are waited for:
     os.wait() would also reap the embedded redis-server, which its Popen must do."""
     try:
-        done, _ = os.waitpid(child.pid, os.WNOHANG)
+        done, status = os.waitpid(child.pid, os.WNOHANG)
     except ChildProcessError:
-        done = child.pid
+        done, status = child.pid, 0
     if done:
+        child.exit_code = os.waitstatus_to_exitcode(status)
         multiprocess.process_dead(child.pid)
     return bool(done)
 

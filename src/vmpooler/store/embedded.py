@@ -274,6 +274,16 @@ class EmbeddedRedis:
                     break
                 time.sleep(0.05)
 
+    def forget_in_child(self) -> None:
+        """In a forked child: drop the inherited copy of the state-dir lock (the parent keeps holding it)
+        and any claim to the server, so the lock ends with the parent even while children still drain."""
+        if self._lock is not None:
+            # closing our copy of the descriptor leaves the parent's flock in place; LOCK_UN would not
+            with contextlib.suppress(OSError):
+                os.close(self._lock.fileno())
+            self._lock = None
+        self.process = None
+
     def _release(self) -> None:
         if self._lock is not None:
             with contextlib.suppress(OSError):
