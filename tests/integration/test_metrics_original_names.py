@@ -64,8 +64,15 @@ async def test_each_original_name_we_expose_is_the_originals_with_its_labels(
     metrics = build_metrics(settings)
     manager = Manager(settings, store, {"dummy": dummy(inventory_file)}, ready_poll_interval=0.02, metrics=metrics)
 
+    sink = prometheus_of(metrics)
+    assert sink is not None
+
     async def full() -> bool:
-        return (await store.counts(["deb"]))["deb"][VMState.READY] == 2
+        # a VM is ready in Redis a moment before the manager observes its boot time: wait for both
+        boots = sink.registry.get_sample_value(
+            "vmp_time_to_ready_state_count", {"poolname": "deb", "vmpooler_instance": "ci"}
+        )
+        return (await store.counts(["deb"]))["deb"][VMState.READY] == 2 and (boots or 0) >= 2
 
     await run_until(manager, full)
     metrics.error("markedasfailed", "deb")
@@ -75,8 +82,6 @@ async def test_each_original_name_we_expose_is_the_originals_with_its_labels(
         assert client.post("/api/v3/vm/nope").status_code == 404
         assert client.delete(f"/api/v3/vm/{host}").status_code == 200
         scraped_text = client.get("/prometheus").text
-    sink = prometheus_of(metrics)
-    assert sink is not None
     ours = {**_families(generate_latest(sink.registry).decode()), **_families(scraped_text)}
 
     original = _original_families("vmp")
