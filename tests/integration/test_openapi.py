@@ -26,7 +26,13 @@ async def test_schemathesis_finds_no_server_error(redis_port: int, store: Store,
     settings = settings_with(
         [{"name": "deb", "alias": "debian", "template": "t", "size": 2}], experimental_features=True
     )
-    await store.heartbeat("fuzz-manager", "test", 300, time.time())  # a healthy service: a manager is alive
+
+    async def manager_alive() -> None:  # a healthy service: a manager heartbeats while the fuzz runs
+        while True:
+            await store.heartbeat("fuzz-manager", "test", 300, time.time())
+            await asyncio.sleep(5)
+
+    heartbeats = asyncio.create_task(manager_alive())
     for i in range(40):
         await store.create_pending("deb", f"vm{i}", {})
         await store.mark_ready("deb", f"vm{i}", time.time(), 1.0)
@@ -58,6 +64,7 @@ async def test_schemathesis_finds_no_server_error(redis_port: int, store: Store,
             check=False,
             cwd=tmp_path,
         )
+    heartbeats.cancel()
     assert run.returncode == 0, run.stdout[-8000:]
 
 
