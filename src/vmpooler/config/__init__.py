@@ -1,10 +1,10 @@
 """Loads vmpooler's YAML configuration once, at start-up, into typed settings; errors name the key path.
 
-Where things are: ``settings`` (the models), ``globals`` (``:config:``), ``redis`` and ``tls``,
-``rate_limits``, ``sources`` and ``env`` (files and environment to one raw mapping), ``problems`` (every problem line,
-pydantic's errors included), ``effect`` (keys accepted without effect), ``load`` (start-up's entry
-point), ``stored_pools`` (pools kept in Redis). Checks that need the providers are in ``vmpooler.validate``:
-this package never imports a provider.
+Where things are: ``load`` (start-up's entry point), ``settings`` (the models), ``globals``
+(``:config:``), ``redis`` and ``tls``, ``rate_limits``, ``sources`` and ``env`` (files and environment
+to one raw mapping), ``problems`` (every problem line, pydantic's errors included), ``effect`` (keys
+accepted without effect), ``stored_pools`` (pools kept in Redis). Checks that need the providers are in
+``vmpooler.validate``: this package never imports a provider, nor the API.
 
 Notes for operators and readers:
 
