@@ -6,7 +6,7 @@
 
 Every key of every section comes from the pydantic models (``vmpooler.config.Settings`` and the models it
 holds, ``:auth: :ldap:`` and ``:rate_limits:``, and each installed provider's ``options_model``): its type
-and bounds, its default, the environment variable that overrides it (``vmpooler.config_env``) and its
+and bounds, its default, the environment variable that overrides it (``vmpooler.config.env``) and its
 description. A description is the field's ``Field(description=...)``, else the attribute's docstring, its
 ``#:`` comment or the comment at the end of its line. A provider whose module fails to import here (a
 missing optional dependency) keeps the section the page already has, so the page does not depend on
@@ -37,10 +37,13 @@ from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from vmpooler import config, config_effect, config_env
-from vmpooler.api.ratelimit import RateLimits
+from vmpooler import config
 from vmpooler.auth.ldap import LdapSettings
 from vmpooler.auth.policy import AuthPolicy
+from vmpooler.config import effect as config_effect
+from vmpooler.config import env as config_env
+from vmpooler.config.rate_limits import RateLimits
+from vmpooler.config.settings import INHERITED
 from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 from vmpooler.providers import registry
 from vmpooler.providers.base import ProviderOptions
@@ -101,7 +104,7 @@ def render(current: str = "") -> str:
     out = [INTRO, "## Sections\n", "| Section | Holds |", "|---|---|"]
     out += [f"| `:{name}:` | {_cell(_description(config.Settings, name, info))} |" for name, info in fields.items()]
     out.append("")
-    out += _section(":config:", config.GlobalSettings, env=_env_table(config_env._CONFIG_VARS))
+    out += _section(":config:", config.GlobalSettings, env=_env_table(config_env.CONFIG_VARS))
     out += _section(
         ":pools:",
         config.PoolSettings,
@@ -109,10 +112,10 @@ def render(current: str = "") -> str:
         note="One entry per pool. Any key not listed here (`folder`, `datastore`, `memory`, ...) is kept for the "
         "pool's provider, which owns its meaning (see the provider's page). A key with the default *`:config:` "
         "key* takes the value of that `:config:` key when the pool leaves it out.",
-        inherited=config._INHERITED,
+        inherited=INHERITED,
     )
     out += _section(":dns_configs:", config.DnsConfig, note="One entry per name; pools choose one with `dns_plugin`.")
-    out += _section(":redis:", _model_of(fields["redis"].annotation), env=_env_table(config_env._REDIS_VARS))
+    out += _section(":redis:", _model_of(fields["redis"].annotation), env=_env_table(config_env.REDIS_VARS))
     out += _section(
         ":auth:",
         AuthPolicy,
@@ -121,7 +124,7 @@ def render(current: str = "") -> str:
     out += _section(
         ":auth: → :ldap:",
         LdapSettings,
-        env=_env_table(config_env._LDAP_VARS),
+        env=_env_table(config_env.LDAP_VARS),
         note="`:auth:` holds `provider:` — `ldap`, or `dummy` (for development: any user whose password differs "
         f"from the name; env `{_first_var('auth')}`) — and, for `ldap`, this `:ldap:` mapping.",
     )
@@ -133,7 +136,7 @@ def render(current: str = "") -> str:
         "answers 429. `trusted_proxies` are peers whose `X-Forwarded-For` names the client.",
     )
     for name, model in METRIC_SECTIONS.items():
-        variables = {key: var for var, key in config_env._OPTIONAL_SECTION_VARS.get(name, {}).items()}
+        variables = {key: var for var, key in config_env.OPTIONAL_SECTION_VARS.get(name, {}).items()}
         out += _section(f":{name}:", model, env=variables, note=_description(config.Settings, name, fields[name]))
     out += _free_form_sections()
     out += _providers(current)
@@ -142,7 +145,7 @@ def render(current: str = "") -> str:
 
 
 def _no_effect() -> list[str]:
-    """The keys the original reads that are accepted here without effect (vmpooler.config_effect), with why."""
+    """The keys the original reads that are accepted here without effect (vmpooler.config.effect), with why."""
     out = [
         "## Accepted, with no effect here\n",
         "Keys the original vmpooler reads that this implementation accepts and does not act on. `validate-config` "
@@ -237,7 +240,7 @@ def _free_form_sections() -> list[str]:
         if name in typed:
             continue
         out += [f"## `:{name}:`\n", _description(config.Settings, name, info), ""]
-        variables = config_env._OPTIONAL_SECTION_VARS.get(name, {})
+        variables = config_env.OPTIONAL_SECTION_VARS.get(name, {})
         if variables:
             out += ["| Key | Env |", "|---|---|"]
             out += [f"| `{key}` | `{variable}` |" for variable, key in variables.items()]
@@ -246,7 +249,7 @@ def _free_form_sections() -> list[str]:
 
 
 def _first_var(section: str) -> str:
-    return next(iter(config_env._OPTIONAL_SECTION_VARS[section]))
+    return next(iter(config_env.OPTIONAL_SECTION_VARS[section]))
 
 
 def _env_table(table: dict[str, str]) -> dict[str, str]:

@@ -1,10 +1,11 @@
 """The checks a loaded configuration must pass before anything starts: one list, run by start-up and validate-config.
 
-``config.parse_settings`` checks each section's shape; ``problems`` adds what needs the installed
-code: each provider's options and its pools' keys (through the provider registry, passed in), the
-``:auth:`` section, ``:rate_limits:`` and the metrics sections. ``vmpooler validate-config`` and
-every ``vmpooler serve|api|manager`` call the same function, so a file validate-config passes never
-fails at start-up, and the messages are the same.
+``vmpooler.config`` checks each section's shape (the metrics sections included); ``problems`` adds
+what needs the installed code: each provider's options and its pools' keys (through the provider
+registry, passed in), the ``:auth:`` section and ``:rate_limits:``. This is the one place configuration
+meets the providers (``vmpooler.config`` never imports one); ``template_problem`` checks a template set
+at run time. ``vmpooler validate-config`` and every ``vmpooler serve|api|manager`` call the same
+function, so a file validate-config passes never fails at start-up, and the messages are the same.
 """
 
 from __future__ import annotations
@@ -12,30 +13,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from vmpooler.api.ratelimit import enabled_limits
 from vmpooler.auth import build_backend
 from vmpooler.auth.policy import read_policy
-from vmpooler.config import Settings, evaluate_source
-from vmpooler.config_errors import translate
-from vmpooler.config_global import VSPHERE_KEYS
+from vmpooler.config import VSPHERE_KEYS, Settings, describe, enabled_limits, evaluate_source
 from vmpooler.errors import ConfigError
-from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 from vmpooler.providers import registry
 from vmpooler.providers.base import Provider
 
-__all__ = ["LoadProvider", "folder_problems", "notes", "problems", "validate_file"]
+__all__ = ["LoadProvider", "folder_problems", "notes", "problems", "template_problem", "validate_file"]
 
 #: finds a provider class by its ``provider_class`` name (``registry.load``; tests may pass their own)
 LoadProvider = Callable[[str], type[Provider]]
-
-_METRIC_SECTIONS: dict[str, type[BaseModel]] = {
-    "statsd": StatsdSection,
-    "graphite": GraphiteSection,
-    "prometheus": PrometheusSection,
-}
 
 
 def problems(settings: Settings, load_provider: LoadProvider = registry.load) -> list[str]:
@@ -45,13 +37,12 @@ def problems(settings: Settings, load_provider: LoadProvider = registry.load) ->
         *_raised(lambda: build_backend(settings.auth)),
         *_raised(lambda: read_policy(settings.auth)),
         *_raised(lambda: enabled_limits(settings)),
-        *metrics_problems(settings),
     ]
 
 
 def notes(settings: Settings, load_provider: LoadProvider = registry.load) -> list[str]:
-    """``accepted, has no effect here`` lines that need the provider classes (see ``config_effect`` for the rest):
-    ``:config:`` keys only a provider no pool uses reads, and purging asked of a provider that never purges."""
+    """``accepted, has no effect here`` lines that need the provider classes (``vmpooler.config.effect`` has the
+    rest): ``:config:`` keys only a provider no pool uses reads, and purging asked of a provider that never purges."""
     classes = _provider_classes(settings, load_provider)
     read_by = {key for cls in classes.values() for key in cls.global_keys}
     found = [
@@ -62,7 +53,7 @@ def notes(settings: Settings, load_provider: LoadProvider = registry.load) -> li
     for name, cls in classes.items():
         asked = settings.provider_options(name).get("purge_unconfigured_resources")
         if "purge_unconfigured_resources" in cls.global_keys:
-            asked = registry.options_for(settings, name, cls).get("purge_unconfigured_resources")
+            asked = _options(settings, name, cls).get("purge_unconfigured_resources")
         elif asked is None:
             asked = settings.config.purge_unconfigured_resources
         if asked and not cls.purges:
@@ -78,7 +69,7 @@ def _provider_classes(settings: Settings, load_provider: LoadProvider) -> dict[s
     classes = {}
     for name in {pool.provider for pool in settings.pools}:
         try:
-            classes[name] = load_provider(str(settings.provider_options(name).get("provider_class") or name))
+            classes[name] = load_provider(registry.class_name(name, settings.providers))
         except (ConfigError, ImportError, AttributeError):
             continue
     return classes
@@ -105,7 +96,7 @@ def validate_file(
 def folder_problems(settings: Settings, state_dir: Path) -> list[str]:
     """The folders start-up would make and cannot: the providers' files (``registry.build_all`` refuses
     the same) and the embedded Redis's data folder."""
-    found = registry.path_problems(settings, state_dir)
+    found = registry.path_problems(settings.pools, settings.providers, settings.config, state_dir)
     if settings.redis.embedded and (blocker := registry.unmakeable(state_dir.absolute())) is not None:
         found.append(f"--state-dir: cannot create {state_dir} for the embedded Redis ({blocker} is in the way)")
     return found
@@ -119,7 +110,7 @@ def provider_problems(settings: Settings, load_provider: LoadProvider) -> list[s
         where_named.setdefault(pool.provider, f"pools[{i}].provider")
     classes: dict[str, type[Provider]] = {}
     for name, where in where_named.items():
-        provider_class = str(settings.provider_options(name).get("provider_class") or name)
+        provider_class = registry.class_name(name, settings.providers)
         try:
             cls = load_provider(provider_class)
         except ConfigError as exc:
@@ -130,9 +121,9 @@ def provider_problems(settings: Settings, load_provider: LoadProvider) -> list[s
             continue
         classes[name] = cls
         try:
-            cls.options_model.model_validate(registry.options_for(settings, name, cls))
+            cls.options_model.model_validate(_options(settings, name, cls))
         except ValidationError as exc:
-            found += translate(exc, ("providers", name), {})
+            found += describe(exc, ("providers", name))
     for i, pool in enumerate(settings.pools):
         model = classes[pool.provider].pool_options_model if pool.provider in classes else None
         if model is None:
@@ -140,21 +131,27 @@ def provider_problems(settings: Settings, load_provider: LoadProvider) -> list[s
         try:
             model.model_validate(pool.provider_options)
         except ValidationError as exc:
-            found += translate(exc, ("pools", i), {})
+            found += describe(exc, ("pools", i))
     return found
 
 
-def metrics_problems(settings: Settings) -> list[str]:
-    found: list[str] = []
-    for name, model in _METRIC_SECTIONS.items():
-        section = getattr(settings, name)
-        if section is None:
-            continue
-        try:
-            model.model_validate(section)
-        except ValidationError as exc:
-            found += translate(exc, (name,), {})
-    return found
+def template_problem(
+    settings: Settings, pool_name: str, template: str, load_provider: LoadProvider = registry.load
+) -> str | None:
+    """Why ``template`` cannot be ``pool_name``'s template (its provider's rule), or None when it can."""
+    pool = settings.pool(pool_name)
+    if pool is None:
+        return f"unknown pool {pool_name!r}"
+    try:
+        cls = load_provider(registry.class_name(pool.provider, settings.providers))
+        validated = cls.options_model.model_validate(settings.provider_options(pool.provider))
+    except (ConfigError, ValidationError, ImportError, AttributeError):
+        return f"its provider {pool.provider!r} is not usable here, so no template can be checked"
+    return cls.template_problem(validated, pool.target(), template)
+
+
+def _options(settings: Settings, name: str, cls: type[Provider]) -> dict[str, Any]:
+    return registry.options_for(settings.providers.get(name), settings.config, cls)
 
 
 def _raised(check: Callable[[], object]) -> list[str]:

@@ -85,7 +85,7 @@ async def test_hanging_and_failing_providers_do_not_hold_up_a_healthy_pool(
     inventory = tmp_path / "inventory.json"
     settings = fault_settings(inventory)
     store = make_store(chaos_redis_port)
-    providers = registry.build_all(settings)
+    providers = registry.build_all(settings.pools, settings.providers, settings.config)
     manager = Manager(settings, store, providers, call_timeout=CALL_TIMEOUT, ready_poll_interval=0.1)
     manager.reconcilers["hanging"].ctx.policy.timeout = CLONE_TIMEOUT
     stop, watching = asyncio.Event(), asyncio.Event()

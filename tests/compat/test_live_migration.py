@@ -26,7 +26,7 @@ from tests.compat.conftest import SHARED_CONFIG, Side, running_ours, wait_filled
 from tests.compat.original import OriginalVmpooler, require_original, write_shared_config
 from tests.support.processes import wait_until
 from tests.support.servers import start_redis
-from vmpooler.config_stored_pools import pools_from_records
+from vmpooler.config import pools_from_records
 from vmpooler.providers.dummy_original import from_original
 
 #: the first test also waits for both services to start and fill (the suite's 120 s is too short on a busy machine)

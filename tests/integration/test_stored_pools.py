@@ -8,8 +8,7 @@ import httpx
 import redis
 
 from tests.support.processes import VmpoolerProcess, wait_until, write_config
-from vmpooler.config import parse_settings
-from vmpooler.config_stored_pools import pools_from_records
+from vmpooler.config import parse_settings, pools_from_records
 from vmpooler.store import keys
 from vmpooler.store.redis import Store
 

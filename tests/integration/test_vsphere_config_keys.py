@@ -27,7 +27,9 @@ VSPHERE = {"server": "vcenter.example", "username": "u", "password": "p"}
 
 def _effective(raw: dict[str, Any], env: dict[str, str] | None = None) -> VSphereOptions:
     settings, _ = parse_settings({"providers": {"vsphere": VSPHERE}, **raw}, env=env or {})
-    return VSphereOptions.model_validate(registry.options_for(settings, "vsphere", VSphereProvider))
+    return VSphereOptions.model_validate(
+        registry.options_for(settings.providers.get("vsphere"), settings.config, VSphereProvider)
+    )
 
 
 def test_the_originals_defaults_and_how_config_provider_section_and_environment_combine() -> None:
@@ -212,7 +214,9 @@ async def test_purge_unconfigured_resources_deletes_unknown_folders_beside_the_p
         {"config": {"purge_unconfigured_resources": True}, "providers": {"vsphere": provider_section}, "pools": pools},
         env={},
     )
-    providers = registry.build_all(settings)  # :config: purge_unconfigured_resources reaches the provider
+    providers = registry.build_all(
+        settings.pools, settings.providers, settings.config
+    )  # :config: purge_unconfigured_resources reaches the provider
     try:
         await Manager(settings, store, providers).purge_unconfigured()
     finally:

@@ -145,7 +145,7 @@ async def test_the_manager_ignores_a_stored_template_its_provider_refuses(store:
     settings, _ = parse_settings(raw, env={})
     # written behind the API's back (by hand, or before templates were checked)
     await store.overrides.set("template", {"q": "/etc/shadow"})
-    manager = Manager(settings, store, registry.build_all(settings))
+    manager = Manager(settings, store, registry.build_all(settings.pools, settings.providers, settings.config))
     await manager.reconcilers["q"].run_once()
     assert manager.reconcilers["q"].ctx.policy.template == str(images / "deb.qcow2")
     await store.overrides.set("template", {"q": str(images / "deb-2.qcow2")})

@@ -19,10 +19,11 @@ from vmpooler.config import (
     Settings,
     load_settings,
     parse_settings,
-    validate_file,
 )
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import ConfigError
+from vmpooler.metrics.sections import StatsdSection
+from vmpooler.validate import validate_file
 
 SEED_README_CONFIG = """\
 ---
@@ -282,7 +283,7 @@ def test_environment_overrides_win_over_the_file() -> None:
     assert settings.config.experimental_features is True
     assert settings.config.create_linked_clones is False
     assert (settings.redis.server, settings.redis.port, settings.redis.password_value()) == ("redis.lab", 6380, "pw")
-    assert settings.statsd == {"server": "statsd.lab", "port": "8126"}
+    assert settings.statsd == StatsdSection(server="statsd.lab", port=8126)
     assert settings.graphite is None
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from vmpooler.config import Settings, parse_settings
-from vmpooler.config_redis import SentinelAddress
+from vmpooler.config import SentinelAddress, Settings, parse_settings
 from vmpooler.errors import ConfigError
 from vmpooler.validate import validate_file
 

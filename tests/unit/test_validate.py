@@ -10,8 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from vmpooler.cli.main import app
-from vmpooler.config import parse_settings
-from vmpooler.config_effect import NO_EFFECT
+from vmpooler.config import NO_EFFECT, parse_settings
 from vmpooler.validate import validate_file
 
 POOL = {"name": "deb", "template": "Templates/deb", "size": 1}

@@ -23,7 +23,7 @@ from vmpooler.api.feed import DashboardFeed
 from vmpooler.api.headers import SecurityHeaders, swagger_policy
 from vmpooler.api.observe import ObserveRequests, loggable_path
 from vmpooler.api.ondemand import OndemandService
-from vmpooler.api.ratelimit import RateLimitMiddleware, enabled_limits
+from vmpooler.api.ratelimit import RateLimitMiddleware
 from vmpooler.api.request_guard import RequestGuard
 from vmpooler.api.responses import error
 from vmpooler.api.routes import config as config_routes
@@ -42,9 +42,10 @@ from vmpooler.api.summary import SummaryService
 from vmpooler.auth import AuthBackend, build_backend
 from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import TokenService
-from vmpooler.config import Settings
+from vmpooler.config import Settings, describe, enabled_limits
 from vmpooler.errors import ApiError, StoreError, StoreUnavailable
 from vmpooler.metrics import Metrics, build_metrics
+from vmpooler.metrics.sections import PrometheusSection
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.api")
@@ -102,7 +103,7 @@ def create_app(
         app.include_router(ondemand_routes.router(flavor), prefix=prefix)
         app.include_router(status_routes.router(), prefix=prefix)
         app.include_router(token_routes.router(), prefix=prefix)
-    prometheus_path = str((settings.prometheus or {}).get("prometheus_endpoint") or "/prometheus")
+    prometheus_path = (settings.prometheus or PrometheusSection()).prometheus_endpoint
     app.include_router(status_routes.health_router(prometheus_path))
 
     app.mount("/api/static", StaticFiles(packages=[("vmpooler.api", "static")]), name="api-static")
@@ -191,7 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(describe(exc, wording="terse"))
         return error(400, f"invalid request: {problems}")
 
     @app.exception_handler(Exception)

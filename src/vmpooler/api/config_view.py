@@ -14,8 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pydantic import BaseModel
+
 from vmpooler.config import DnsConfig, PoolSettings, Settings
-from vmpooler.config_providers import public_provider_keys
+from vmpooler.providers.base import ProviderOptions
 
 __all__ = ["full_config", "pool_entry", "without_userinfo"]
 
@@ -50,6 +52,18 @@ def _pick(section: Any, fields: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k in fields} if isinstance(section, Mapping) else {}
 
 
+def _configured(section: BaseModel | None, fields: frozenset[str]) -> dict[str, Any]:
+    """The ``fields`` the configuration set in ``section`` (defaults left out, as it was written)."""
+    return section.model_dump(mode="json", include=set(fields & section.model_fields_set)) if section else {}
+
+
+def public_provider_keys(settings: Settings, provider_name: str) -> dict[str, Any]:
+    """The keys every provider shares (its class, pool limits, connection counts) of a provider's
+    section; a provider's own keys (servers, users, passwords, URLs) are left out."""
+    options = settings.provider_options(provider_name)
+    return {key: value for key, value in options.items() if key in ProviderOptions.model_fields}
+
+
 def pool_entry(pool: PoolSettings) -> dict[str, Any]:
     """A pool's harmless fields (its provider's keys left out), its alias as the configuration gave it."""
     entry = dict(without_userinfo(pool.model_dump(mode="json", include=set(POOL_FIELDS), exclude_none=True)))
@@ -82,5 +96,5 @@ def full_config(settings: Settings) -> dict[str, Any]:
         "rate_limits": _rate_limits(settings.rate_limits),
     }
     for section, fields in METRICS_FIELDS.items():
-        served[section] = _pick(getattr(settings, section), fields)
+        served[section] = _configured(getattr(settings, section), fields)
     return dict(without_userinfo(served))

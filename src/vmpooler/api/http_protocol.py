@@ -23,7 +23,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from vmpooler.config_global import GlobalSettings
+from vmpooler.config import GlobalSettings
 
 __all__ = ["MAX_HEAD_BYTES", "BoundedHttpToolsProtocol", "server_options"]
 

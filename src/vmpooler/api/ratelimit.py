@@ -14,7 +14,8 @@ Configuration, in the original's layout (every key optional; periods in seconds,
       trusted_proxies: [10.0.0.5, 10.1.0.0/16]  # peers whose X-Forwarded-For names the client
 
 A limit given without ``period`` keeps 60 s. A bad value or an unknown key is a ConfigError at
-start-up naming it (``rate_limits.vm_creation.limit: ...``), whether or not the limiter is on.
+start-up naming it (``rate_limits.vm_creation.limit: ...``), whether or not the limiter is on
+(the section's models are in ``vmpooler.config.rate_limits``).
 
 What counts, and where this departs from the original:
 
@@ -49,7 +50,6 @@ import re
 import time
 from collections.abc import Callable, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,8 +57,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vmpooler.api.auth import TOKEN_HEADER
 from vmpooler.api.responses import error
 from vmpooler.auth.tokens import token_id
-from vmpooler.config import Settings
-from vmpooler.errors import ConfigError, StoreError
+from vmpooler.config.rate_limits import Limit, RateLimits
+from vmpooler.errors import StoreError
 from vmpooler.store.ratelimit import Quota, RateLimitStore, Usage, Verdict
 
 log = logging.getLogger("vmpooler.api")
@@ -81,46 +81,6 @@ _COUNTS = {
     "vm_deletion": "VM returns from your address",
     "token_creation": "token requests (password checks) from your address",
 }
-
-
-class Limit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(ge=1)
-    period: int = Field(60, ge=1)  # seconds
-
-
-class RateLimits(BaseModel):
-    """The ``:rate_limits:`` section."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    global_per_ip: Limit = Limit(limit=100)
-    authenticated: Limit = Limit(limit=500)
-    vm_creation: Limit = Limit(limit=20)
-    vm_deletion: Limit = Limit(limit=50)
-    token_creation: Limit = Limit(limit=10)
-    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
-
-
-def enabled_limits(settings: Settings) -> RateLimits | None:
-    """The validated limits when rate limiting is on, else None; raises ConfigError naming a bad key."""
-    try:
-        limits = RateLimits.model_validate(settings.rate_limits or {})
-    except ValidationError as exc:
-        raise ConfigError([_problem(e["loc"], e["type"], e["msg"], e.get("input")) for e in exc.errors()]) from exc
-    return limits if limits.enabled or settings.config.rate_limiting_enabled else None
-
-
-def _problem(loc: tuple[int | str, ...], kind: str, message: str, given: object) -> str:
-    path = "rate_limits" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    if kind == "extra_forbidden":
-        known = Limit.model_fields if len(loc) > 1 else RateLimits.model_fields
-        return f"{path}: unknown key; known keys are {', '.join(known)}"
-    if kind == "missing":
-        return f"{path}: required"
-    return f"{path}: {message[0].lower()}{message[1:]}, got {given!r}"
 
 
 class RateLimitMiddleware:

@@ -12,10 +12,10 @@ from vmpooler.api.config_view import full_config, pool_entry, without_userinfo
 from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
-from vmpooler.config_providers import template_problem
 from vmpooler.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from vmpooler.limits import pool_sizes
 from vmpooler.store.redis import Store
+from vmpooler.validate import template_problem
 
 #: what the original reports under ``tracing`` when the configuration has none
 DEFAULT_JAEGER = "http://localhost:14268/api/traces"

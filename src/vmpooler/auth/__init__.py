@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from vmpooler.auth.base import AuthBackend
 from vmpooler.auth.dummy import DummyAuth
 from vmpooler.auth.ldap import LdapAuth, LdapSettings
-from vmpooler.config_errors import translate
+from vmpooler.config import describe
 from vmpooler.errors import ConfigError
 
 __all__ = ["AuthBackend", "DummyAuth", "LdapAuth", "LdapSettings", "build_backend"]
@@ -51,4 +51,4 @@ def _ldap_settings(section: Any) -> LdapSettings:
     try:
         return LdapSettings.model_validate(section)
     except ValidationError as exc:
-        raise ConfigError(translate(exc, ("auth", "ldap"), {})) from exc
+        raise ConfigError(describe(exc, ("auth", "ldap"))) from exc

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vmpooler.config_errors import translate
+from vmpooler.config import describe
 from vmpooler.errors import ConfigError
 
 __all__ = ["AuthPolicy", "read_policy"]
@@ -66,4 +66,4 @@ def read_policy(auth: Mapping[str, Any] | None) -> AuthPolicy:
     try:
         return AuthPolicy.model_validate(auth)
     except ValidationError as exc:
-        raise ConfigError(translate(exc, ("auth",), {})) from exc
+        raise ConfigError(describe(exc, ("auth",))) from exc

@@ -209,7 +209,7 @@ def purge(
 
     with _one_line_errors(debug):
         settings = _settings(config, state_dir)
-        providers = registry.build_all(settings, state_dir)
+        providers = registry.build_all(settings.pools, settings.providers, settings.config, state_dir)
         results = _run_async(_purge(settings, providers, dry_run, timeout))
     unknown = [(pool.pool, name) for pool in results for name in pool.unknown]
     destroyed = [(pool.pool, name) for pool in results for name in pool.destroyed]

@@ -113,7 +113,7 @@ def _load(config: Path | None) -> Settings:
 
 def _with_api_tls(settings: Settings, cert: Path | None, key: Path | None) -> Settings:
     """``settings`` with the certificate and key given on the command line, checked like the config keys."""
-    from vmpooler.config_tls import pair_problems
+    from vmpooler.config import pair_problems
 
     if cert is None and key is None:
         return settings

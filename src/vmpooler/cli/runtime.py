@@ -18,9 +18,7 @@ import uvicorn
 from vmpooler.api.app import create_app
 from vmpooler.api.http_protocol import server_options
 from vmpooler.cli.demo import demo_traffic
-from vmpooler.config import Settings
-from vmpooler.config_redis import RedisSettings
-from vmpooler.config_stored_pools import with_stored_pools
+from vmpooler.config import RedisSettings, Settings, with_stored_pools
 from vmpooler.errors import StoreError
 from vmpooler.manager.loop import Manager
 from vmpooler.metrics import build_metrics
@@ -111,7 +109,9 @@ async def run(
     )
     settings = await serve_stored_pools(settings, store, stop)
     metrics = build_metrics(settings)
-    providers = registry.build_all(settings, state_dir) if roles.manager else {}
+    providers = (
+        registry.build_all(settings.pools, settings.providers, settings.config, state_dir) if roles.manager else {}
+    )
     tasks: list[asyncio.Task[None]] = []
     try:
         if roles.manager:

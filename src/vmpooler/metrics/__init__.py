@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vmpooler.config import Settings
+from typing import TYPE_CHECKING
+
 from vmpooler.metrics.base import Fanout, Metrics
 from vmpooler.metrics.graphite import GraphiteMetrics
 from vmpooler.metrics.prometheus import PrometheusMetrics
@@ -10,18 +11,20 @@ from vmpooler.metrics.prometheus_original import prometheus_sink
 from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 from vmpooler.metrics.statsd import StatsdMetrics
 
+if TYPE_CHECKING:  # the settings type these sections: vmpooler.config imports this package
+    from vmpooler.config import Settings
+
 __all__ = ["Fanout", "Metrics", "PrometheusMetrics", "build_metrics", "prometheus_of"]
 
 
 def build_metrics(settings: Settings) -> Fanout:
     """Prometheus is always on (the API serves it at ``prometheus_endpoint``, default /prometheus);
     StatsD and Graphite are added when their sections name a server."""
-    # the sections were checked at start-up (vmpooler.validate), so validating here cannot fail
-    sinks: list[Metrics] = [prometheus_sink(PrometheusSection.model_validate(settings.prometheus or {}))]
-    statsd = StatsdSection.model_validate(settings.statsd or {})
+    sinks: list[Metrics] = [prometheus_sink(settings.prometheus or PrometheusSection())]
+    statsd = settings.statsd or StatsdSection()
     if statsd.server:
         sinks.append(StatsdMetrics(statsd.server, statsd.port, statsd.prefix))
-    graphite = GraphiteSection.model_validate(settings.graphite or {})
+    graphite = settings.graphite or GraphiteSection()
     if graphite.server:
         sinks.append(GraphiteMetrics(graphite.server, graphite.port, graphite.prefix))
     return Fanout(sinks)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from vmpooler.config import describe
 from vmpooler.errors import ConfigError
 from vmpooler.providers.base import Provider, ProviderOptions
 
 if TYPE_CHECKING:
-    from vmpooler.config import Settings
+    from vmpooler.config import GlobalSettings, PoolSettings
+
+#: the ``:providers:`` sections, by the name pools use
+Sections = Mapping[str, Mapping[str, Any]]
 
 ENTRY_POINT_GROUP = "vmpooler.providers"
 
@@ -47,46 +52,48 @@ def _validated(name: str, options: dict[str, Any], state_dir: Path | None) -> tu
     try:
         validated = cls.options_model.model_validate(options)
     except ValidationError as exc:
-        problems = [f"providers.{name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(problems) from exc
+        raise ConfigError(describe(exc, ("providers", name), wording="terse")) from exc
     return cls, validated.under(state_dir) if state_dir is not None else validated
 
 
-def options_for(settings: Settings, name: str, cls: type[Provider]) -> dict[str, Any]:
-    """The ``:providers: <name>:`` section, with the ``:config:`` keys ``cls`` reads as defaults.
+def options_for(section: Mapping[str, Any] | None, config: GlobalSettings, cls: type[Provider]) -> dict[str, Any]:
+    """A provider's ``:providers: <name>:`` section, with the ``:config:`` keys ``cls`` reads as defaults.
 
     A key the section sets wins; the ``:config:`` value (its default included, so the original's
     defaults hold) fills in a key the section leaves out.
     """
-    options = settings.provider_options(name)
+    options = dict(section or {})
     for key in cls.global_keys:
-        options.setdefault(key, getattr(settings.config, key))
+        options.setdefault(key, getattr(config, key))
     return options
 
 
-def build_all(settings: Settings, state_dir: Path | None = None) -> dict[str, Provider]:
-    """One provider instance per provider name that a pool uses; relative paths among their options are
-    taken under ``state_dir`` (else the working directory), and refused when their folder cannot be made."""
-    problems = path_problems(settings, state_dir or Path.cwd())
+def build_all(
+    pools: Sequence[PoolSettings], sections: Sections, config: GlobalSettings, state_dir: Path | None = None
+) -> dict[str, Provider]:
+    """One provider instance per provider name that one of ``pools`` uses, from its section of ``sections``;
+    relative paths among their options are taken under ``state_dir`` (else the working directory), and
+    refused when their folder cannot be made."""
+    problems = path_problems(pools, sections, config, state_dir or Path.cwd())
     if problems:
         raise ConfigError(problems)
     built = {}
-    for name in sorted({pool.provider for pool in settings.pools}):
-        options = settings.provider_options(name)
-        cls = load(str(options.get("provider_class") or name))
-        built[name] = build(name, options_for(settings, name, cls), state_dir)
+    for name in _names_in_use(pools):
+        cls = load(class_name(name, sections))
+        built[name] = build(name, options_for(sections.get(name), config, cls), state_dir)
     return built
 
 
-def path_problems(settings: Settings, state_dir: Path) -> list[str]:
-    """The files and folders the providers name (relative ones under ``state_dir``) whose folder cannot be
-    made: the nearest existing one must be a folder this process may write to."""
+def path_problems(
+    pools: Sequence[PoolSettings], sections: Sections, config: GlobalSettings, state_dir: Path
+) -> list[str]:
+    """The files and folders the providers of ``pools`` name (relative ones under ``state_dir``) whose folder
+    cannot be made: the nearest existing one must be a folder this process may write to."""
     problems = []
-    for name in sorted({pool.provider for pool in settings.pools}):
+    for name in _names_in_use(pools):
         try:
-            options = settings.provider_options(name)
-            cls = load(str(options.get("provider_class") or name))
-            _, validated = _validated(name, options_for(settings, name, cls), state_dir)
+            cls = load(class_name(name, sections))
+            _, validated = _validated(name, options_for(sections.get(name), config, cls), state_dir)
         except (ConfigError, ImportError, AttributeError):
             continue  # reported by the options check
         for option, path in validated.paths().items():
@@ -94,6 +101,15 @@ def path_problems(settings: Settings, state_dir: Path) -> list[str]:
             if blocker is not None:
                 problems.append(f"providers.{name}.{option}: cannot create {path} ({blocker} is not a writable folder)")
     return problems
+
+
+def class_name(name: str, sections: Sections) -> str:
+    """The ``provider_class`` the provider configured as ``name`` is an instance of (default: ``name``)."""
+    return str((sections.get(name) or {}).get("provider_class") or name)
+
+
+def _names_in_use(pools: Sequence[PoolSettings]) -> list[str]:
+    return sorted({pool.provider for pool in pools})
 
 
 def unmakeable(folder: Path) -> Path | None:

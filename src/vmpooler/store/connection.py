@@ -15,7 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.backoff import ExponentialBackoff
 
-from vmpooler.config_redis import RedisSettings
+from vmpooler.config import RedisSettings
 from vmpooler.errors import StoreError, StoreUnavailable
 from vmpooler.store.gate import GatedConnection, GatedPool, GatedSSLConnection, GatedUnixConnection
 from vmpooler.store.sentinel import master_client

@@ -27,7 +27,7 @@ from typing import IO
 
 from pydantic import SecretStr
 
-from vmpooler.config_redis import RedisSettings
+from vmpooler.config import RedisSettings
 from vmpooler.errors import StoreError
 
 log = logging.getLogger("vmpooler.store")

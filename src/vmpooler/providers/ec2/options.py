@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from vmpooler.config import describe
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.base import ProviderOptions
@@ -134,8 +135,5 @@ def pool_options(pool: PoolTarget) -> EC2PoolOptions:
     try:
         return EC2PoolOptions.model_validate(pool.provider_options)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"pools.{pool.name}.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = "; ".join(describe(exc, ("pools", pool.name), wording="terse"))
         raise PermanentProviderError(f"ec2: invalid pool options: {problems}") from exc

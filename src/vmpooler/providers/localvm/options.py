@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vmpooler.config import describe
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.base import ProviderOptions
@@ -121,7 +122,7 @@ def machine_for(options: LocalVMOptions, pool_name: str, pool_options: dict[str,
     try:
         own = MachineOptions.model_validate(pool_options)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(describe(exc, wording="terse"))
         raise PermanentProviderError(f"pool {pool_name!r} options: {problems}") from exc
     kernel = own.kernel or options.kernel
     initrd = own.initrd or options.initrd

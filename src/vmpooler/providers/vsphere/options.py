@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from vmpooler.config_global import VSPHERE_KEYS
+from vmpooler.config import VSPHERE_KEYS, describe
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
 from vmpooler.providers.base import ProviderOptions
@@ -98,5 +98,5 @@ def pool_options(pool: PoolTarget) -> VSpherePoolOptions:
     try:
         return VSpherePoolOptions.model_validate(pool.provider_options)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(describe(exc, wording="terse"))
         raise PermanentProviderError(f"pool {pool.name!r}: {problems}") from exc

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr, model_validator
 
-from vmpooler.config_tls import file_problems, pair_problems
+from vmpooler.config.tls import file_problems, pair_problems
 
 __all__ = ["RedisSettings", "SentinelAddress"]
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from vmpooler.config import PoolSettings, Settings
-from vmpooler.config_errors import translate
+from vmpooler.config.problems import describe
+from vmpooler.config.settings import PoolSettings, Settings
 
 
 def pools_from_records(records: Mapping[str, Mapping[str, str]]) -> tuple[list[PoolSettings], list[str]]:
@@ -29,7 +29,7 @@ def pools_from_records(records: Mapping[str, Mapping[str, str]]) -> tuple[list[P
         try:
             pools.append(PoolSettings.model_validate(raw))
         except ValidationError as exc:
-            problems += translate(exc, ("redis", f"vmpooler__pool__{name}"), {})
+            problems += describe(exc, ("redis", f"vmpooler__pool__{name}"))
     return pools, problems
 
 

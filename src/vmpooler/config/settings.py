@@ -1,36 +1,8 @@
-"""Loads vmpooler's YAML configuration once, at start-up, into typed settings; errors name the key path.
-
-Notes for operators and readers:
-
-* Files written for the original are read as they are: top-level keys may be Ruby symbols
-  (``:config:``) or plain (``config:``); symbol keys nested in mappings (``:auth:`` → ``:ldap:``,
-  ``:providers:`` → ``:vsphere:``) are read the same way. An old top-level ``:vsphere:`` section
-  is read as ``providers.vsphere``.
-* Source order (``load_settings``): an explicit path; else ``VMPOOLER_CONFIG`` (YAML text); else
-  the file named by ``VMPOOLER_CONFIG_FILE``; else ``./vmpooler.yaml`` if present; else an empty
-  configuration (no pools).
-* ``extra_config`` (or ``EXTRA_CONFIG``) lists further YAML files, comma-separated, deep-merged
-  over the main one in order; relative paths are resolved against the main file's directory.
-  Mappings merge key by key, ``pools`` merge by pool name, any other value is replaced.
-* Environment overrides (``vmpooler.config_env``) win over every file.
-* A pool that names no provider uses the only configured provider when exactly one
-  ``:providers:`` section (or the old ``:vsphere:``) exists, else ``dummy``.
-* Per-pool ``timeout``, ``timeout_notification``, ``ready_ttl``, ``check_loop_delay_*`` and
-  ``check_hostname_for_mismatch`` that a pool leaves out are inherited from ``:config:`` when a
-  ``Settings`` is validated, so on a loaded ``Settings`` they always hold the effective value.
-* Every other per-pool key (folder, datastore, memory, ...) is kept, unchecked, in
-  ``provider_options``: the pool's provider owns its meaning.
-* ``:redis:`` (one server, a Sentinel group, TLS, an ACL user) is described in ``vmpooler.config_redis``;
-  ``:config: api_tls_cert_file``/``api_tls_key_file`` make the API serve HTTPS.
-* Unknown keys at the top level, in ``:config:`` and in ``:redis:`` are warnings, never errors.
-"""
+"""The typed settings: the whole configuration (``Settings``), one pool, one DNS entry."""
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from pydantic import (
@@ -39,34 +11,20 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from vmpooler import config_effect, config_env
-from vmpooler.config_errors import translate
-from vmpooler.config_global import _UPSTREAM_ONLY_KEYS, GlobalSettings
-from vmpooler.config_redis import RedisSettings
-from vmpooler.config_tls import pair_problems
+from vmpooler.config.globals import GlobalSettings
+from vmpooler.config.redis import RedisSettings
 from vmpooler.domain import PoolTarget
-from vmpooler.errors import ConfigError
+from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 
-__all__ = [
-    "DnsConfig",
-    "GlobalSettings",
-    "PoolSettings",
-    "RedisSettings",
-    "Settings",
-    "evaluate_source",
-    "load_settings",
-    "parse_settings",
-    "validate_file",
-]
+__all__ = ["INHERITED", "DnsConfig", "PoolSettings", "Settings"]
 
 
-# pool key -> the :config: key it inherits from when the pool leaves it out
-_INHERITED: Final = {
+#: pool key -> the :config: key it inherits from when the pool leaves it out
+INHERITED: Final = {
     "timeout": "timeout",
     "timeout_notification": "timeout_notification",
     "ready_ttl": "ready_ttl",
@@ -104,7 +62,7 @@ class PoolSettings(BaseModel):
         None, description="The DNS domain of the pool's hostnames when no `dns_plugin` gives one."
     )
     clone_target: str | None = Field(None, description="Where this pool's VMs are made, instead of `:config:`'s.")
-    # defaults equal GlobalSettings'; Settings replaces them with the :config: values (see _INHERITED)
+    # defaults equal GlobalSettings'; Settings replaces them with the :config: values (see INHERITED)
     timeout: int = Field(15, ge=1, description="Minutes; see `:config:` `timeout`.")
     timeout_notification: int = Field(5, ge=0, description="Minutes; accepted for compatibility.")
     ready_ttl: int = Field(60, ge=1, description="Minutes; see `:config:` `ready_ttl`.")
@@ -158,7 +116,7 @@ class PoolSettings(BaseModel):
 
     def inherit(self, config: GlobalSettings) -> PoolSettings:
         """A copy whose unset inheritable keys take ``config``'s values."""
-        update = {key: getattr(config, source) for key, source in _INHERITED.items()}
+        update = {key: getattr(config, source) for key, source in INHERITED.items()}
         return self.model_copy(update={k: v for k, v in update.items() if k not in self.model_fields_set})
 
 
@@ -200,14 +158,14 @@ class Settings(BaseModel):
     dns_configs: dict[str, DnsConfig] = Field(
         default_factory=dict, description="Named DNS settings; each pool picks one with `dns_plugin`."
     )
-    statsd: dict[str, Any] | None = Field(
+    statsd: StatsdSection | None = Field(
         None, description="Also send metrics to StatsD (UDP): `server`, `port` (8125), `prefix` (`vmpooler`)."
     )
-    graphite: dict[str, Any] | None = Field(
+    graphite: GraphiteSection | None = Field(
         None,
         description="Also send metrics to Graphite (plaintext TCP): `server`, `port` (2003), `prefix` (`vmpooler`).",
     )
-    prometheus: dict[str, Any] | None = Field(
+    prometheus: PrometheusSection | None = Field(
         None,
         description="Prometheus metrics are always served: `prometheus_prefix` (`vmpooler`) names them, "
         "`prometheus_endpoint` (`/prometheus`) is where.",
@@ -244,7 +202,7 @@ class Settings(BaseModel):
         return self._pools_from_redis
 
     def with_stored_pools(self, pools: list[PoolSettings]) -> Settings:
-        """A copy serving ``pools``, read from Redis (see ``config_stored_pools``)."""
+        """A copy serving ``pools``, read from Redis (see ``vmpooler.config.stored_pools``)."""
         copy = self.model_copy(update={"pools": [pool.inherit(self.config) for pool in pools]})
         copy._pools_from_redis = True
         return copy
@@ -272,105 +230,3 @@ class Settings(BaseModel):
 
     def provider_options(self, provider_name: str) -> dict[str, Any]:
         return dict(self.providers.get(provider_name) or {})
-
-
-# where an unknown key earns a warning: section ("" = top level) -> the keys it knows
-_KNOWN_KEYS: Final = {
-    "": frozenset(Settings.model_fields) | {"vsphere"},
-    "config": frozenset(GlobalSettings.model_fields) | {"purge_unconfigured_folders"} | _UPSTREAM_ONLY_KEYS,
-    "redis": frozenset(RedisSettings.model_fields),
-}
-
-
-def parse_settings(
-    raw: Mapping[str, Any], env: Mapping[str, str] | None = None, *, base_dir: Path | None = None
-) -> tuple[Settings, list[str]]:
-    """Validate an already-parsed YAML document; returns ``(settings, warnings)``.
-
-    ``env`` defaults to ``os.environ``; ``base_dir`` (default: the working directory) resolves
-    relative ``extra_config`` paths. Raises ConfigError listing every problem found.
-    """
-    settings, problems, warnings = _evaluate(raw, os.environ if env is None else env, base_dir or Path.cwd())
-    if settings is None or problems:
-        raise ConfigError(problems)
-    return settings, warnings
-
-
-def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
-    """Find, read and validate the configuration (see the module notes for the source order)."""
-    env = os.environ if env is None else env
-    raw, base_dir = config_env.read_source(path, env)
-    return parse_settings(raw, env, base_dir=base_dir)
-
-
-def validate_file(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """Check a file offline exactly as start-up does; returns ``(errors, warnings)`` (see ``vmpooler.validate``)."""
-    from vmpooler import validate  # it builds on this module; imported here to keep the old entry point
-
-    return validate.validate_file(path, env)
-
-
-def evaluate_source(path: str | Path | None, env: Mapping[str, str]) -> tuple[Settings | None, list[str], list[str]]:
-    """Read and validate without raising: ``(settings or None, problems, warnings)``."""
-    try:
-        raw, base_dir = config_env.read_source(path, env)
-    except ConfigError as exc:
-        return None, exc.problems, []
-    return _evaluate(raw, env, base_dir)
-
-
-# --- evaluation -------------------------------------------------------------------------------------
-
-
-def _evaluate(raw: Any, env: Mapping[str, str], base_dir: Path) -> tuple[Settings | None, list[str], list[str]]:
-    """Everything ``parse_settings`` does, returning problems instead of raising."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    data, origins = config_env.assemble(raw, env, base_dir, problems, warnings)
-    if data is None:
-        return None, problems, warnings
-    warnings += config_env.unknown_key_warnings(data, _KNOWN_KEYS)
-    warnings += config_effect.notes(data, origins, env)
-    problems += config_env.pool_reference_problems(data)
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        return None, problems + translate(exc, (), origins), warnings
-    problems += _semantic_problems(settings)
-    return settings, problems, warnings
-
-
-def _semantic_problems(settings: Settings) -> list[str]:
-    problems = []
-    delays = [("config", settings.config)] + [
-        (f"pools[{i}]", pool)
-        for i, pool in enumerate(settings.pools)
-        # a pool inheriting both bounds repeats the :config: problem; report it once
-        if (pool.check_loop_delay_min, pool.check_loop_delay_max)
-        != (settings.config.check_loop_delay_min, settings.config.check_loop_delay_max)
-    ]
-    for where, item in delays:
-        if item.check_loop_delay_min > item.check_loop_delay_max:
-            problems.append(
-                f"{where}.check_loop_delay_min: must not exceed check_loop_delay_max "
-                f"({item.check_loop_delay_min:g} > {item.check_loop_delay_max:g})"
-            )
-    cfg = settings.config
-    problems += [
-        f"pools[{i}].size: {pool.size} is above config.max_pool_size ({cfg.max_pool_size})"
-        for i, pool in enumerate(settings.pools)
-        if pool.size > cfg.max_pool_size
-    ]
-    problems += pair_problems(
-        "config.api_tls_cert_file", cfg.api_tls_cert_file, "config.api_tls_key_file", cfg.api_tls_key_file
-    )
-    problems += settings.redis.problems()
-    for tag, pattern in settings.tagfilter.items():
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            problems.append(f"tagfilter.{tag}: not a valid regular expression: {exc}")
-    return problems
-
-
-# --- pydantic errors in the user's terms ------------------------------------------------------------

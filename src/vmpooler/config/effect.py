@@ -3,7 +3,7 @@
 ``notes`` turns the ones a configuration sets into ``<key path>: accepted, has no effect here: <why>``
 lines, which ``validate-config`` and every start-up print, so no key the original honoured is
 dropped without a word. A key that is honoured is not listed here; a key the original never read
-earns the ``unknown key`` warning instead (``config_env.unknown_key_warnings``).
+earns the ``unknown key`` warning instead (``vmpooler.config.problems.unknown_key_warnings``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from typing import Final, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-__all__ = ["VSPHERE_KEYS", "GlobalSettings"]
+__all__ = ["UPSTREAM_ONLY_KEYS", "VSPHERE_KEYS", "GlobalSettings"]
 
 
 class GlobalSettings(BaseModel):
@@ -153,9 +153,9 @@ class GlobalSettings(BaseModel):
     manager_lease_seconds: float = Field(15.0, ge=3)
 
 
-# :config: keys of upstream 3.8+/3.9 features (dead-letter queues, the stale-queue purger, health
+#: :config: keys of upstream 3.8+/3.9 features (dead-letter queues, the stale-queue purger, health
 # checks, adaptive timeouts) that this implementation does not have: accepted without a warning
-_UPSTREAM_ONLY_KEYS: Final = frozenset(
+UPSTREAM_ONLY_KEYS: Final = frozenset(
     # one word list reads better here than 21 one-per-line strings
     """dlq_enabled dlq_ttl dlq_max_entries purge_enabled purge_dry_run purge_interval max_pending_age
     max_ready_age max_completed_age max_orphaned_age health_check_enabled health_check_interval
