@@ -81,8 +81,10 @@ def test_the_manager_runs_apart_counts_on_prometheus_and_is_restarted(tmp_path: 
 def test_kill9_of_the_parent_leaves_no_orphan(tmp_path: Path) -> None:
     serve, children = start_serve(tmp_path)
     try:
+        assert children, "serve started no children"
         serve.kill()
         wait_until(lambda: not any(alive(pid) for pid in children), 15, what="every child gone")
+        assert [pid for pid in children if alive(pid)] == []
     finally:
         for pid in children:
             if alive(pid):
