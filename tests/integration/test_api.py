@@ -281,7 +281,7 @@ def test_redis_down_gives_503_json_not_a_hang(tmp_path: Path) -> None:
     with ApiThread(settings, redis.port) as server, httpx.Client(base_url=server.url, timeout=15) as client:
         assert client.get("/api/v3/status").status_code == 200
         redis.kill()
-        time.sleep(1.1)  # past the status report's one-second cache (api/status.py CACHE_SECONDS)
+        time.sleep(1.1)  # past the status report's one-second cache (api/services/status.py CACHE_SECONDS)
         for path in ("/api/v3/status", "/api/v3/vm/deb-vm0"):
             reply = client.get(path)
             assert reply.status_code == 503
@@ -325,7 +325,7 @@ async def test_older_api_versions_answer_in_their_shape(api: httpx.Client, store
 def test_backend_weight_spreads_alias_checkouts() -> None:
     import random
 
-    from vmpooler.api.service import weighted_order
+    from vmpooler.api.services.vms import weighted_order
 
     settings, _ = parse_settings(
         {

@@ -198,7 +198,7 @@ async def test_ondemand_wait(server: ApiThread, store: Store, env: dict[str, str
 async def test_people_get_tables(
     server: ApiThread, store: Store, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vmpooler.cli import client_session
+    from vmpooler.cli.client import session as client_session
 
     monkeypatch.setattr(client_session.Ctx, "people", property(lambda _self: True))
     await fill(store, "deb", 1)

@@ -19,7 +19,7 @@ from tests.integration.test_cli_client import VMPOOLER, token_for
 from tests.integration.test_client import client_settings, fill
 from tests.support.processes import wait_until
 from tests.support.servers import ApiThread, wait_for_port
-from vmpooler.cli import client_config
+from vmpooler.cli.client import config as client_config
 from vmpooler.cli.entry import original_forms
 from vmpooler.client import core
 from vmpooler.store.embedded import free_port

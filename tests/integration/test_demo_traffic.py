@@ -6,8 +6,8 @@ import asyncio
 import time
 
 from tests.support.pools import settings_with
-from vmpooler.api.service import VMService
-from vmpooler.cli.demo import demo_traffic
+from vmpooler.api.services.vms import VMService
+from vmpooler.demo import demo_traffic
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 

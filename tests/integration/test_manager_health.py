@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.pools import dummy, run_until, settings_with, settle
-from vmpooler.api.status import StatusService
+from vmpooler.api.services.status import StatusService
 from vmpooler.manager.breaker import BreakerState
 from vmpooler.manager.loop import Manager
 from vmpooler.providers.dummy import DummyProvider

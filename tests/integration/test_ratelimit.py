@@ -15,7 +15,7 @@ import redis
 
 from tests.support.servers import ApiThread, make_store, start_redis
 from vmpooler.api.app import create_app
-from vmpooler.api.ratelimit import client_address
+from vmpooler.api.middleware.ratelimit import client_address
 from vmpooler.config import Settings, enabled_limits, parse_settings
 from vmpooler.errors import ConfigError
 

@@ -26,9 +26,9 @@ from tests.support.redis_topologies import (
     start_tls_redis,
 )
 from tests.support.servers import RedisProcess, wait_for_port
-from vmpooler.cli.runtime import open_store
 from vmpooler.config import parse_settings
 from vmpooler.errors import StoreError, StoreUnavailable
+from vmpooler.runtime import open_store
 from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.embedded import free_port

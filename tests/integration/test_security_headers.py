@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import Problems, chromium, chromium_path
 from tests.support.servers import ApiThread, start_redis
-from vmpooler.api.headers import DASHBOARD_POLICY
+from vmpooler.api.middleware.headers import DASHBOARD_POLICY
 from vmpooler.config import parse_settings
 
 POOLS = [{"name": "debian-12", "alias": "debian", "template": "t/deb", "size": 2}]

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 
 from tests.conftest import build_settings
-from vmpooler.api.status import StatusService
+from vmpooler.api.services.status import StatusService
 from vmpooler.store.redis import Store
 
 

@@ -17,14 +17,12 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import HTMLResponse, Response
 
 from vmpooler.api.auth import ApiAuth
-from vmpooler.api.dashboard import DashboardService
 from vmpooler.api.deps import MAX_BODY_BYTES
-from vmpooler.api.feed import DashboardFeed
-from vmpooler.api.headers import SecurityHeaders, swagger_policy
-from vmpooler.api.observe import ObserveRequests, loggable_path
-from vmpooler.api.ondemand import OndemandService
-from vmpooler.api.ratelimit import RateLimitMiddleware
-from vmpooler.api.request_guard import RequestGuard
+from vmpooler.api.middleware.headers import SecurityHeaders, swagger_policy
+from vmpooler.api.middleware.observe import ObserveRequests, loggable_path
+from vmpooler.api.middleware.ratelimit import RateLimitMiddleware
+from vmpooler.api.middleware.request_guard import RequestGuard
+from vmpooler.api.middleware.slashes import AnswerTrailingSlashes
 from vmpooler.api.responses import error
 from vmpooler.api.routes import config as config_routes
 from vmpooler.api.routes import dashboard as dashboard_routes
@@ -33,12 +31,14 @@ from vmpooler.api.routes import status as status_routes
 from vmpooler.api.routes import tokens as token_routes
 from vmpooler.api.routes import vm_tasks as vm_task_routes
 from vmpooler.api.routes import vms as vm_routes
-from vmpooler.api.runtime_config import RuntimeConfig
-from vmpooler.api.service import VMService
+from vmpooler.api.services.dashboard import DashboardService
+from vmpooler.api.services.feed import DashboardFeed
+from vmpooler.api.services.ondemand import OndemandService
+from vmpooler.api.services.runtime_config import RuntimeConfig
+from vmpooler.api.services.status import StatusService
+from vmpooler.api.services.summary import SummaryService
+from vmpooler.api.services.vms import VMService
 from vmpooler.api.shapes import V1, V2, V3, Flavor
-from vmpooler.api.slashes import AnswerTrailingSlashes
-from vmpooler.api.status import StatusService
-from vmpooler.api.summary import SummaryService
 from vmpooler.auth import AuthBackend, build_backend
 from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import TokenService

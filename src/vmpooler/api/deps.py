@@ -12,8 +12,8 @@ import orjson
 from fastapi import Depends, Request
 
 from vmpooler.api.auth import ApiAuth
-from vmpooler.api.service import VMService
-from vmpooler.api.status import StatusService
+from vmpooler.api.services.status import StatusService
+from vmpooler.api.services.vms import VMService
 from vmpooler.errors import BadRequest, PayloadTooLarge
 
 MAX_BODY_BYTES = 64 * 1024

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vmpooler.api.service import VMView
+from vmpooler.api.services.vms import VMView
 from vmpooler.domain import Checkout
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from vmpooler.cli.client_session import DebugOpt, JsonOpt, table
+from vmpooler.cli.client.session import DebugOpt, JsonOpt, table
 from vmpooler.errors import ConfigError, ProviderError, StoreError, StoreUnavailable
 from vmpooler.states import LIVE_STATES
 
@@ -124,7 +124,7 @@ def _settings(config: Path | None, state_dir: Path) -> Settings:
 
 @contextlib.asynccontextmanager
 async def _store(settings: Settings) -> AsyncIterator[Store]:
-    from vmpooler.cli.runtime import open_store
+    from vmpooler.runtime import open_store
 
     store, _ = open_store(settings, Path("."))  # a configured or running Redis (see _settings): nothing is started
     try:

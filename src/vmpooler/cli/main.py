@@ -1,5 +1,5 @@
 """The ``vmpooler`` command: run the service (whole, API only, manager only), check configuration, and the
-client verbs (``get``, ``list``, ``delete``, ...; see :mod:`vmpooler.cli.client_cmds`).
+client verbs (``get``, ``list``, ``delete``, ...; see :mod:`vmpooler.cli.client.commands`).
 
 Client verbs must start fast (issue 17: ``vmpooler get`` in ≤ 0.3 s), so this module imports no server
 code: the server commands import the runtime (FastAPI, the manager, the providers) inside their bodies.
@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from vmpooler import __version__
-from vmpooler.cli import admin, client_cmds, probe
+from vmpooler.cli import admin, probe
+from vmpooler.cli.client import commands as client_commands
 from vmpooler.cli.help import LazyConsole, plain_help
 
 if TYPE_CHECKING:
-    from vmpooler.cli.runtime import Roles
     from vmpooler.config import Settings
+    from vmpooler.runtime import Roles
 
 # plain (click-style) help: it needs no Rich at start-up, and shows no ``<str>``/``<bool>`` type placeholders
 app = typer.Typer(
@@ -136,13 +137,13 @@ def _run(
     workers: int = 1,
     tls: tuple[Path | None, Path | None] = (None, None),
 ) -> None:
-    from vmpooler.cli.runtime import run
-    from vmpooler.cli.workers import run_workers
     from vmpooler.errors import VmpoolerError
+    from vmpooler.runtime import run
+    from vmpooler.supervisor import run_workers
 
     settings = _with_api_tls(_load(config), *tls)
     if workers > 1 or (roles.api and roles.manager):
-        # serve: the manager in a process of its own, so it never makes a request wait (cli/workers.py)
+        # serve: the manager in a process of its own, so it never makes a request wait (supervisor.py)
         code = run_workers(settings, roles, host, port, state_dir, workers, lambda: _setup_logging(settings, verbose))
         raise typer.Exit(code)
     _setup_logging(settings, verbose)
@@ -173,7 +174,7 @@ def serve(
 ) -> None:
     """API, manager and (when no Redis is configured) an embedded Redis: the API (or, with --workers N, N API
     processes on one port) and the manager each in a process of its own, under one supervising process."""
-    from vmpooler.cli.runtime import Roles
+    from vmpooler.runtime import Roles
 
     roles = Roles(api=True, manager=True, demo_traffic=demo_traffic)
     _run(config, roles, host, port, state_dir, verbose, workers, (tls_cert, tls_key))
@@ -191,7 +192,7 @@ def api(
     tls_key: TlsKeyOption = None,
 ) -> None:
     """Only the REST API, against the configured Redis (several may share one)."""
-    from vmpooler.cli.runtime import Roles
+    from vmpooler.runtime import Roles
 
     _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose, workers, (tls_cert, tls_key))
 
@@ -203,7 +204,7 @@ def manager(
     verbose: VerboseOption = False,
 ) -> None:
     """Only the pool manager, against the configured Redis."""
-    from vmpooler.cli.runtime import Roles
+    from vmpooler.runtime import Roles
 
     _run(config, Roles(api=False, manager=True), "127.0.0.1", 0, state_dir, verbose)
 
@@ -228,7 +229,7 @@ def validate_config(
     typer.echo(f"{file}: OK")
 
 
-client_cmds.register(app)
+client_commands.register(app)
 admin.register(app)
 app.command("manager-alive")(probe.manager_alive)
 plain_help(app)

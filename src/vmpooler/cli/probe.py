@@ -56,7 +56,7 @@ def manager_alive(
 
 
 async def _live_managers_of(settings: Settings, hostname: str) -> list[str]:
-    from vmpooler.cli.runtime import open_store
+    from vmpooler.runtime import open_store
 
     store, _ = open_store(settings, Path("."))  # a configured Redis (checked above): nothing is started
     try:

@@ -1,4 +1,4 @@
-"""The ``:rate_limits:`` section (what each limit counts is in ``vmpooler.api.ratelimit``), validated."""
+"""The ``:rate_limits:`` section (what each limit counts is in ``vmpooler.api.middleware.ratelimit``), validated."""
 
 from __future__ import annotations
 

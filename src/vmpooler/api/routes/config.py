@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from vmpooler.api.deps import Auth, Body
 from vmpooler.api.responses import ok
-from vmpooler.api.runtime_config import RuntimeConfig
 from vmpooler.api.schemas import POOL_VALUES, errors, json_body
+from vmpooler.api.services.runtime_config import RuntimeConfig
 
 
 async def runtime_config(request: Request) -> RuntimeConfig:

@@ -9,10 +9,10 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from vmpooler.api.dashboard import DashboardService
-from vmpooler.api.feed import DashboardFeed
 from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.schemas import errors
+from vmpooler.api.services.dashboard import DashboardService
+from vmpooler.api.services.feed import DashboardFeed
 from vmpooler.errors import NotFound
 
 

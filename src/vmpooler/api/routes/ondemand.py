@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from vmpooler.api.deps import Auth, Body
-from vmpooler.api.ondemand import OndemandService
 from vmpooler.api.responses import ok
 from vmpooler.api.schemas import ONDEMAND_BODY, errors, json_body
-from vmpooler.api.service import parse_spec
+from vmpooler.api.services.ondemand import OndemandService
+from vmpooler.api.services.vms import parse_spec
 from vmpooler.api.shapes import Flavor
 
 

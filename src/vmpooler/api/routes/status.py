@@ -9,7 +9,7 @@ from starlette.responses import Response
 from vmpooler.api.deps import Status
 from vmpooler.api.responses import PrettyJSONResponse, error, ok
 from vmpooler.api.schemas import errors
-from vmpooler.api.summary import SummaryService
+from vmpooler.api.services.summary import SummaryService
 from vmpooler.errors import StoreError
 from vmpooler.limits import pool_sizes
 from vmpooler.metrics import multiprocess, prometheus_of

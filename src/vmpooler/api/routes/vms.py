@@ -11,7 +11,7 @@ from starlette.responses import Response
 from vmpooler.api.deps import Auth, Body, VMs
 from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.schemas import CHECKOUT_BODY, MODIFY_BODY, errors, json_body
-from vmpooler.api.service import parse_count, parse_spec
+from vmpooler.api.services.vms import parse_count, parse_spec
 from vmpooler.api.shapes import Flavor
 from vmpooler.errors import BadRequest
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from vmpooler.api.service import parse_count, weighted_order
+from vmpooler.api.services.vms import parse_count, weighted_order
 from vmpooler.api.shapes import Flavor
 from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings

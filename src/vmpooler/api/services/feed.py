@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vmpooler.api.status import StatusService
+from vmpooler.api.services.status import StatusService
 from vmpooler.config import Settings
 from vmpooler.states import VMState
 from vmpooler.store.history import Point

@@ -8,16 +8,18 @@ be reached; ``--debug`` lets the exception (and its traceback) through instead.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Concatenate, ParamSpec, TypeVar, overload
 
 import typer
 
-from vmpooler.cli.client_config import Connection, resolve
-from vmpooler.cli.client_hints import in_cli_terms
+from vmpooler.cli.client.config import Connection, resolve
+from vmpooler.cli.client.hints import in_cli_terms
 from vmpooler.errors import ApiError, ConfigError, ServerUnreachable, VmpoolerError
 
 # httpx and Rich load when a verb first needs them: `vmpooler --help` needs neither (issue 17)
@@ -90,6 +92,68 @@ class Ctx:
         return self.user
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """The options every client verb takes, declared once (:func:`client_verb`) and handed over as one."""
+
+    url: str | None = None
+    token: str | None = None
+    user: str | None = None
+    service: str | None = None
+    as_json: bool = False
+    debug: bool = False
+
+    def session(self) -> contextlib.AbstractContextManager[Ctx]:
+        return session(self.url, self.token, self.user, self.service, self.as_json, self.debug)
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+#: the shared options, in the order --help lists them (after each verb's own); ``--json`` is left out of verbs
+#: that print nothing of their own (``ssh``)
+_SHARED = (
+    _option("url", UrlOpt, None),
+    _option("token", TokenOpt, None),
+    _option("user", UserOpt, None),
+    _option("service", ServiceOpt, None),
+    _option("as_json", JsonOpt, False),
+    _option("debug", DebugOpt, False),
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Verb = Callable[Concatenate[ClientOptions, P], R]
+
+
+@overload
+def client_verb(func: Verb[P, R], /) -> Callable[..., R]: ...
+@overload
+def client_verb(*, json: bool = True) -> Callable[[Verb[P, R]], Callable[..., R]]: ...
+def client_verb(func: Verb[P, R] | None = None, /, *, json: bool = True) -> Any:
+    """Give a verb the shared options after its own, so ``vmpooler get debian --json`` and
+    ``vmpooler get --json debian`` both parse as before; the verb's first parameter receives them as one
+    :class:`ClientOptions`. Typer reads the command's parameters from ``__signature__``."""
+
+    def decorate(verb: Verb[P, R]) -> Callable[..., R]:
+        shared = [p for p in _SHARED if json or p.name != "as_json"]
+        names = {p.name for p in shared}
+        own = list(inspect.signature(verb, eval_str=True).parameters.values())[1:]  # without the ClientOptions
+
+        @functools.wraps(verb)
+        def command(*args: Any, **kwargs: Any) -> R:
+            given = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return verb(ClientOptions(**given), *args, **kwargs)
+
+        params = [*own, *shared]
+        command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate if func is None else decorate(func)
+
+
 @contextlib.contextmanager
 def session(
     url: str | None, token: str | None, user: str | None, service: str | None, as_json: bool, debug: bool
@@ -152,6 +216,7 @@ def vm_rows(vms: Sequence[Any]) -> list[list[str]]:
 
 
 __all__ = [
+    "ClientOptions",
     "Ctx",
     "DebugOpt",
     "JsonOpt",
@@ -162,6 +227,7 @@ __all__ = [
     "UrlOpt",
     "UsageProblem",
     "UserOpt",
+    "client_verb",
     "emit",
     "parse_specs",
     "session",

@@ -16,9 +16,9 @@ from pathlib import Path
 import uvicorn
 
 from vmpooler.api.app import create_app
-from vmpooler.api.http_protocol import server_options
-from vmpooler.cli.demo import demo_traffic
+from vmpooler.api.middleware.http_protocol import server_options
 from vmpooler.config import RedisSettings, Settings, with_stored_pools
+from vmpooler.demo import demo_traffic
 from vmpooler.errors import StoreError
 from vmpooler.manager.loop import Manager
 from vmpooler.metrics import build_metrics

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from vmpooler.api.config_view import full_config, pool_entry, without_userinfo
+from vmpooler.api.services.config_view import full_config, pool_entry, without_userinfo
 from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings

@@ -13,21 +13,16 @@ from typing import Annotated
 
 import typer
 
-from vmpooler.cli.client_session import (
-    DebugOpt,
-    ServiceOpt,
-    TokenOpt,
-    UrlOpt,
-    UserOpt,
-    session,
-)
+from vmpooler.cli.client.session import ClientOptions, client_verb
 from vmpooler.errors import NotFound
 
 SSH_ENV = "VMPOOLER_SSH"
 DEFAULT_SSH_USER = "root"
 
 
+@client_verb(json=False)
 def ssh(
+    opts: ClientOptions,
     target: Annotated[str, typer.Argument(help="a VM's hostname, or a pool to check one out of", metavar="HOST|POOL")],
     ssh_args: Annotated[
         list[str] | None, typer.Argument(help="more ssh arguments, after --", show_default=False, metavar="SSH_ARGS")
@@ -38,14 +33,9 @@ def ssh(
     ssh_key: Annotated[
         Path | None, typer.Option("--ssh-key", help="private key (default: ssh_key: in the config)", metavar="FILE")
     ] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Log in to a VM with ssh; given a pool, check a VM out of it first (and print its name)."""
-    with session(url, token, user, service, False, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         try:
             host = str(client.query(target).get("fqdn") or target)
         except NotFound:  # not a VM: a pool (or alias) to check one out of

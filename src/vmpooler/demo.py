@@ -9,7 +9,7 @@ import logging
 import random
 import time
 
-from vmpooler.api.service import VMService
+from vmpooler.api.services.vms import VMService
 from vmpooler.auth.tokens import Identity
 from vmpooler.errors import ApiError, StoreError
 

@@ -6,7 +6,7 @@
     vmpooler status                       vmpooler ssh HOST|POOL
     vmpooler token get|list|status|delete vmpooler ondemand debian=2 --wait | status ID | cancel ID
 
-Every verb takes ``--url``/``--token``/``--user``/``--service`` (see :mod:`vmpooler.cli.client_config`),
+Every verb takes ``--url``/``--token``/``--user``/``--service`` (see :mod:`vmpooler.cli.client.config`),
 ``--json`` for machine-readable output and ``--debug`` for tracebacks. Output is a Rich table on a
 terminal and plain lines otherwise. Exit codes: 0 ok, 1 the API refused (or ``status`` reports a
 problem), 2 usage or configuration, 3 the server cannot be reached, 130 interrupted.
@@ -19,26 +19,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from vmpooler.cli.client_hints import plural
-from vmpooler.cli.client_ondemand import ondemand_app
-from vmpooler.cli.client_session import (
+from vmpooler.cli.client.hints import plural
+from vmpooler.cli.client.ondemand import ondemand_app
+from vmpooler.cli.client.session import (
+    ClientOptions,
     Ctx,
-    DebugOpt,
-    JsonOpt,
-    ServiceOpt,
     SpecArg,
-    TokenOpt,
-    UrlOpt,
-    UserOpt,
+    client_verb,
     emit,
     parse_specs,
-    session,
     table,
     text,
     vm_rows,
 )
-from vmpooler.cli.client_ssh import ssh
-from vmpooler.cli.client_tokens import token_app
+from vmpooler.cli.client.ssh import ssh
+from vmpooler.cli.client.tokens import token_app
 from vmpooler.errors import ApiError, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -48,18 +43,14 @@ if TYPE_CHECKING:
 EXIT_UNHEALTHY = 1
 
 
+@client_verb
 def get(
+    opts: ClientOptions,
     pools: SpecArg,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Check out ready VMs, all or nothing: `vmpooler get debian-12=2 centos`."""
     wanted = parse_specs(pools)
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         try:
             vms = client.checkout(wanted)
         except ServiceUnavailable as exc:
@@ -97,21 +88,17 @@ def _aliases(pool: dict[str, Any]) -> list[str]:
     return [alias] if isinstance(alias, str) else list(alias)
 
 
+@client_verb
 def list_(
+    opts: ClientOptions,
     pool_filter: Annotated[
         str | None, typer.Argument(help="only the pools whose name contains this", metavar="FILTER")
     ] = None,
     active: Annotated[bool, typer.Option("--active", help="my running VMs (by token) instead of the pools")] = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """The pools (those matching FILTER), or with --active the VMs checked out with your token and when
     each expires."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         if not active:
             names = [n for n in client.pools() if pool_filter is None or pool_filter in n]
             emit(ctx, names, lambda: names, lambda: table("pool", rows=[[n] for n in names]))
@@ -146,17 +133,13 @@ def _tags(info: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in (info.get("tags") or {}).items())
 
 
+@client_verb
 def query(
+    opts: ClientOptions,
     host: Annotated[str, typer.Argument(help="hostname, short or fully qualified")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """A VM's details: pool, state, owner, lifetime and time left in hours, tags, snapshots, ..."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         info = client.query(host)
         fields = _readable(info)
         lines = [f"{k}: {v}" for k, v in fields]
@@ -179,16 +162,12 @@ def _readable(info: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+@client_verb
 def modify(
+    opts: ClientOptions,
     host: Annotated[str, typer.Argument(help="hostname")],
     lifetime: Annotated[int | None, typer.Option("--lifetime", min=1, help="hours, counted from checkout")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="NAME=VALUE, repeatable")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Change a VM's lifetime and/or add tags."""
     tags: dict[str, str] = {}
@@ -199,27 +178,23 @@ def modify(
         tags[name] = value
     if lifetime is None and not tags:
         raise typer.BadParameter("give --lifetime and/or --tag")
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         client.modify(host, lifetime, tags)
         emit(ctx, {"ok": True, "hostname": host}, lambda: [f"modified {host}"])
 
 
+@client_verb
 def delete(
+    opts: ClientOptions,
     hosts: Annotated[
         list[str] | None, typer.Argument(help="hostnames, or a,b,c", show_default=False, metavar="HOST...")
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="every VM checked out with my token")] = False,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Return VMs to the pool (the manager destroys them)."""
     if not hosts and not all_:
         raise typer.BadParameter("name the VMs to return, or give --all")
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         names = [name for given in hosts or [] for name in given.split(",") if name]
         if all_:
             names += client.token_info(ctx.need_token()).get("vms", {}).get("running", [])
@@ -235,64 +210,48 @@ def delete(
             raise ApiError("; ".join(f"{n}: {why}" for n, why in failed.items()))
 
 
+@client_verb
 def snapshot(
+    opts: ClientOptions,
     host: Annotated[str, typer.Argument(help="hostname")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Queue a snapshot of a VM; prints its id."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         sid = client.snapshot(host)
         emit(ctx, {"hostname": host, "snapshot": sid}, lambda: [sid])
 
 
+@client_verb
 def revert(
+    opts: ClientOptions,
     host: Annotated[str, typer.Argument(help="hostname")],
     snapshot_id: Annotated[str, typer.Argument(help="the id `vmpooler snapshot` printed")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Queue a revert of a VM to one of its snapshots."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         client.revert(host, snapshot_id)
         emit(ctx, {"ok": True, "hostname": host, "snapshot": snapshot_id}, lambda: [f"reverting {host}"])
 
 
+@client_verb
 def disk(
+    opts: ClientOptions,
     host: Annotated[str, typer.Argument(help="hostname")],
     size_gb: Annotated[int, typer.Argument(min=1, help="size of the new disk, in GB")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Queue adding a disk to a VM; prints the disk as the API records it (+8gb)."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         added = client.add_disk(host, size_gb)
         emit(ctx, {"hostname": host, "disk": added}, lambda: [added])
 
 
+@client_verb
 def status(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
+    opts: ClientOptions,
 ) -> None:
     """The service's health and every pool's ready/running/pending VMs, degraded pools first; exit 1 when
     the service reports a problem (empty or degraded pools)."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         body = client.status()
     pools: dict[str, dict[str, Any]] = body.get("pools", {})
     health = body.get("status", {})
@@ -335,18 +294,14 @@ def _status_line(row: list[Any]) -> str:
     return f"{name} ready={ready}/{size} running={running} pending={pending}" + (f" {problem}" if problem else "")
 
 
+@client_verb
 def summary(
+    opts: ClientOptions,
     from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default: today)")] = None,
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD (default: today)")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Clones, boots and tags per day, from the history the service keeps."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         body = client.summary(from_, to)
         rows = [
             [

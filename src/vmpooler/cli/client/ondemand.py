@@ -18,17 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from vmpooler.cli.client_session import (
-    DebugOpt,
-    JsonOpt,
-    ServiceOpt,
+from vmpooler.cli.client.session import (
+    ClientOptions,
     SpecArg,
-    TokenOpt,
-    UrlOpt,
-    UserOpt,
+    client_verb,
     emit,
     parse_specs,
-    session,
     table,
     vm_rows,
 )
@@ -61,7 +56,9 @@ ondemand_app = typer.Typer(
 
 
 @ondemand_app.command("request")
+@client_verb
 def request(
+    opts: ClientOptions,
     pools: SpecArg,
     wait: Annotated[bool, typer.Option("--wait", help="wait until the VMs are ready, showing progress")] = False,
     cancel_on_interrupt: Annotated[
@@ -69,18 +66,12 @@ def request(
     ] = False,
     timeout: Annotated[float, typer.Option(help="seconds --wait waits at most", metavar="SECONDS")] = 600.0,
     interval: Annotated[float, typer.Option(help="seconds between polls while waiting", metavar="SECONDS")] = 1.0,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Ask for VMs to be provisioned on demand; prints the request id, or with --wait the VMs once ready."""
     wanted = parse_specs(pools)
     # the id is chosen here, so that a Ctrl-C at any moment, even while the request is sent, can name it
     rid = str(uuid.uuid4())
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         try:
             client.request(wanted, rid)
             if not wait:
@@ -96,39 +87,31 @@ def request(
 
 
 @ondemand_app.command("status")
+@client_verb
 def status(
+    opts: ClientOptions,
     request_id: IdArg,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """An on-demand request's VMs once ready, or how many are ready per pool; exit 1 if it failed or was
     cancelled."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         current = client.request_status(request_id)
         if current.ready or current.message is None:
             _show(ctx, current)
             return
-        if as_json:
+        if opts.as_json:
             emit(ctx, current.as_dict(), lambda: [])
         raise ApiError(f"on-demand request {request_id}: {current.message}")
 
 
 @ondemand_app.command("cancel")
+@client_verb
 def cancel(
+    opts: ClientOptions,
     request_id: IdArg,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Cancel an on-demand request; the VMs it has got so far are returned."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         client.cancel_request(request_id)
         emit(ctx, {"ok": True, "request_id": request_id}, lambda: [f"cancelled {request_id}"])
 

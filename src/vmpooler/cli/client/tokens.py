@@ -6,16 +6,11 @@ from typing import Annotated
 
 import typer
 
-from vmpooler.cli.client_session import (
-    DebugOpt,
-    JsonOpt,
+from vmpooler.cli.client.session import (
+    ClientOptions,
     PasswordOpt,
-    ServiceOpt,
-    TokenOpt,
-    UrlOpt,
-    UserOpt,
+    client_verb,
     emit,
-    session,
     table,
     text,
 )
@@ -28,33 +23,25 @@ def _password(password: str | None) -> str:
 
 
 @token_app.command("get")
+@client_verb
 def token_get(
+    opts: ClientOptions,
     password: PasswordOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Trade your user name and password for a new token (shown only this once)."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         new = client.create_token(ctx.need_user(), _password(password))
         emit(ctx, {"token": new}, lambda: [new])
 
 
 @token_app.command("list")
+@client_verb
 def token_list(
+    opts: ClientOptions,
     password: PasswordOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Your tokens (by hint), when each was made and last used."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         tokens = client.list_tokens(ctx.need_user(), _password(password))
         rows = [[hint, t.get("created"), t.get("last")] for hint, t in tokens.items()]
         emit(
@@ -66,35 +53,27 @@ def token_list(
 
 
 @token_app.command("status")
+@client_verb
 def token_status(
+    opts: ClientOptions,
     which: Annotated[str | None, typer.Argument(help="the token (default: yours)")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """A token's user, dates and running VMs."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         info = client.token_info(which or ctx.need_token())
         lines = [f"{k}: {text(v)}" for k, v in info.items()]
         emit(ctx, info, lambda: lines, lambda: table("field", "value", rows=[[k, text(v)] for k, v in info.items()]))
 
 
 @token_app.command("delete")
+@client_verb
 def token_delete(
+    opts: ClientOptions,
     which: Annotated[str | None, typer.Argument(help="the token (default: yours)")] = None,
     password: PasswordOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    user: UserOpt = None,
-    service: ServiceOpt = None,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Delete one of your tokens."""
-    with session(url, token, user, service, as_json, debug) as ctx, ctx.client() as client:
+    with opts.session() as ctx, ctx.client() as client:
         client.delete_token(which or ctx.need_token(), ctx.need_user(), _password(password))
         emit(ctx, {"ok": True}, lambda: ["deleted"])
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import uvloop
 
-from vmpooler.cli.runtime import Roles, run
 from vmpooler.config import Settings
 from vmpooler.errors import ConfigError, StoreError, VmpoolerError
 from vmpooler.logs import stop_logging
 from vmpooler.metrics import multiprocess
+from vmpooler.runtime import Roles, run
 from vmpooler.store.embedded import EmbeddedRedis, die_with_parent
 
 log = logging.getLogger("vmpooler")

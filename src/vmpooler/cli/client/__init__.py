@@ -1,0 +1,1 @@
+"""The client verbs of the ``vmpooler`` command (``get``, ``list``, ``delete``, ``token``, ``ondemand``, ...)."""
