@@ -20,18 +20,32 @@
 
 Foreign exceptions (redis, pydantic, provider SDKs) are translated at the boundary with
 ``raise ... from exc`` so callers only ever catch these.
+
+Each error carries the context it was raised in, as httpx's carry ``request``: ``pool``, ``vm`` and ``op``
+(the provider call or operation), given where it is raised or added on the way up by
+:meth:`VmpoolerError.with_context`; and ``metric_key``, the cause its error count is recorded under.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Self
 
 
 class VmpoolerError(Exception):
     """Base of every error vmpooler raises on purpose."""
 
-    #: the statsd/prometheus label an operator can count this error by
+    #: the cause an operator counts this error by (the ``cause`` of the error counters)
     metric_key: str = "error"
+    pool: str | None = None
+    vm: str | None = None
+    op: str | None = None
+
+    def with_context(self, *, pool: str | None = None, vm: str | None = None, op: str | None = None) -> Self:
+        """Fill in what the raiser did not know (what it did know wins); returns the error, to re-raise."""
+        self.pool = self.pool or pool
+        self.vm = self.vm or vm
+        self.op = self.op or op
+        return self
 
 
 class ConfigError(VmpoolerError):
@@ -77,7 +91,16 @@ class ServerUnreachable(VmpoolerError):
 
 
 class ProviderError(VmpoolerError):
+    """A provider call failed; the manager adds the pool, VM and call (``op``) on the way up."""
+
     metric_key = "provider"
+    #: what a failed call counts as, by the provider method that failed (the original's causes)
+    failed_calls: ClassVar[dict[str, str]] = {"create_vm": "clone_failed", "destroy_vm": "destroy_failed"}
+
+    def with_context(self, *, pool: str | None = None, vm: str | None = None, op: str | None = None) -> Self:
+        super().with_context(pool=pool, vm=vm, op=op)
+        self.metric_key = self.failed_calls.get(self.op or "", self.metric_key)
+        return self
 
 
 class ProviderTimeout(ProviderError):
@@ -86,6 +109,8 @@ class ProviderTimeout(ProviderError):
 
 class PermanentProviderError(ProviderError):
     metric_key = "provider_permanent"
+    #: a clone that retrying cannot help is the original's ``permanently_failed``
+    failed_calls = {**ProviderError.failed_calls, "create_vm": "permanently_failed"}
 
 
 class NotSupported(ProviderError):
@@ -102,7 +127,9 @@ class ApiError(VmpoolerError):
 
     def __init__(self, message: str, /, **extra: Any) -> None:
         self.message = message
-        self.extra = extra
+        self.extra = extra  # goes into the reply body, so its ``pool`` is the context too
+        if isinstance(extra.get("pool"), str):
+            self.pool = extra["pool"]
         super().__init__(message)
 
 

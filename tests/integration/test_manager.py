@@ -8,6 +8,7 @@ from pathlib import Path
 import redis
 
 from tests.support.pools import dummy, manager_for, run_until, settings_with, settle
+from vmpooler.manager.loop import Manager
 from vmpooler.states import LIVE_STATES, VMState
 from vmpooler.store import keys
 from vmpooler.store.redis import Store
@@ -279,3 +280,23 @@ async def test_a_vm_missing_from_one_inventory_is_kept_and_from_two_is_gone(stor
     assert name in await store.members("deb", VMState.RUNNING), "the count restarts once it is seen again"
     await manager.run_once()
     assert await store.locate(name) in (("deb", VMState.COMPLETED), ("deb", VMState.DESTROYED))
+
+
+async def test_failed_provider_calls_are_counted_by_the_errors_metric_key(store: Store, inventory_file: Path) -> None:
+    from vmpooler.metrics.prometheus import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    provider = dummy(inventory_file, templates=["templates/deb"], createvm_fail_percent=100, destroyvm_fail_percent=100)
+    pools = [{**POOL, "size": 1}, {"name": "gone", "template": "templates/gone", "size": 1}]
+    manager = Manager(settings_with(pools), store, {"dummy": provider}, call_timeout=10, metrics=metrics)
+
+    def count(cause: str, pool: str) -> float:
+        return metrics.registry.get_sample_value("vmpooler_errors_total", {"cause": cause, "pool": pool}) or 0.0
+
+    async def counted() -> bool:
+        await settle(manager)
+        return all(
+            count(c, p) for c, p in (("clone_failed", "deb"), ("permanently_failed", "gone"), ("destroy_failed", "deb"))
+        )
+
+    await run_until(manager, counted)

@@ -79,19 +79,23 @@ class PoolContext:
             options["clone_target"] = self.policy.clone_target
         return PoolTarget(self.name, self.policy.template, options)
 
-    async def call(self, what: str, work: Awaitable[T], timeout: float | None = None) -> T:
-        """Await a provider call, bounded in time; every failure comes out as a ProviderError."""
+    async def call(self, what: str, work: Awaitable[T], timeout: float | None = None, vm: str | None = None) -> T:
+        """Await a provider call, bounded in time; every failure comes out as a ProviderError that names
+        this pool, ``vm`` and the call (``what``)."""
         limit = timeout if timeout is not None else self.call_timeout
         try:
             async with asyncio.timeout(limit):
                 return await work
         except TimeoutError as exc:
-            raise ProviderTimeout(f"{self.provider.name}.{what} gave no answer within {limit:.0f}s") from exc
-        except ProviderError:
+            late = ProviderTimeout(f"{self.provider.name}.{what} gave no answer within {limit:.0f}s")
+            raise late.with_context(pool=self.name, vm=vm, op=what) from exc
+        except ProviderError as exc:
+            exc.with_context(pool=self.name, vm=vm, op=what)
             raise
         except Exception as exc:
             # a provider bug must not take the pool down: count it as a failed call
-            raise ProviderError(f"{self.provider.name}.{what} failed: {exc!r}") from exc
+            failed = ProviderError(f"{self.provider.name}.{what} failed: {exc!r}")
+            raise failed.with_context(pool=self.name, vm=vm, op=what) from exc
 
     async def move(
         self, name: str, source: VMState, target: VMState, reason: str, fields: Fields | None = None

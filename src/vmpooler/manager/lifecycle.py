@@ -82,7 +82,7 @@ class Lifecycle:
         deadline = time.monotonic() + ctx.policy.timeout
         slot_held = True
         try:
-            info = await ctx.call("create_vm", ctx.provider.create_vm(ctx.target, name), ctx.policy.timeout)
+            info = await ctx.call("create_vm", ctx.provider.create_vm(ctx.target, name), ctx.policy.timeout, vm=name)
             clone_seconds = ctx.clock() - started
             await ctx.store.update_vm(name, {"clone_time": f"{clone_seconds:.2f}", "ip": info.ip or ""})
             await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
@@ -109,7 +109,7 @@ class Lifecycle:
             permanent = isinstance(exc, PermanentProviderError)
             await ctx.clone_failed(f"clone failed: {exc}", permanent)
             await ctx.store.ondemand.record_clone_failure(ctx.name, str(exc), permanent)
-            ctx.metrics.error("permanently_failed" if permanent else "clone_failed", ctx.name)
+            ctx.metrics.error(exc.metric_key, ctx.name)  # clone_failed, or permanently_failed
             await ctx.move(
                 name,
                 VMState.PENDING,
@@ -149,13 +149,13 @@ class Lifecycle:
         ctx = self.ctx
         started = time.monotonic()
         try:
-            await ctx.call("destroy_vm", ctx.provider.destroy_vm(ctx.target, name))
+            await ctx.call("destroy_vm", ctx.provider.destroy_vm(ctx.target, name), vm=name)
             ctx.metrics.destroyed(ctx.name, time.monotonic() - started)
             if await ctx.store.mark_destroyed(ctx.name, name, state, ctx.clock()):
                 log.info("pool %s vm %s: %s -> destroyed", ctx.name, name, state)
         except ProviderError as exc:
             # stays in its doomed set, so the next pass tries again
-            ctx.metrics.error("destroy_failed", ctx.name)
+            ctx.metrics.error(exc.metric_key, ctx.name)  # destroy_failed
             log.warning("pool %s vm %s: destroy failed, will retry: %s", ctx.name, name, exc)
         except StoreError as exc:
             log.warning("pool %s vm %s: store unavailable after destroy: %s", ctx.name, name, exc)
