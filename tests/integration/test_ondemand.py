@@ -136,7 +136,7 @@ async def test_request_past_its_ttl_fails_and_releases_vms(
     await manager.ondemand.run_once()
     body = poll(api, rid).json()
     assert body["ready"] is False and "ondemand_request_ttl '5'" in body["message"]
-    assert await store.ondemand.demand_for("deb") == 0
+    assert await store.ondemand.total_demand() == 0
 
 
 async def test_repeated_clone_failures_fail_the_request(api: httpx.Client, store: Store, inventory_file: Path) -> None:

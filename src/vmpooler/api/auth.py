@@ -37,10 +37,6 @@ class ApiAuth:
             raise NotFound("token authentication is not configured on this server (no :auth: section)")
         return self.backend
 
-    async def basic_user(self, request: Request) -> str:
-        """The user named by valid basic-auth credentials; 401 otherwise, 503 when LDAP is down."""
-        return (await self.basic_login(request)).user
-
     def is_admin(self, login: Login) -> bool:
         return login.in_admin_group or self.tokens.policy.is_admin(login.user)
 

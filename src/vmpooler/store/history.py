@@ -17,7 +17,6 @@ from vmpooler.store.connection import Redis, translated
 
 MINUTE_RETENTION = 24 * 3600
 HOUR_RETENTION = 90 * 24 * 3600
-RESOLUTIONS = {"1m": 60, "1h": 3600}
 
 Point = dict[str, Any]
 

@@ -104,11 +104,6 @@ class OndemandStore:
                 pipe.hset(keys.ONDEMAND_DEMAND, mapping={p: str(n) for p, n in demand.items()})
             await pipe.execute()
 
-    async def demand_for(self, pool: str) -> int:
-        async with translated():
-            value = await self.client.hget(keys.ONDEMAND_DEMAND, pool)
-        return int(value) if value else 0
-
     async def total_demand(self) -> int:
         """VMs open on-demand requests still need cloned, over every pool (``/status`` ``queue.requested``)."""
         async with translated():

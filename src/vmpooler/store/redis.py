@@ -200,7 +200,9 @@ class Store:
                 args=[fence, name, *_pairs(record)],
             )
         if done == -1:
-            raise LeaseLost(f"pool {pool}: this manager's lease passed to another manager")
+            raise LeaseLost(f"pool {pool}: this manager's lease passed to another manager").with_context(
+                pool=pool, vm=name
+            )
         return bool(done)
 
     async def move(

@@ -1,5 +1,5 @@
 """Disk images through ``qemu-img``: linked copy-on-write overlays over a base that is never written,
-blank disks, and internal snapshots of images no running VM holds open."""
+blank disks, and the internal snapshots an image holds (read while a VM runs it)."""
 
 from __future__ import annotations
 
@@ -45,19 +45,3 @@ async def snapshots(qemu_img: str, image: Path) -> list[str]:
     found = (await info(qemu_img, image)).get("snapshots")
     entries = found if isinstance(found, list) else []
     return [str(entry["name"]) for entry in entries if isinstance(entry, dict) and "name" in entry]
-
-
-async def save_snapshot(qemu_img: str, image: Path, name: str) -> None:
-    """Record the disk as it is now under ``name`` (the image must not be in use)."""
-    await run([qemu_img, "snapshot", "-c", name, str(image)], IMAGE_TIMEOUT)
-
-
-async def apply_snapshot(qemu_img: str, image: Path, name: str) -> None:
-    """Put the disk back to snapshot ``name`` (the image must not be in use)."""
-    if name not in await snapshots(qemu_img, image):
-        raise PermanentProviderError(f"{image} has no snapshot {name!r}")
-    await run([qemu_img, "snapshot", "-a", name, str(image)], IMAGE_TIMEOUT)
-
-
-async def delete_snapshot(qemu_img: str, image: Path, name: str) -> None:
-    await run([qemu_img, "snapshot", "-d", name, str(image)], IMAGE_TIMEOUT)
