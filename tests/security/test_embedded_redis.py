@@ -154,13 +154,17 @@ def test_a_redis_section_without_server_is_the_operators_redis(redis_port: int, 
     server = Serve(tmp_path, config, tmp_path / ".vmpooler")
     try:
         wait_for_port(server.port, server.process, timeout=30)
-        assert f"using Redis at localhost:{redis_port} (:redis: names no server" in server.text()
-        assert not (tmp_path / ".vmpooler" / "redis").exists()
         client = redis.Redis(port=redis_port)
-        # the API listens before the manager (a process of its own) has registered the pools
+        # the API listens before the manager (a process of its own) has registered the pools, and each
+        # process's log lines are written by a thread of its own: wait for both, briefly
+        said = f"using Redis at localhost:{redis_port} (:redis: names no server"
         deadline = time.monotonic() + 20
-        while not client.sismember("vmpooler__pools", "debian-12-x86_64") and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (
+            said in server.text() and client.sismember("vmpooler__pools", "debian-12-x86_64")
+        ):
             time.sleep(0.1)
+        assert said in server.text()
+        assert not (tmp_path / ".vmpooler" / "redis").exists()
         assert client.sismember("vmpooler__pools", "debian-12-x86_64")
         client.close()
     finally:
