@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.waiting import until
 from vmpooler.config import Settings, parse_settings
 from vmpooler.manager.loop import Manager
 from vmpooler.providers.dummy import DummyOptions, DummyProvider
@@ -36,15 +35,13 @@ async def run_until(
     manager: Manager, done: Callable[[], Awaitable[bool]], timeout: float = 20.0, pause: float = 0.05
 ) -> int:
     """Run passes until ``done()``; returns the number of passes. Fails the test on timeout."""
-    deadline = time.monotonic() + timeout
-    passes = 0
-    while time.monotonic() < deadline:
+
+    async def one_pass() -> bool:
         await manager.run_once()
-        passes += 1
-        if await done():
-            return passes
-        await asyncio.sleep(pause)
-    raise AssertionError(f"condition not reached after {passes} passes in {timeout}s")
+        return await done()
+
+    what = f"{getattr(done, '__name__', 'the condition')} after manager passes"
+    return (await until(one_pass, what, timeout=timeout, pause=pause)).checks
 
 
 async def settle(manager: Manager) -> None:
