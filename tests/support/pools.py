@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,21 @@ def dummy(inventory: Path | None, **options: Any) -> DummyProvider:
     )
 
 
-def manager_for(settings: Settings, store: Store, provider: DummyProvider) -> Manager:
-    return Manager(settings, store, {"dummy": provider}, call_timeout=10, ready_poll_interval=0.02)
+def with_pool_minutes(settings: Settings, pool: str, **minutes: float) -> Settings:
+    """``settings`` with ``pool``'s minute knobs (``timeout``, ``ready_ttl``) set to fractions of a minute.
+
+    The config takes whole minutes (validation refuses less) and a clone's timeout runs on the monotonic
+    clock, not the injected one, so a test that must see it lapse sets seconds here (``model_copy`` does not
+    validate, on purpose)."""
+    pools = [p.model_copy(update=minutes) if p.name == pool else p for p in settings.pools]
+    assert any(p.name == pool for p in settings.pools), f"no pool {pool!r}"
+    return settings.model_copy(update={"pools": pools})
+
+
+def manager_for(
+    settings: Settings, store: Store, provider: DummyProvider, clock: Callable[[], float] = time.time
+) -> Manager:
+    return Manager(settings, store, {"dummy": provider}, clock=clock, call_timeout=10, ready_poll_interval=0.02)
 
 
 async def run_until(
