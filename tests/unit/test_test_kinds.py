@@ -53,3 +53,10 @@ def test_a_skip_passes_locally_but_fails_under_ci(tmp_path: Path) -> None:
     assert under_ci.returncode == 1, under_ci.stdout
     assert "skipped under CI, which must run every test: " in under_ci.stdout, under_ci.stdout
     assert "no frobnicator" in under_ci.stdout, under_ci.stdout
+
+
+def test_every_long_running_module_exists() -> None:
+    from tests.support.test_kinds import LONG_RUNNING
+
+    missing = [module for module in LONG_RUNNING if not (ROOT / module).is_file()]
+    assert missing == [], "renamed or removed: update LONG_RUNNING in tests/support/test_kinds.py"
