@@ -86,7 +86,7 @@ async def test_a_quiet_pool_reads_nothing_yet_sees_changes_no_event_announced(
             counts = await store.counts(names)
             return all(c[VMState.READY] == 2 and c[VMState.PENDING] == 0 for c in counts.values())
 
-        await wait_for(full)
+        await until(full, "every pool full, nothing pending")
         await asyncio.sleep(1.5)  # the passes that filled the pools are over
         reconcilers = manager.reconcilers.values()
         passes, reads = sum(r.passes for r in reconcilers), sum(r.full_passes for r in reconcilers)
@@ -111,7 +111,7 @@ async def test_a_quiet_pool_reads_nothing_yet_sees_changes_no_event_announced(
                 and await full()
             )
 
-        assert await wait_for(handled, timeout=20) < 10
+        assert (await until(handled, "the lost and the moved VM handled", timeout=20)).seconds < 10
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
