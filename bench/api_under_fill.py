@@ -39,15 +39,15 @@ from rich.table import Table
 from checkout import hostname_in
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
-    guarded_main,
-    load_average,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     verdict,
     write_config,
-    write_json,
 )
 from loadgen import RawConnection, Recorder, Summary
 from vmpooler.states import VMState
@@ -241,7 +241,7 @@ def figures(fig: Figures) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--pools", type=int, default=100, help="pools (default 100)")
     parser.add_argument("--per-pool", type=int, default=50, help="size of each (default 50: 5,000 VMs)")
     parser.add_argument("--checkouts", type=float, default=20.0, help="checkouts per second in all (default 20)")
@@ -249,8 +249,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cap", type=float, default=240.0, help="longest fill phase in seconds (default 240)")
     parser.add_argument("--split", action="store_true", help="API and manager in two processes, not serve")
     parser.add_argument("--quick", action="store_true", help="a short run: 20 pools of 25, 1 s after")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.pools, args.per_pool = min(args.pools, 20), min(args.per_pool, 25)
         args.after, args.cap = min(args.after, 1.0), min(args.cap, 60.0)
@@ -261,14 +260,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        fig = run(args)
-        report(fig)
-        write_json(args.json, "api_under_fill", vars(args), figures(fig), load)
-
-    return guarded_main(work)
+    return benchmark_main("api_under_fill", args, lambda: run(args), lambda fig, _load: report(fig), figures)
 
 
 if __name__ == "__main__":

@@ -31,17 +31,17 @@ from rich.table import Table
 
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
     cpu_seconds,
-    guarded_main,
-    load_average,
     numbers,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     verdict,
     write_config,
-    write_json,
 )
 from loadgen import REQUEST_TIMEOUT, Budget, RawConnection, Recorder, Reply, Summary
 from vmpooler.states import VMState
@@ -371,7 +371,7 @@ def figures(results: Sequence[Result]) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per scenario (default 5)")
     parser.add_argument("--requests", type=int, help="instead: timed checkouts per scenario")
     parser.add_argument("--max-seconds", type=float, default=120.0, help="time cap with --requests (default 120)")
@@ -380,8 +380,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=numbers, default=CONCURRENCY, help="clients (default 1,8,32,64)")
     parser.add_argument("--quick", action="store_true", help="a short run: 1 s per scenario, 0.3 s warm-up")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator (default raw)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.seconds, args.warmup = min(args.seconds, 1.0), min(args.warmup, 0.3)
         args.requests = min(args.requests, 300) if args.requests else None
@@ -394,14 +393,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        results = run(args)
-        report(results, args)
-        write_json(args.json, "checkout", vars(args), figures(results), load)
-
-    return guarded_main(work)
+    return benchmark_main("checkout", args, lambda: run(args), lambda results, _load: report(results, args), figures)
 
 
 if __name__ == "__main__":

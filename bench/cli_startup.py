@@ -29,15 +29,15 @@ from rich.table import Table
 
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
-    guarded_main,
-    load_average,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     verdict,
     write_config,
-    write_json,
 )
 from vmpooler.store.connection import connect
 from vmpooler.store.redis import Store
@@ -106,11 +106,10 @@ def report(results: dict[str, dict[str, Any]], load: float) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=15, help="timed runs per command (default 15)")
     parser.add_argument("--quick", action="store_true", help="5 rounds")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.rounds = min(args.rounds, 5)
     if args.rounds < 1:
@@ -120,14 +119,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        results = measure(args)
-        report(results, load)
-        write_json(args.json, "cli_startup", vars(args), results, load)
-
-    return guarded_main(work)
+    return benchmark_main("cli_startup", args, lambda: measure(args), report)
 
 
 if __name__ == "__main__":

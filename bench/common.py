@@ -3,6 +3,7 @@ machine header, the guarded entry point and the ``--json`` figures file."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -30,6 +31,7 @@ from vmpooler.store.embedded import free_port, redis_server_binary
 # a log or a pipe gets tables 120 wide (rich's default of 80 would wrap them), unless COLUMNS says otherwise
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 # ---- child processes -----------------------------------------------------------------------------
@@ -256,3 +258,32 @@ def guarded_main(work: Callable[[dict[str, Any]], object]) -> int:
         console.print(f"[red]the benchmark could not run:[/] {exc}", highlight=False)
         return 1
     return 0
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by the first paragraph of its module docstring."""
+    return argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+
+
+def parse_with_figures(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` with the benchmark's own flags and, last, the ``--json FILE`` every benchmark has."""
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
+    return parser.parse_args(argv)
+
+
+def benchmark_main(
+    name: str,
+    args: argparse.Namespace,
+    run: Callable[[], R],
+    report: Callable[[R, float], object],
+    figures: Callable[[R], Any] = lambda result: result,
+) -> int:
+    """Every benchmark's ``main()`` after parsing: run it, report (given the load before), write ``--json``."""
+
+    def work(_machine: dict[str, Any]) -> None:
+        load = load_average()
+        result = run()
+        report(result, load)
+        write_json(args.json, name, vars(args), figures(result), load)
+
+    return guarded_main(work)

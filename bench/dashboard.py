@@ -28,15 +28,15 @@ from rich.table import Table
 
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
-    guarded_main,
-    load_average,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     verdict,
     write_config,
-    write_json,
 )
 from status import fill, pool_name
 
@@ -150,12 +150,11 @@ def report(result: dict[str, Any], args: argparse.Namespace, load: float) -> Non
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--pools", type=int, default=1000, help="configured pools (default 1000)")
     parser.add_argument("--loads", type=int, default=5, help="page loads timed (default 5)")
     parser.add_argument("--idle-seconds", type=float, default=6.0, help="seconds of idle polling (default 6)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.pools < 1 or args.loads < 1 or args.idle_seconds <= 0:
         parser.error("--pools, --loads and --idle-seconds must be positive")
     return args
@@ -163,14 +162,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        result = run(args)
-        report(result, args, load)
-        write_json(args.json, "dashboard", vars(args), result, load)
-
-    return guarded_main(work)
+    return benchmark_main("dashboard", args, lambda: run(args), lambda result, load: report(result, args, load))
 
 
 if __name__ == "__main__":

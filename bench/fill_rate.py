@@ -23,9 +23,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from common import Children, console, guarded_main, load_average, run_async, start_redis, verdict, write_json
+from common import (
+    Children,
+    argument_parser,
+    benchmark_main,
+    console,
+    parse_with_figures,
+    run_async,
+    start_redis,
+    verdict,
+)
 from manager_harness import FixedCloneDummy, ready_total, settings_for
 from vmpooler.manager.loop import Manager
 from vmpooler.store.connection import connect
@@ -122,7 +130,7 @@ def report(f: Fill) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--pools", type=int, default=40, help="pools, all empty at the start (default 40)")
     parser.add_argument("--per-pool", type=int, default=5, help="size of each pool (default 5)")
     parser.add_argument("--task-limit", type=int, default=10, help="clones in flight at most (default 10)")
@@ -131,8 +139,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--inventory-file", action="store_true", help="the dummy keeps its inventory in a file (default: in memory)"
     )
     parser.add_argument("--quick", action="store_true", help="a short run: 10 pools of 4, 0.5 s clones")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.pools, args.per_pool = min(args.pools, 10), min(args.per_pool, 4)
         args.clone_seconds = min(args.clone_seconds, 0.5)
@@ -143,15 +150,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        result = run(args)
-        report(result)
-        figures = asdict(result) | {"bound": result.bound, "rate": result.rate, "share": result.share}
-        write_json(args.json, "fill_rate", vars(args), figures, load)
-
-    return guarded_main(work)
+    return benchmark_main(
+        "fill_rate",
+        args,
+        lambda: run(args),
+        lambda result, _load: report(result),
+        lambda result: asdict(result) | {"bound": result.bound, "rate": result.rate, "share": result.share},
+    )
 
 
 if __name__ == "__main__":

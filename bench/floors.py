@@ -33,15 +33,15 @@ from rich.table import Table
 from checkout import CONCURRENCY, POOL, Servers, drive, fill, open_clients
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
-    guarded_main,
-    load_average,
     numbers,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     write_config,
-    write_json,
 )
 from loadgen import Budget, Recorder, Summary
 from loadgen import measure as measure_http
@@ -177,13 +177,12 @@ def figures(rows: Sequence[Row]) -> list[dict[str, Any]]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per phase (default 3)")
     parser.add_argument("--warmup", type=float, default=0.5, help="untimed seconds before each (default 0.5)")
     parser.add_argument("--concurrency", type=numbers, default=CONCURRENCY, help="clients (default 1,8,32,64)")
     parser.add_argument("--quick", action="store_true", help="a short run: 0.5 s per phase at 1 and 32")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.seconds, args.warmup, args.concurrency = min(args.seconds, 0.5), min(args.warmup, 0.2), (1, 32)
     if args.seconds <= 0 or args.warmup < 0 or not args.concurrency or min(args.concurrency) < 1:
@@ -193,14 +192,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        rows = run(args)
-        report(rows)
-        write_json(args.json, "floors", vars(args), figures(rows), load)
-
-    return guarded_main(work)
+    return benchmark_main("floors", args, lambda: run(args), lambda rows, _load: report(rows), figures)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,23 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.table import Table
 
-from common import Children, console, guarded_main, memory_mib, start_redis, start_vmpooler, write_config
+from common import (
+    Children,
+    argument_parser,
+    console,
+    guarded_main,
+    memory_mib,
+    start_redis,
+    start_vmpooler,
+    write_config,
+)
 
 BODY = 200 * 1024 * 1024
 PIECE = b"x" * 65536
@@ -165,5 +175,10 @@ def work(_: dict[str, Any]) -> None:
         console.print(table)
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    argument_parser(__doc__).parse_args(argv)  # no flags of its own: --help, and a refusal of unknown ones
+    return guarded_main(work)
+
+
 if __name__ == "__main__":
-    sys.exit(guarded_main(work))
+    sys.exit(main())

@@ -34,7 +34,16 @@ from typing import Any
 
 from rich.table import Table
 
-from common import Children, console, guarded_main, load_average, memory_mib, run_async, start_redis, write_json
+from common import (
+    Children,
+    argument_parser,
+    benchmark_main,
+    console,
+    memory_mib,
+    parse_with_figures,
+    run_async,
+    start_redis,
+)
 from vmpooler.config import parse_settings
 from vmpooler.domain import PoolTarget
 from vmpooler.manager.loop import Manager
@@ -212,14 +221,13 @@ def report(fills: list[Fill], accelerator: str, args: argparse.Namespace) -> Non
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--provider", choices=("qemu", "libvirt"), default="qemu", help="the provider (default qemu)")
     parser.add_argument("--uri", help="libvirt: the daemon to use (default: a private one, started and stopped here)")
     parser.add_argument("--sizes", default="1,3,6", help="pool sizes, comma-separated (default 1,3,6)")
     parser.add_argument("--memory-mb", type=int, default=256, help="memory of each VM (default 256)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="time cap per fill (default 300)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     try:
         args.sizes = [int(size) for size in args.sizes.split(",")]
     except ValueError:
@@ -231,15 +239,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        fills, accelerator = run(args)
-        report(fills, accelerator, args)
-        figures = {"accelerator": accelerator, "fills": [asdict(f) | {"per_minute": f.per_minute} for f in fills]}
-        write_json(args.json, "local_vms", vars(args), figures, load)
-
-    return guarded_main(work)
+    return benchmark_main(
+        "local_vms",
+        args,
+        lambda: run(args),
+        lambda run_, _load: report(*run_, args),
+        lambda run_: {"accelerator": run_[1], "fills": [asdict(f) | {"per_minute": f.per_minute} for f in run_[0]]},
+    )
 
 
 if __name__ == "__main__":

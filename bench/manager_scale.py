@@ -40,14 +40,14 @@ from rich.table import Table
 
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
-    guarded_main,
-    load_average,
     memory_mib,
+    parse_with_figures,
     run_async,
     start_redis,
     verdict,
-    write_json,
 )
 from manager_harness import (
     RoundTrips,
@@ -330,7 +330,7 @@ def run(args: argparse.Namespace) -> Figures:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--pools", type=int, default=1000, help="configured pools (default 1000)")
     parser.add_argument("--vms", type=int, default=10000, help="total pool size (default 10000)")
     parser.add_argument("--passes", type=int, default=5, help="steady-state passes measured (default 5)")
@@ -341,8 +341,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="profile a steady pass even when on target")
     parser.add_argument("--quick", action="store_true", help="a short run: 100 pools, 1,000 VMs, 3 passes")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.pools, args.vms, args.passes = min(args.pools, 100), min(args.vms, 1000), min(args.passes, 3)
         args.changed = min(args.changed, 10)
@@ -354,15 +353,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        fig = run(args)
-        report(fig)
-        results = asdict(fig) | {"verdicts": verdicts(fig)}
-        write_json(args.json, "manager_scale", vars(args), results, load)
-
-    return guarded_main(work)
+    return benchmark_main(
+        "manager_scale",
+        args,
+        lambda: run(args),
+        lambda fig, _load: report(fig),
+        lambda fig: asdict(fig) | {"verdicts": verdicts(fig)},
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.table import Table
 
-from common import console, guarded_main, load_average, run_async, write_json
+from common import argument_parser, benchmark_main, console, parse_with_figures, run_async
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the simulators' fixtures live with the tests
@@ -111,13 +111,17 @@ async def measure(setup: Setup, clones: int, concurrency: int) -> dict[str, floa
     }
 
 
-def work(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for name in args.providers:
         for concurrency in (1, 10):
             console.print(f"{name}: {args.clones} clones at concurrency {concurrency} ...", highlight=False)
             figures = run_async(measure(PROVIDERS[name], args.clones, concurrency))
             results.append({"provider": name, "concurrency": concurrency, **figures})
+    return results
+
+
+def report(results: list[dict[str, Any]]) -> None:
     table = Table(title="provider clone to ready, against the simulators")
     for column in ("provider", "concurrency", "create_vm p50", "to ready p50", "to ready p95", "clones/min"):
         table.add_column(column, justify="right")
@@ -131,19 +135,17 @@ def work(args: argparse.Namespace) -> None:
             f"{r['clones_per_minute']:,.0f}",
         )
     console.print(table)
-    write_json(args.json, "providers", {"clones": args.clones}, results, load_average())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--clones", type=int, default=60, help="timed clones per provider and concurrency")
     parser.add_argument("--providers", nargs="+", choices=sorted(PROVIDERS), default=list(PROVIDERS))
     parser.add_argument("--quick", action="store_true", help="10 clones each")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.clones = 10
-    return guarded_main(lambda _machine: work(args))
+    return benchmark_main("providers", args, lambda: run(args), lambda results, _load: report(results))
 
 
 if __name__ == "__main__":

@@ -24,16 +24,16 @@ from rich.table import Table
 from checkout import hostname_in
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
-    guarded_main,
-    load_average,
     memory_mib,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     verdict,
     write_config,
-    write_json,
 )
 from loadgen import RawConnection
 from vmpooler.store.connection import connect
@@ -111,11 +111,10 @@ def report(results: dict[str, dict[str, Any]]) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--idle", type=float, default=2.0, help="seconds idle before reading (default 2)")
     parser.add_argument("--quick", action="store_true", help="only the small configuration (the target's)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.idle < 0:
         parser.error("--idle must be at least 0")
     return args
@@ -123,14 +122,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        results = run(args)
-        report(results)
-        write_json(args.json, "rss", vars(args), results, load)
-
-    return guarded_main(work)
+    return benchmark_main("rss", args, lambda: run(args), lambda results, _load: report(results))
 
 
 if __name__ == "__main__":

@@ -43,16 +43,16 @@ import redis
 from checkout import hostname_in
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
     cpu_seconds,
-    guarded_main,
-    load_average,
     memory_mib,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     write_config,
-    write_json,
 )
 from loadgen import Budget, RawConnection, Recorder, Summary, measure
 from vmpooler.states import VMState
@@ -252,15 +252,14 @@ def report(fig: dict[str, Any]) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--big", type=int, default=3000, help="VMs in the big pool of (a) (default 3,000)")
     parser.add_argument("--pools", type=int, default=1000, help="pools of 2 in (b) (default 1,000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="checkout phase of (a); /status half (20)")
     parser.add_argument("--idle", type=float, default=120.0, help="idle phase of (b) in seconds (default 120)")
     parser.add_argument("--cap", type=float, default=300.0, help="longest fill in seconds (default 300)")
     parser.add_argument("--quick", action="store_true", help="short: 600 VMs, 200 pools, 5 s, 20 s idle")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.big, args.pools = min(args.big, 600), min(args.pools, 200)
         args.seconds, args.idle, args.cap = min(args.seconds, 5.0), min(args.idle, 20.0), min(args.cap, 120.0)
@@ -269,20 +268,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="vmpooler-bench-") as tmp, Children() as children:
+        figures["big"] = big(children, Path(tmp), args)
+    with tempfile.TemporaryDirectory(prefix="vmpooler-bench-") as tmp, Children() as children:
+        figures["many"] = many(children, Path(tmp), args)
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        figures: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory(prefix="vmpooler-bench-") as tmp, Children() as children:
-            figures["big"] = big(children, Path(tmp), args)
-        with tempfile.TemporaryDirectory(prefix="vmpooler-bench-") as tmp, Children() as children:
-            figures["many"] = many(children, Path(tmp), args)
-        report(figures)
-        write_json(args.json, "serve_scale", vars(args), figures, load)
-
-    return guarded_main(work)
+    return benchmark_main("serve_scale", args, lambda: run(args), lambda figures, _load: report(figures))
 
 
 if __name__ == "__main__":

@@ -25,16 +25,16 @@ from rich.table import Table
 
 from common import (
     Children,
+    argument_parser,
+    benchmark_main,
     console,
     cpu_seconds,
-    guarded_main,
-    load_average,
+    parse_with_figures,
     run_async,
     start_redis,
     start_vmpooler,
     verdict,
     write_config,
-    write_json,
 )
 from loadgen import Budget, Summary, hold
 from vmpooler.store.connection import connect
@@ -154,15 +154,14 @@ def figures(results: Sequence[Result]) -> list[dict[str, Any]]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--pools", type=int, default=1000, help="configured pools (default 1000)")
     parser.add_argument("--per-pool", type=int, default=3, help="ready VMs in each pool (default 3)")
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds at concurrency 32 (default 5)")
     parser.add_argument("--single-seconds", type=float, default=2.0, help="timed seconds one at a time (default 2)")
     parser.add_argument("--warmup", type=float, default=0.5, help="untimed seconds before each (default 0.5)")
     parser.add_argument("--quick", action="store_true", help="a short run: 1 s per phase, 0.5 s one at a time")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
-    args = parser.parse_args(argv)
+    args = parse_with_figures(parser, argv)
     if args.quick:
         args.seconds, args.single_seconds, args.warmup = min(args.seconds, 1.0), min(args.single_seconds, 0.5), 0.2
     if args.seconds <= 0 or args.single_seconds <= 0 or args.warmup < 0 or args.pools < 1 or args.per_pool < 0:
@@ -172,14 +171,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def work(_info: dict[str, Any]) -> None:
-        load = load_average()
-        results = run(args)
-        report(results, args)
-        write_json(args.json, "status", vars(args), figures(results), load)
-
-    return guarded_main(work)
+    return benchmark_main("status", args, lambda: run(args), lambda results, _load: report(results, args), figures)
 
 
 if __name__ == "__main__":

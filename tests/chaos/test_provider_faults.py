@@ -20,6 +20,7 @@ import pytest
 from tests.chaos import scenario
 from tests.chaos.census import take_census
 from tests.chaos.figures import Figures
+from tests.support.pools import with_pool_minutes
 from tests.support.servers import ApiThread, make_store
 from vmpooler.config import Settings, parse_settings
 from vmpooler.manager.loop import Manager
@@ -86,8 +87,8 @@ async def test_hanging_and_failing_providers_do_not_hold_up_a_healthy_pool(
     settings = fault_settings(inventory)
     store = make_store(chaos_redis_port)
     providers = registry.build_all(settings.pools, settings.providers, settings.config)
+    settings = with_pool_minutes(settings, "hanging", timeout=CLONE_TIMEOUT / 60)
     manager = Manager(settings, store, providers, call_timeout=CALL_TIMEOUT, ready_poll_interval=0.1)
-    manager.reconcilers["hanging"].ctx.policy.timeout = CLONE_TIMEOUT
     stop, watching = asyncio.Event(), asyncio.Event()
     running = asyncio.create_task(manager.run(stop, grace=2))
     watcher = asyncio.create_task(watch_pending(store, "hanging", watching))

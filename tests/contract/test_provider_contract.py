@@ -6,9 +6,8 @@ unique per test so a real hypervisor or simulator can be shared by the whole ses
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.contract.cases import ProviderCase, all_cases
+from tests.support.waiting import until
 from vmpooler.domain import PoolTarget
-from vmpooler.errors import ProviderError
+from vmpooler.errors import NotSupported, PermanentProviderError, ProviderError
 from vmpooler.providers.base import Provider
 
 ProviderAndPool = tuple[Provider, PoolTarget]
@@ -49,15 +49,6 @@ def _vm_name() -> str:
     return f"vm-{uuid.uuid4().hex[:10]}"
 
 
-async def _wait_ready(provider: Provider, pool: PoolTarget, name: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await provider.vm_ready(pool, name):
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
 async def test_created_vm_is_listed_and_found(provider_factory: ProviderAndPool) -> None:
     provider, pool = provider_factory
     name = _vm_name()
@@ -78,7 +69,7 @@ async def test_created_vm_becomes_ready(provider_case: ProviderCase) -> None:
     name = _vm_name()
     await provider.create_vm(pool, name)
 
-    assert await _wait_ready(provider, pool, name, provider_case.ready_timeout)
+    await until(lambda: provider.vm_ready(pool, name), f"{name} ready", timeout=provider_case.ready_timeout)
 
 
 async def test_destroyed_vm_is_gone(provider_factory: ProviderAndPool) -> None:
@@ -134,3 +125,35 @@ async def test_creating_a_duplicate_name_raises(provider_factory: ProviderAndPoo
     with pytest.raises(ProviderError):
         await provider.create_vm(pool, name)
     assert (await provider.vms_in_pool(pool)).count(name) == 1
+
+
+async def test_a_template_that_does_not_exist_is_a_permanent_error(provider_case: ProviderCase) -> None:
+    provider, pool = provider_case.provider, provider_case.pool
+    bad = dataclasses.replace(pool, template=provider_case.bad_template)
+    name = _vm_name()
+
+    with pytest.raises(PermanentProviderError):  # retrying cannot help: the manager must not keep cloning
+        await provider.create_vm(bad, name)
+    assert name not in await provider.vms_in_pool(bad)
+
+
+async def test_vm_ready_of_a_missing_vm_is_false(provider_factory: ProviderAndPool) -> None:
+    provider, pool = provider_factory
+
+    assert await provider.vm_ready(pool, _vm_name()) is False
+
+
+async def test_snapshots_and_disks_work_or_are_not_supported(provider_case: ProviderCase) -> None:
+    provider, pool = provider_case.provider, provider_case.pool
+    name = _vm_name()
+    await provider.create_vm(pool, name)
+    await until(lambda: provider.vm_ready(pool, name), f"{name} ready", timeout=provider_case.ready_timeout)
+
+    # each call either does its work or says it cannot (NotSupported); any other error breaks the contract
+    with contextlib.suppress(NotSupported):
+        await provider.create_snapshot(pool, name, "contract1")
+        with contextlib.suppress(NotSupported):
+            await provider.revert_snapshot(pool, name, "contract1")
+    with contextlib.suppress(NotSupported):
+        await provider.create_disk(pool, name, 1)
+    assert await provider.get_vm(pool, name) is not None

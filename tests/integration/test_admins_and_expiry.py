@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.support.clock import Clock
 from tests.support.servers import ApiThread, make_store, wait_for_port
 from tests.support.slapd import (
     ADMIN_GROUP,
@@ -188,16 +189,6 @@ def test_the_policy_keys_are_checked() -> None:
 
 
 # --- token expiry ---------------------------------------------------------------------------------------
-
-
-class Clock:
-    """The API's clock: real time plus an offset a test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 class ClockedApi:

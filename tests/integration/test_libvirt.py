@@ -20,6 +20,7 @@ import pytest
 from tests.support.fixtures.libvirtd import LibvirtDaemon
 from tests.support.guest import BANNER_PREFIX, Guest
 from tests.support.real_vms import lent_guest
+from tests.support.waiting import until
 from vmpooler.config import Settings
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError, ProviderError
@@ -51,10 +52,7 @@ def provider_for(daemon: LibvirtDaemon, guest: Guest, state: Path, **extra: Any)
 
 
 async def wait_ready(provider: LibvirtProvider, pool: PoolTarget, name: str) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while not await provider.vm_ready(pool, name):
-        assert time.monotonic() < deadline, f"{name} did not boot within {BOOT_TIMEOUT:.0f}s"
-        await asyncio.sleep(0.5)
+    await until(lambda: provider.vm_ready(pool, name), f"{name} to boot", timeout=BOOT_TIMEOUT, pause=0.5)
 
 
 async def banner(address: str, wait: float = 30.0, until: Callable[[str], bool] = lambda line: True) -> str:

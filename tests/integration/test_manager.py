@@ -7,7 +7,8 @@ from pathlib import Path
 
 import redis
 
-from tests.support.pools import dummy, manager_for, run_until, settings_with, settle
+from tests.support.clock import Clock
+from tests.support.pools import dummy, manager_for, run_until, settings_with, settle, with_pool_minutes
 from vmpooler.manager.loop import Manager
 from vmpooler.states import LIVE_STATES, VMState
 from vmpooler.store import keys
@@ -77,8 +78,8 @@ async def test_failed_clones_are_destroyed_and_replaced(store: Store, inventory_
 
 async def test_pending_past_timeout_fails_and_is_replaced(store: Store, inventory_file: Path) -> None:
     provider = dummy(inventory_file, ready_delay=3600)
-    manager = manager_for(settings_with([{**POOL, "size": 1}]), store, provider)
-    manager.reconcilers["deb"].ctx.policy.timeout = 0.3
+    settings = with_pool_minutes(settings_with([{**POOL, "size": 1}]), "deb", timeout=0.3 / 60)
+    manager = manager_for(settings, store, provider)
     await manager.run_once()
     first = await store.members("deb", VMState.PENDING)
     assert len(first) == 1
@@ -93,20 +94,17 @@ async def test_pending_past_timeout_fails_and_is_replaced(store: Store, inventor
 
 
 async def test_ready_vms_are_recycled_after_ready_ttl(store: Store, inventory_file: Path) -> None:
-    provider = dummy(inventory_file)
-    manager = manager_for(settings_with([POOL]), store, provider)
+    provider, clock = dummy(inventory_file), Clock()
+    manager = manager_for(settings_with([POOL]), store, provider, clock)
     await run_until(manager, lambda: _ready_at_least(store, 3))
     original = await store.members("deb", VMState.READY)
-    manager.reconcilers["deb"].ctx.policy.ready_ttl = 0.1
-    await asyncio.sleep(1.1)  # ready times are stored with one-second resolution
+    clock.advance(60 * 60 + 2)  # past the default ready_ttl of 60 minutes; the replacements are new then
 
     async def recycled() -> bool:
         ready = await store.members("deb", VMState.READY)
         # all three replacements: they become ready one by one, within a pass of each other
         return len(ready) == 3 and not (ready & original) and not (set(provider.all_vms().get("deb", [])) & original)
 
-    await manager.run_once()
-    manager.reconcilers["deb"].ctx.policy.ready_ttl = 600  # the replacements must stay
     await run_until(manager, recycled)
     for name in original:  # recycled as expired, not as failures
         assert await store.locate(name) in (("deb", VMState.DESTROYED), ("deb", VMState.COMPLETED))
@@ -115,13 +113,12 @@ async def test_ready_vms_are_recycled_after_ready_ttl(store: Store, inventory_fi
 
 
 async def test_ready_vm_failing_its_recheck_is_replaced(store: Store, inventory_file: Path) -> None:
-    provider = dummy(inventory_file)
-    manager = manager_for(settings_with([{**POOL, "size": 1}]), store, provider)
+    provider, clock = dummy(inventory_file), Clock()
+    manager = manager_for(settings_with([{**POOL, "size": 1}]), store, provider, clock)
     await run_until(manager, lambda: _ready_at_least(store, 1))
     (sick,) = await store.members("deb", VMState.READY)
     provider.options.vmready_fail_percent = 100  # type: ignore[attr-defined]
-    manager.reconcilers["deb"].ctx.policy.check_interval = 0
-    await asyncio.sleep(1.1)
+    clock.advance(60 + 2)  # past vm_checktime (1 minute): the next pass checks the ready VM
     await manager.run_once()
     assert sick not in await store.members("deb", VMState.READY)
     provider.options.vmready_fail_percent = 0  # type: ignore[attr-defined]

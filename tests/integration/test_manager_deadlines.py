@@ -82,7 +82,8 @@ async def test_vms_written_without_the_index_are_judged_by_their_records(
 ) -> None:
     """As the original vmpooler writes them: set membership and a record with Ruby times, no index."""
     provider = dummy(inventory_file)
-    manager = manager_for(settings_with([{**POOL, "size": 0}], vm_lifetime=2), store, provider)
+    settings = settings_with([{**POOL, "size": 0}], vm_lifetime=2, ready_ttl=60)  # ready for an hour, lent for two
+    manager = manager_for(settings, store, provider)
     await manager.register_pools()
     client = redis.Redis(port=redis_port, decode_responses=True)
     target = PoolTarget("deb", "templates/deb", {})
@@ -96,7 +97,6 @@ async def test_vms_written_without_the_index_are_judged_by_their_records(
     await legacy("old-ready", VMState.READY, ready=long_ago)
     await legacy("old-running", VMState.RUNNING, checkout=long_ago)
     await legacy("young-running", VMState.RUNNING, checkout=format_time(time.time()))
-    manager.reconcilers["deb"].ctx.policy.ready_ttl = 3600
     await manager.run_once()  # the first pass builds the index
     for name in ("old-ready", "old-running"):
         assert await store.locate(name) in (("deb", VMState.COMPLETED), ("deb", VMState.DESTROYED))

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.clock import Clock
 from tests.support.pools import dummy, run_until, settings_with, settle
 from vmpooler.api.services.status import StatusService
 from vmpooler.manager.breaker import BreakerState
@@ -13,16 +14,6 @@ from vmpooler.manager.loop import Manager
 from vmpooler.providers.dummy import DummyProvider
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
-
-
-class Clock:
-    """Wall time plus an offset a test can move forward (to skip a backoff without waiting it)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 def manager(settings: Any, store: Store, providers: dict[str, DummyProvider], clock: Clock) -> Manager:

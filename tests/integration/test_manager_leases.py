@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.pools import dummy, settings_with
+from tests.support.waiting import until
 from vmpooler.errors import LeaseLost
 from vmpooler.manager.loop import Manager
 from vmpooler.states import VMState
@@ -55,15 +56,6 @@ async def running(manager: Manager) -> AsyncIterator[asyncio.Event]:
         await asyncio.wait_for(task, 30)
 
 
-async def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached")
-
-
 async def test_two_managers_split_the_pools_and_one_takes_all_when_the_other_stops(
     store: Store, inventory_file: Path
 ) -> None:
@@ -75,23 +67,23 @@ async def test_two_managers_split_the_pools_and_one_takes_all_when_the_other_sto
     a, b = new_manager(), new_manager()
     names = [p["name"] for p in POOLS]
     async with running(a) as stop_a:
-        await wait_for(lambda: _all_held_by(store, names, {a.manager_id}))
+        await until(lambda: _all_held_by(store, names, {a.manager_id}), "a to hold every lease")
         async with running(b):
 
             async def split() -> bool:
                 holders = list((await store.leases.holders(names)).values())
                 return holders.count(a.manager_id) == 2 and holders.count(b.manager_id) == 2
 
-            await wait_for(split)
+            await until(split, "the leases split 2/2")
             assert set(a.leases.held).isdisjoint(b.leases.held)
 
             async def full() -> bool:
                 counts = await store.counts(names)
                 return all(c[VMState.READY] == 2 for c in counts.values())
 
-            await wait_for(full)
+            await until(full, "every pool full")
             stop_a.set()  # a stops cleanly and hands its pools over at once
-            await wait_for(lambda: _all_held_by(store, names, {b.manager_id}), timeout=3 * 3)
+            await until(lambda: _all_held_by(store, names, {b.manager_id}), "b to take every lease", timeout=3 * 3)
             assert sorted(b.leases.held) == names
             counts = await store.counts(names)
             assert all(c[VMState.READY] + c[VMState.PENDING] <= 2 for c in counts.values())

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
+import redis.exceptions
+
 from tests.support.pools import dummy, manager_for, settings_with
 from tests.support.servers import make_store, start_redis
+from tests.support.waiting import until
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 
 POOL = {"name": "deb", "template": "t/deb", "size": 2}
-
-
-async def wait_for(check, timeout: float = 15.0) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        with contextlib.suppress(Exception):
-            if await check():
-                return time.monotonic() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within {timeout}s")
+#: what a check against a Redis that is down or still loading raises
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
 async def ready(store: Store, n: int) -> bool:
@@ -34,10 +28,10 @@ async def test_a_checkout_wakes_an_idle_pool_long_before_its_max_delay(store: St
     manager = manager_for(settings, store, dummy(inventory_file))
     stop = asyncio.Event()
     running = asyncio.create_task(manager.run(stop))
-    await wait_for(lambda: ready(store, 2))
+    await until(lambda: ready(store, 2), "2 ready VMs", timeout=15)
     await asyncio.sleep(1.0)  # idle: the delay has grown towards 30 s
     assert isinstance(await store.checkout([["deb"]], now=time.time()), list)
-    refill = await wait_for(lambda: ready(store, 2))
+    refill = (await until(lambda: ready(store, 2), "the checked-out VM replaced", timeout=15)).seconds
     assert refill < 5, f"refilled after {refill:.1f}s; the wake-up did not fire"
     stop.set()
     await asyncio.wait_for(running, 15)
@@ -48,7 +42,7 @@ async def test_stop_lets_in_flight_clones_finish_and_leaves_records(store: Store
     manager = manager_for(settings_with([{**POOL, "size": 3}]), store, provider)
     stop = asyncio.Event()
     running = asyncio.create_task(manager.run(stop, grace=10))
-    await wait_for(lambda: _pending(store))
+    await until(lambda: _pending(store), "a clone in flight", timeout=15)
     stop.set()
     await asyncio.wait_for(running, 15)
     members = await store.all_members("deb")
@@ -68,13 +62,14 @@ async def test_manager_rides_out_a_redis_restart(tmp_path: Path, inventory_file:
     stop = asyncio.Event()
     running = asyncio.create_task(manager.run(stop))
     try:
-        await wait_for(lambda: ready(store, 2))
+        await until(lambda: ready(store, 2), "2 ready VMs", timeout=15)
         before = await store.members("deb", VMState.READY)
         server.stop()  # SIGTERM: Redis writes its AOF
         await asyncio.sleep(2.5)  # passes fail meanwhile; the manager must not die
         assert not running.done()
         server = start_redis(tmp_path / "r", port=server.port, appendonly=True)
-        await wait_for(lambda: ready(store, 2))
+        # while Redis is still starting, the check itself fails to connect: that (only) means "not yet"
+        await until(lambda: ready(store, 2), "2 ready VMs after the restart", timeout=15, retry_on=REDIS_DOWN)
         assert await store.members("deb", VMState.READY) == before
         assert set(provider.all_vms()["deb"]) == before
     finally:

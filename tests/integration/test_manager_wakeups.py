@@ -9,6 +9,7 @@ from pathlib import Path
 import redis
 
 from tests.support.pools import dummy, settings_with
+from tests.support.waiting import until
 from vmpooler.manager.loop import Manager
 from vmpooler.states import VMState
 from vmpooler.store import keys
@@ -20,15 +21,6 @@ POOLS = [{"name": f"p{i}", "template": "t", "size": 2} for i in range(20)]
 async def command_calls(store: Store, command: str) -> int:
     stats = await store.client.info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
-
-
-async def wait_for(condition, timeout: float = 20.0) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await condition():
-            return time.monotonic() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 async def test_idle_pools_cost_no_polling_and_a_checkout_is_refilled_at_once(
@@ -55,7 +47,7 @@ async def test_idle_pools_cost_no_polling_and_a_checkout_is_refilled_at_once(
             counts = await store.counts(names)
             return all(c[VMState.READY] == 2 for c in counts.values()) and manager.wakeups.listening
 
-        await wait_for(full)
+        await until(full, "every pool full and the subscription up")
         await asyncio.sleep(1.5)  # the passes that filled the pools are over
         before = await command_calls(store, "scard")
         await asyncio.sleep(3)
@@ -68,7 +60,7 @@ async def test_idle_pools_cost_no_polling_and_a_checkout_is_refilled_at_once(
         async def refilled() -> bool:
             return (await store.counts(["p7"]))["p7"][VMState.READY] == 2
 
-        assert await wait_for(refilled, timeout=10) < 5
+        assert (await until(refilled, "p7 refilled", timeout=10)).seconds < 5
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -94,7 +86,7 @@ async def test_a_quiet_pool_reads_nothing_yet_sees_changes_no_event_announced(
             counts = await store.counts(names)
             return all(c[VMState.READY] == 2 and c[VMState.PENDING] == 0 for c in counts.values())
 
-        await wait_for(full)
+        await until(full, "every pool full, nothing pending")
         await asyncio.sleep(1.5)  # the passes that filled the pools are over
         reconcilers = manager.reconcilers.values()
         passes, reads = sum(r.passes for r in reconcilers), sum(r.full_passes for r in reconcilers)
@@ -119,7 +111,7 @@ async def test_a_quiet_pool_reads_nothing_yet_sees_changes_no_event_announced(
                 and await full()
             )
 
-        assert await wait_for(handled, timeout=20) < 10
+        assert (await until(handled, "the lost and the moved VM handled", timeout=20)).seconds < 10
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

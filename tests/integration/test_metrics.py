@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.pools import dummy, run_until
 from tests.support.servers import ApiThread
+from tests.support.waiting import until_sync
 from vmpooler.config import Settings, parse_settings
 from vmpooler.logs import JsonFormatter, request_id
 from vmpooler.manager.loop import Manager
@@ -114,9 +115,11 @@ async def test_prometheus_statsd_and_graphite_at_once(
     statsd = udp.drain(1.5)
     assert any(line.startswith("vmp.time_to_ready_state.deb:") and line.endswith("|ms") for line in statsd)
     assert "vmp.ready.deb:0|g" in statsd
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not any(line.startswith("vmp.ready.deb ") for line in tcp.lines()):
-        time.sleep(0.1)
+
+    def flushed(lines: list[str]) -> bool:
+        return any(line.startswith("vmp.ready.deb ") for line in lines)
+
+    until_sync(tcp.lines, "graphite's vmp.ready.deb line", done=flushed, timeout=5, pause=0.1)
     assert any(line.startswith("vmp.vmpooler_clone.deb ") for line in tcp.lines())
     ts = int(tcp.lines()[0].split()[-1])
     assert abs(ts - time.time()) < 60

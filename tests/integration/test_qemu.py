@@ -25,6 +25,7 @@ import yaml
 from tests.support.fixtures.guest import running_vms_under
 from tests.support.guest import BANNER_PREFIX, Guest
 from tests.support.real_vms import lent_guest
+from tests.support.waiting import until
 from vmpooler.config import Settings
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError
@@ -56,10 +57,7 @@ def provider_for(guest: Guest, state: Path, **extra: Any) -> QemuProvider:
 
 
 async def wait_ready(provider: QemuProvider, pool: PoolTarget, name: str) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while not await provider.vm_ready(pool, name):
-        assert time.monotonic() < deadline, f"{name} did not boot within {BOOT_TIMEOUT:.0f}s"
-        await asyncio.sleep(0.5)
+    await until(lambda: provider.vm_ready(pool, name), f"{name} to boot", timeout=BOOT_TIMEOUT, pause=0.5)
 
 
 async def banner(

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.support.servers import wait_for_port
+from tests.support.waiting import until_sync
 from vmpooler.providers.dummy_inventory import read_inventory
 from vmpooler.store.embedded import free_port
 
@@ -69,13 +70,13 @@ class Service:
         return reply
 
     def wait_full(self, timeout: float = 30) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pools = self.status()["pools"]
-            if all(pools[p]["ready"] == size and pools[p]["pending"] == 0 for p, size in SIZES.items()):
-                return pools
-            time.sleep(0.2)
-        raise AssertionError(f"pools not full after {timeout}s: {self.status()['pools']}")
+        def full(pools: dict[str, Any]) -> bool:
+            return all(pools[p]["ready"] == size and pools[p]["pending"] == 0 for p, size in SIZES.items())
+
+        pools: dict[str, Any] = until_sync(
+            lambda: self.status()["pools"], "every pool full", done=full, timeout=timeout, pause=0.2
+        ).value
+        return pools
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:

@@ -19,6 +19,7 @@ from pyVmomi import vim
 from tests.support.fixtures.vcsim import CLUSTER, TEMPLATE, Vcsim, create_vm_on
 from tests.support.pools import run_until, settle
 from tests.support.servers import ApiThread
+from tests.support.waiting import until
 from vmpooler.config import parse_settings
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import PermanentProviderError, ProviderError, ProviderTimeout
@@ -320,10 +321,11 @@ async def test_a_failed_task_raises_vcenters_fault(vcsim: Vcsim, provider: VSphe
 
 async def run_until_ready_reported(vcsim: Vcsim, vm: vim.VirtualMachine, timeout: float = 10) -> None:
     """Wait for the simulated guest tools to report the VM (they would overwrite a test's address)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not vcsim.read(vm, "guest.ipAddress").get("guest.ipAddress"):
-        assert asyncio.get_running_loop().time() < deadline, "the guest tools never reported the VM"
-        await asyncio.sleep(0.05)
+
+    async def address() -> object:
+        return vcsim.read(vm, "guest.ipAddress").get("guest.ipAddress")
+
+    await until(address, "the guest tools to report the VM", timeout=timeout)
 
 
 async def test_sessions_are_lent_one_piece_of_work_at_a_time(vcsim: Vcsim) -> None:

@@ -18,6 +18,7 @@ import redis
 import yaml
 
 from tests.support.servers import wait_for_port
+from tests.support.waiting import until_sync
 from vmpooler.config import parse_settings
 from vmpooler.store.embedded import (
     EmbeddedRedis,
@@ -152,20 +153,15 @@ def test_a_redis_section_without_server_is_the_operators_redis(redis_port: int, 
     config = tmp_path / "vmpooler.yaml"
     config.write_text(yaml.safe_dump({**yaml.safe_load(EXAMPLE.read_text()), ":redis:": {"port": redis_port}}))
     server = Serve(tmp_path, config, tmp_path / ".vmpooler")
+    using = f"using Redis at localhost:{redis_port} (:redis: names no server"
     try:
         wait_for_port(server.port, server.process, timeout=30)
-        client = redis.Redis(port=redis_port)
-        # the API listens before the manager (a process of its own) has registered the pools, and each
-        # process's log lines are written by a thread of its own: wait for both, briefly
-        said = f"using Redis at localhost:{redis_port} (:redis: names no server"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (
-            said in server.text() and client.sismember("vmpooler__pools", "debian-12-x86_64")
-        ):
-            time.sleep(0.1)
-        assert said in server.text()
+        # the API listens before the log is flushed and before the manager registers the pools
+        until_sync(server.text, "the log line naming the Redis", timeout=30, done=lambda text: using in text)
         assert not (tmp_path / ".vmpooler" / "redis").exists()
-        assert client.sismember("vmpooler__pools", "debian-12-x86_64")
+        client = redis.Redis(port=redis_port)
+        # the API listens before the manager (a process of its own) has registered the pools
+        until_sync(lambda: client.sismember("vmpooler__pools", "debian-12-x86_64"), "the pools registered", timeout=30)
         client.close()
     finally:
         server.stop()

@@ -9,10 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.pools import settle
 from tests.support.servers import ApiThread
 from vmpooler.config import parse_settings
 from vmpooler.manager.loop import Manager
 from vmpooler.providers import registry
+from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 
 CHANGES = [
@@ -139,15 +141,26 @@ async def test_the_manager_ignores_a_stored_template_its_provider_refuses(store:
     images.mkdir()
     raw = {
         "providers": {"qemu": {"provider_class": "qemu", "image_dir": str(images), "state_dir": str(tmp_path / "q")}},
-        # size 0: the pass clones nothing; it only takes the overrides into the pool's policy
-        "pools": [{"name": "q", "template": str(images / "deb.qcow2"), "size": 0, "provider": "qemu"}],
+        # no image exists: each clone fails at once, and its error names the template it was cloned from
+        "pools": [{"name": "q", "template": str(images / "deb.qcow2"), "size": 1, "provider": "qemu"}],
     }
     settings, _ = parse_settings(raw, env={})
+
+    seen: set[str] = set()
+
+    async def cloned_from() -> list[str]:
+        """The clone errors of one pass of a fresh manager (so a fresh circuit breaker)."""
+        manager = Manager(settings, store, registry.build_all(settings.pools, settings.providers, settings.config))
+        await manager.run_once()
+        await settle(manager)
+        failed = await store.members("q", VMState.FAILED) - seen
+        seen.update(failed)
+        return [(await store.vm(name)).get("clone_error", "") for name in failed]
+
     # written behind the API's back (by hand, or before templates were checked)
     await store.overrides.set("template", {"q": "/etc/shadow"})
-    manager = Manager(settings, store, registry.build_all(settings.pools, settings.providers, settings.config))
-    await manager.reconcilers["q"].run_once()
-    assert manager.reconcilers["q"].ctx.policy.template == str(images / "deb.qcow2")
+    errors = await cloned_from()
+    assert errors and all(str(images / "deb.qcow2") in e and "/etc/shadow" not in e for e in errors), errors
     await store.overrides.set("template", {"q": str(images / "deb-2.qcow2")})
-    await manager.reconcilers["q"].run_once()
-    assert manager.reconcilers["q"].ctx.policy.template == str(images / "deb-2.qcow2")
+    errors = await cloned_from()
+    assert errors and all(str(images / "deb-2.qcow2") in e for e in errors), errors

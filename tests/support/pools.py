@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.waiting import until
 from vmpooler.config import Settings, parse_settings
 from vmpooler.manager.loop import Manager
 from vmpooler.providers.dummy import DummyOptions, DummyProvider
@@ -28,23 +28,34 @@ def dummy(inventory: Path | None, **options: Any) -> DummyProvider:
     )
 
 
-def manager_for(settings: Settings, store: Store, provider: DummyProvider) -> Manager:
-    return Manager(settings, store, {"dummy": provider}, call_timeout=10, ready_poll_interval=0.02)
+def with_pool_minutes(settings: Settings, pool: str, **minutes: float) -> Settings:
+    """``settings`` with ``pool``'s minute knobs (``timeout``, ``ready_ttl``) set to fractions of a minute.
+
+    The config takes whole minutes (validation refuses less) and a clone's timeout runs on the monotonic
+    clock, not the injected one, so a test that must see it lapse sets seconds here (``model_copy`` does not
+    validate, on purpose)."""
+    pools = [p.model_copy(update=minutes) if p.name == pool else p for p in settings.pools]
+    assert any(p.name == pool for p in settings.pools), f"no pool {pool!r}"
+    return settings.model_copy(update={"pools": pools})
+
+
+def manager_for(
+    settings: Settings, store: Store, provider: DummyProvider, clock: Callable[[], float] = time.time
+) -> Manager:
+    return Manager(settings, store, {"dummy": provider}, clock=clock, call_timeout=10, ready_poll_interval=0.02)
 
 
 async def run_until(
     manager: Manager, done: Callable[[], Awaitable[bool]], timeout: float = 20.0, pause: float = 0.05
 ) -> int:
     """Run passes until ``done()``; returns the number of passes. Fails the test on timeout."""
-    deadline = time.monotonic() + timeout
-    passes = 0
-    while time.monotonic() < deadline:
+
+    async def one_pass() -> bool:
         await manager.run_once()
-        passes += 1
-        if await done():
-            return passes
-        await asyncio.sleep(pause)
-    raise AssertionError(f"condition not reached after {passes} passes in {timeout}s")
+        return await done()
+
+    what = f"{getattr(done, '__name__', 'the condition')} after manager passes"
+    return (await until(one_pass, what, timeout=timeout, pause=pause)).checks
 
 
 async def settle(manager: Manager) -> None:

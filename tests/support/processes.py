@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +13,7 @@ from typing import IO, Any
 import yaml
 
 from tests.support.servers import wait_for_port
+from tests.support.waiting import until_sync
 from vmpooler.store.embedded import free_port
 
 VMPOOLER = str(Path(sys.executable).parent / "vmpooler")
@@ -115,10 +115,4 @@ class VmpoolerProcess:
 
 def wait_until(condition: Callable[[], object], timeout: float, pause: float = 0.1, what: str = "condition") -> float:
     """Poll ``condition()`` until it is true; returns the seconds it took. Fails the test on timeout."""
-    started = time.monotonic()
-    while True:
-        if condition():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(pause)
+    return until_sync(condition, what, timeout=timeout, pause=pause).seconds

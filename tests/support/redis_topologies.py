@@ -4,7 +4,6 @@ server, a TLS-only server. Every process listens on a free loopback port and log
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import redis
 
 from tests.support.certs import TlsFiles
 from tests.support.servers import RedisProcess, wait_for_port
+from tests.support.waiting import until_sync
 from vmpooler.store.embedded import free_port, redis_server_binary
 
 MASTER_NAME = "mymaster"
@@ -43,15 +43,8 @@ def spawn(workdir: Path, conf: str, *, sentinel: bool = False, port: int | None 
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except redis.RedisError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} after {timeout}s")
+    # a Redis that is restarting or failing over refuses the check: that (only) means "not yet"
+    until_sync(check, what, timeout=timeout, pause=0.1, retry_on=(redis.RedisError,))
 
 
 @dataclass

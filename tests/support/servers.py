@@ -7,13 +7,13 @@ import contextlib
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
+from tests.support.waiting import until_sync
 from vmpooler.api.app import create_app
 from vmpooler.config import Settings
 from vmpooler.store.connection import connect
@@ -62,14 +62,13 @@ def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+
+    until_sync(listening, f"a listener on port {port}", timeout=timeout, retry_on=(OSError,))
 
 
 def make_store(port: int) -> Store:

@@ -25,6 +25,35 @@ PROVIDER_KINDS = {"libvirt": "vm", "qemu": "vm", "vsphere": "simulator", "ec2": 
 FOLDER_KINDS = {"chaos": "chaos", "compat": "compat"}
 KINDS = sorted({*FIXTURE_KINDS.values(), *FOLDER_KINDS.values()})
 
+#: modules that need no VM, browser or simulator but are slow all the same (each test starts `vmpooler` as a
+#: process, builds the docs or runs a fuzzer): `slow` too, so `make test-fast` stays an inner loop of about a
+#: minute; `make test` runs them. Chosen from `pytest -m "not slow" --durations=0` (seconds per test).
+LONG_RUNNING: dict[str, str] = {
+    "tests/integration/test_api_tls.py": "an HTTPS service process per test",
+    "tests/integration/test_cli.py": "validate-config and serve as processes",
+    "tests/integration/test_cli_admin.py": "operator commands as processes",
+    "tests/integration/test_cli_client.py": "client verbs as processes",
+    "tests/integration/test_cli_forms.py": "the original's command lines as processes",
+    "tests/integration/test_client.py": "the pytest plugin runs a pytest of its own",
+    "tests/integration/test_docs.py": "builds the documentation site",
+    "tests/integration/test_manager_probe.py": "a manager process",
+    "tests/integration/test_openapi.py": "schemathesis over every route",
+    "tests/integration/test_provider_paths.py": "serve started from other folders",
+    "tests/integration/test_security_serve.py": "a service process per test",
+    "tests/integration/test_serve.py": "serve filling its pools",
+    "tests/integration/test_serve_processes.py": "serve's process tree, killed and restarted",
+    "tests/integration/test_state_properties.py": "hypothesis over the store",
+    "tests/integration/test_stored_pools.py": "serve processes",
+    "tests/integration/test_workers.py": "several API processes",
+    "tests/security/test_bodies.py": "200 MB bodies against a service process",
+    "tests/security/test_embedded_redis.py": "serve with its own Redis",
+    "tests/security/test_fuzz_bodies.py": "hypothesis over every body",
+    "tests/security/test_rate_limit_keys.py": "a service process per test",
+    "tests/security/test_slow_clients.py": "clients that wait out the server's timeouts",
+    "tests/security/test_token_hash.py": "the original and this service side by side",
+    "tests/security/test_token_rollover.py": "the original and this service side by side",
+}
+
 #: the one list of tests that cannot run on this project's machines, by node id prefix, with the reason;
 #: every other skip under CI is a failure (a skipped test for a missing dependency is a gap, not a pass)
 CANNOT_RUN_HERE: dict[str, str] = {}
@@ -45,12 +74,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{kind}: needs a real {kind} (implies slow)")
 
 
+def long_running(item: pytest.Item) -> bool:
+    return item.nodeid.split("::", 1)[0] in LONG_RUNNING
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         kinds = kinds_of(item)
         for kind in sorted(kinds):
             item.add_marker(kind)
-        if kinds:
+        if kinds or long_running(item):
             item.add_marker("slow")
 
 

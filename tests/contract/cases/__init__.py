@@ -27,6 +27,8 @@ class ProviderCase:
     pool: PoolTarget
     ready_timeout: float = 10.0
     """How long a created VM may take to become ready (a real guest boots in seconds)."""
+    bad_template: str = "no-such-template"
+    """A template the provider must refuse for good (it does not exist there)."""
 
 
 CaseFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[ProviderCase]]

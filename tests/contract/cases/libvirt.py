@@ -27,7 +27,9 @@ async def _libvirt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     )
     pool = PoolTarget(name=f"contract-{uuid.uuid4().hex[:8]}", template=str(guest.template_disk))
     # a TCG boot takes 5-12 s alone; a busy 2-core machine can triple that
-    yield ProviderCase(LibvirtProvider("libvirt", options), pool, ready_timeout=120.0)
+    yield ProviderCase(
+        LibvirtProvider("libvirt", options), pool, ready_timeout=120.0, bad_template=str(tmp_path / "missing.qcow2")
+    )
 
 
 CASES: dict[str, CaseFactory] = {"libvirt": _libvirt}

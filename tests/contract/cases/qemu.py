@@ -24,7 +24,9 @@ async def _qemu(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     )
     pool = PoolTarget(name=f"contract-{uuid.uuid4().hex[:8]}", template=str(guest.template_disk))
     # a TCG boot takes 5-12 s alone; a busy 2-core machine can triple that
-    yield ProviderCase(QemuProvider("qemu", options), pool, ready_timeout=120.0)
+    yield ProviderCase(
+        QemuProvider("qemu", options), pool, ready_timeout=120.0, bad_template=str(tmp_path / "missing.qcow2")
+    )
 
 
 CASES: dict[str, CaseFactory] = {"qemu": _qemu}
