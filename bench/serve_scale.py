@@ -31,6 +31,7 @@ import math
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -196,6 +197,35 @@ def big(children: Children, workdir: Path, args: argparse.Namespace) -> dict[str
     )
 
 
+class RoundTrips:
+    """Counts the commands clients send (round trips: a script or a MULTI block is one of its own, plus its
+    parts) while it runs, by Redis's MONITOR feed; the commands a Lua script runs inside Redis are not counted."""
+
+    def __init__(self, port: int) -> None:
+        self.counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._client = redis.Redis(port=port)
+        self._thread = threading.Thread(target=self._count, daemon=True)
+
+    def __enter__(self) -> RoundTrips:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._client.ping()  # one more command, so the feed yields and the thread sees the stop
+        self._thread.join(10)
+        self._client.close()
+
+    def _count(self) -> None:
+        with self._client.monitor() as feed:
+            for command in feed.listen():
+                if self._stop.is_set():
+                    return
+                if command.get("client_type") != "lua":
+                    self.counts[str(command["command"]).split(" ", 1)[0].upper()] += 1
+
+
 def many(children: Children, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     redis_port, redis_pid = start_redis(children, workdir)
     names = [f"p{i:04d}" for i in range(args.pools)]
@@ -210,8 +240,10 @@ def many(children: Children, workdir: Path, args: argparse.Namespace) -> dict[st
     passes_before = passes(url)
     cpu_before = {role: cpu_seconds(pid) for role, pid in pids.items()}
     commands_before = int(client.info("stats")["total_commands_processed"])
-    time.sleep(args.idle)
+    with RoundTrips(redis_port) as round_trips:
+        time.sleep(args.idle)
     commands = int(client.info("stats")["total_commands_processed"]) - commands_before - 1  # our INFO
+    sent = sum(round_trips.counts.values())
     cpu = {role: (cpu_seconds(pid) - cpu_before[role]) / args.idle for role, pid in pids.items()}
     pass_count = passes(url) - passes_before
     with client.pipeline(transaction=False) as pipe:
@@ -224,6 +256,8 @@ def many(children: Children, workdir: Path, args: argparse.Namespace) -> dict[st
     return {"pools": args.pools, "fill": fill_figures(fill, 2 * args.pools), "idle_seconds": args.idle,
             "idle_cpu_share": cpu, "idle_cpu_vmpooler": vmpooler_cpu, "passes": pass_count,
             "commands_per_pass": commands / pass_count if pass_count else float("nan"),
+            "round_trips_per_pass": sent / pass_count if pass_count else float("nan"),
+            "round_trips_by_command": dict(round_trips.counts.most_common(8)),
             "history_points": points, "history_minutes": minutes, "rss_mib": rss(pids)} | log_counts(
         workdir / f"serve-{config.stem}.log")  # fmt: skip
 
@@ -243,7 +277,8 @@ def report(fig: dict[str, Any]) -> None:
         f"(b) {b['pools']} pools of 2: fill {b['fill']['rate']:.0f}/s ({b['fill']['share']:.0%} of the bound); idle "
         f"CPU {b['idle_cpu_vmpooler']:.1%} of a core (vmpooler processes; target <= 5 %), by process "
         + ", ".join(f"{k} {v:.1%}" for k, v in b["idle_cpu_share"].items()),
-        f"(b) Redis commands per pool pass while idle: {b['commands_per_pass']:.2f} ({b['passes']:.0f} passes)",
+        f"(b) Redis commands per pool pass while idle: {b['commands_per_pass']:.2f} ({b['passes']:.0f} passes); "
+        f"round trips per pass {b['round_trips_per_pass']:.3f}, by command {b['round_trips_by_command']}",
         f"(b) history points {b['history_points']} over {b['history_minutes']} minute boundaries x {b['pools']} pools",
         f"(b) warnings {b['warnings']} ({b['no_connection_available']} no connection); RSS MiB {b['rss_mib']}",
     ]
