@@ -70,6 +70,7 @@ async def test_created_vm_becomes_ready(provider_case: ProviderCase) -> None:
     await provider.create_vm(pool, name)
 
     await until(lambda: provider.vm_ready(pool, name), f"{name} ready", timeout=provider_case.ready_timeout)
+    assert await provider.vm_ready(pool, name)
 
 
 async def test_destroyed_vm_is_gone(provider_factory: ProviderAndPool) -> None:

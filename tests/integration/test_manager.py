@@ -297,3 +297,4 @@ async def test_failed_provider_calls_are_counted_by_the_errors_metric_key(store:
         )
 
     await run_until(manager, counted)
+    assert count("clone_failed", "deb") and count("permanently_failed", "gone") and count("destroy_failed", "deb")
