@@ -343,6 +343,19 @@ def test_a_bad_config_or_no_redis_is_one_line_and_exit_2(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "embedded.yaml"]  # no private Redis started
 
 
+def test_purge_names_a_bad_provider_option_as_validate_config_does(tmp_path: Path, redis_port: int) -> None:
+    config = write_config(tmp_path / "c.yaml", redis_port, tmp_path / "inventory.json")
+    document = yaml.safe_load(config.read_text())
+    document[":providers:"][":dummy:"]["ready_delay"] = "soon"
+    config.write_text(yaml.safe_dump(document))
+    purged = run_process("purge", "--config", str(config))
+    validated = run_process("validate-config", str(config))
+    assert purged.returncode == 2 and validated.returncode == 1
+    assert "providers.dummy.ready_delay: must be a number, got 'soon'" in purged.stderr
+    assert "providers.dummy.ready_delay: must be a number, got 'soon'" in validated.stdout + validated.stderr
+    assert not (tmp_path / "inventory.json").exists()  # nothing was built or written
+
+
 # ---- the disk verb and shell completion ------------------------------------------------------------------------
 
 

@@ -206,9 +206,12 @@ def purge(
 
     Exit 0 when there are none (or all were destroyed), 1 when some were found (or could not be destroyed)."""
     from vmpooler.providers import registry
+    from vmpooler.validate import problems as start_up_problems
 
     with _one_line_errors(debug):
         settings = _settings(config, state_dir)
+        if found := start_up_problems(settings):  # the same words as validate-config and start-up
+            raise ConfigError(found)
         providers = registry.build_all(settings.pools, settings.providers, settings.config, state_dir)
         results = _run_async(_purge(settings, providers, dry_run, timeout))
     unknown = [(pool.pool, name) for pool in results for name in pool.unknown]
