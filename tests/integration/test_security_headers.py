@@ -56,6 +56,9 @@ def test_dashboard_page_and_files_send_the_strict_policy(api: str) -> None:
 def test_api_replies_are_nosniff_and_token_replies_not_cached(api: str) -> None:
     for path in ("/api/v3/status", "/vm", "/api/v3/vm/no-such-vm", "/healthcheck"):
         assert httpx.get(api + path).headers["x-content-type-options"] == "nosniff", path
+    for feed in ("/dashboard/feed", "/dashboard/stats/vmpooler/pool", "/api/v3/status"):  # data, not pages
+        reply = httpx.get(api + feed)
+        assert reply.status_code == 200 and "content-security-policy" not in reply.headers, feed
     assert "cache-control" not in httpx.get(api + "/api/v3/status").headers
     made = httpx.post(api + "/api/v3/token", auth=("alice", "pw"))
     token = made.json()["token"]

@@ -23,7 +23,8 @@ DASHBOARD_POLICY = (
 #: what a page (the dashboard, the API docs) gets besides its policy
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
-_PAGES = re.compile(r"/(?:dashboard(?:/.*)?|api/docs|api/static/.*)?")
+# the dashboard's JSON feeds (/dashboard/feed, /dashboard/stats/...) are data, not pages: no policy on them
+_PAGES = re.compile(r"/(?:dashboard(?:/(?!feed$|stats/).*)?|api/docs|api/static/.*)?")
 _TOKEN_ROUTES = re.compile(r"(?:/api/v\d+)?/token(?:/.*)?")
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
