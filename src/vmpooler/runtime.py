@@ -37,6 +37,20 @@ class Roles:
     demo_traffic: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What one vmpooler process runs and where: the one argument of :func:`run` and of each child the
+    supervisor starts."""
+
+    settings: Settings
+    roles: Roles
+    host: str = "127.0.0.1"
+    port: int = 0
+    state_dir: Path = Path(".vmpooler")
+    #: already-bound sockets the API serves on (one worker of several); None: it binds host:port itself
+    sockets: list[socket.socket] | None = None
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the runtime owns SIGTERM/SIGINT and stops everything."""
 
@@ -86,16 +100,9 @@ async def serve_stored_pools(settings: Settings, store: Store, stop: asyncio.Eve
     return served
 
 
-async def run(
-    settings: Settings,
-    roles: Roles,
-    host: str,
-    port: int,
-    state_dir: Path,
-    sockets: list[socket.socket] | None = None,
-) -> None:
-    """Run until SIGTERM or SIGINT; then stop taking work, let in-flight work settle, and exit.
-    With ``sockets`` the API serves on those already-bound sockets (one worker of several)."""
+async def run(launch: Launch) -> None:
+    """Run until SIGTERM or SIGINT; then stop taking work, let in-flight work settle, and exit."""
+    settings, roles, host, port, state_dir = launch.settings, launch.roles, launch.host, launch.port, launch.state_dir
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -140,7 +147,7 @@ async def run(
             # each full collection ~0.8 ms instead of ~30 ms, which was the whole p99 tail (BENCHMARKS.md)
             gc.collect()
             gc.freeze()
-            tasks.append(asyncio.create_task(server.serve(sockets=sockets), name="api"))
+            tasks.append(asyncio.create_task(server.serve(sockets=launch.sockets), name="api"))
             scheme = "https" if settings.config.api_tls_cert_file else "http"
             log.info("API listening on %s://%s:%d (pid %d)", scheme, host, port, os.getpid())
 

@@ -13,6 +13,7 @@ Metrics go through prometheus_client's multiprocess files under the state dir, s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -20,15 +21,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import uvloop
 
-from vmpooler.config import Settings
 from vmpooler.errors import ConfigError, StoreError, VmpoolerError
 from vmpooler.logs import stop_logging
 from vmpooler.metrics import multiprocess
-from vmpooler.runtime import Roles, run
+from vmpooler.runtime import Launch, Roles, run
 from vmpooler.store.embedded import EmbeddedRedis, die_with_parent
 
 log = logging.getLogger("vmpooler")
@@ -70,16 +69,9 @@ class Child:
         return min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** max(self.quick_deaths - 1, 0))
 
 
-def run_workers(
-    settings: Settings,
-    roles: Roles,
-    host: str,
-    port: int,
-    state_dir: Path,
-    workers: int,
-    setup_logging: Callable[[], None],
-) -> int:
+def run_workers(launch: Launch, workers: int, setup_logging: Callable[[], None]) -> int:
     """Run until SIGTERM or SIGINT; returns the exit code. Must be called before any event loop or thread."""
+    settings, roles, state_dir = launch.settings, launch.roles, launch.state_dir
     embedded: EmbeddedRedis | None = None
     if settings.redis.embedded:
         # one private Redis for the whole family (started before the signals are blocked: it inherits the mask)
@@ -91,6 +83,7 @@ def run_workers(
             log.error("%s", exc)
             return 1
         settings = settings.model_copy(update={"redis": embedded.client_settings(settings.redis)})
+        launch = dataclasses.replace(launch, settings=settings)
     setup_logging()
     try:
         multiprocess.enable(state_dir.resolve() / "prometheus")
@@ -102,16 +95,15 @@ def run_workers(
     try:
         if roles.api:
             try:
-                sock = listen(host, port)
+                sock = listen(launch.host, launch.port)
             except OSError as exc:
-                log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+                log.error("cannot listen on %s:%d: %s", launch.host, launch.port, exc.strerror or exc)
                 return 1
-            api_roles = Roles(api=True, manager=False, demo_traffic=roles.demo_traffic)
+            api = dataclasses.replace(launch, roles=Roles(api=True, manager=False, demo_traffic=roles.demo_traffic))
             for _ in range(workers):
-                children.append(Child("API worker", _body(settings, api_roles, host, port, state_dir, [sock])))
+                children.append(Child("API worker", _body(dataclasses.replace(api, sockets=[sock]))))
         if roles.manager:
-            manager_roles = Roles(api=False, manager=True)
-            children.append(Child("manager", _body(settings, manager_roles, host, port, state_dir)))
+            children.append(Child("manager", _body(dataclasses.replace(launch, roles=Roles(api=False, manager=True)))))
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         for child in children:
             _start(child, setup_logging, embedded)
@@ -127,16 +119,9 @@ def run_workers(
     return 0
 
 
-def _body(
-    settings: Settings,
-    roles: Roles,
-    host: str,
-    port: int,
-    state_dir: Path,
-    sockets: list[socket.socket] | None = None,
-) -> Callable[[], None]:
+def _body(launch: Launch) -> Callable[[], None]:
     def body() -> None:
-        uvloop.run(run(settings, roles, host, port, state_dir, sockets=sockets))
+        uvloop.run(run(launch))
 
     return body
 

@@ -6,11 +6,16 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 import redis.exceptions
 
+from tests.support.clock import Clock
 from tests.support.pools import dummy, manager_for, settings_with
 from tests.support.servers import make_store, start_redis
 from tests.support.waiting import until
+from vmpooler.manager.cadence import CRASH_CAUSE
+from vmpooler.manager.loop import Manager
+from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 
@@ -77,3 +82,42 @@ async def test_manager_rides_out_a_redis_restart(tmp_path: Path, inventory_file:
         await asyncio.wait_for(running, 15)
         await store.close()
         server.stop()
+
+
+class SinkWithABug(Metrics):
+    """A metrics sink that raises for one pool (a real bug a plugin can have) and keeps the error counts."""
+
+    def __init__(self, broken_pool: str) -> None:
+        self.broken_pool = broken_pool
+        self.errors: list[tuple[str, str]] = []
+
+    def manager_pass(self, pool: str, seconds: float) -> None:
+        if pool == self.broken_pool:
+            raise RuntimeError(f"sink bug for {pool}")
+
+    def error(self, cause: str, pool: str) -> None:
+        self.errors.append((cause, pool))
+
+
+async def test_one_pools_bug_is_counted_and_backed_off_while_the_others_fill_and_stop_is_prompt(
+    store: Store, inventory_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_with([POOL, {**POOL, "name": "broken", "size": 1}], check_loop_delay_max=30)
+    sink = SinkWithABug("broken")
+    manager = Manager(
+        settings, store, {"dummy": dummy(inventory_file)}, clock=Clock(), metrics=sink, ready_poll_interval=0.02
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(manager.run(stop))
+
+    async def crashes() -> int:
+        return sink.errors.count((CRASH_CAUSE, "broken"))
+
+    await until(lambda: ready(store, 2), "the healthy pool filled", timeout=15)
+    await until(crashes, "the broken pool's loop crashing again after its backoff", done=lambda n: n >= 3, timeout=15)
+    assert not running.done(), "one pool's bug ended the manager"
+    assert any("pool broken: pass crashed" in r.getMessage() and r.exc_info for r in caplog.records)
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(running, 15)
+    assert time.monotonic() - started < 3, "stop did not end the loops promptly"

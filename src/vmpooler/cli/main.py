@@ -138,19 +138,20 @@ def _run(
     tls: tuple[Path | None, Path | None] = (None, None),
 ) -> None:
     from vmpooler.errors import VmpoolerError
-    from vmpooler.runtime import run
+    from vmpooler.runtime import Launch, run
     from vmpooler.supervisor import run_workers
 
     settings = _with_api_tls(_load(config), *tls)
+    launch = Launch(settings, roles, host, port, state_dir)
     if workers > 1 or (roles.api and roles.manager):
         # serve: the manager in a process of its own, so it never makes a request wait (supervisor.py)
-        code = run_workers(settings, roles, host, port, state_dir, workers, lambda: _setup_logging(settings, verbose))
+        code = run_workers(launch, workers, lambda: _setup_logging(settings, verbose))
         raise typer.Exit(code)
     _setup_logging(settings, verbose)
     try:
         import uvloop
 
-        uvloop.run(run(settings, roles, host, port, state_dir))
+        uvloop.run(run(launch))
     except VmpoolerError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc

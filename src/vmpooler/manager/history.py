@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import statistics
 import time
 from collections.abc import Callable
 
 from vmpooler.config import Settings
-from vmpooler.errors import StoreError
 from vmpooler.limits import pool_sizes
+from vmpooler.manager.cadence import every
+from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.history import Point, minute_of
 from vmpooler.store.redis import Store
-
-log = logging.getLogger("vmpooler.manager")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -136,15 +133,10 @@ class HistorySampler:
         if minutes:
             await self.store.history.add(pool, "1h", fold(minutes, hour))
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.wait(self.clock()))
-            if stop.is_set():
-                return
-            try:
-                await self.run_once()
-            except StoreError as exc:
-                log.warning("history: Redis unavailable: %s", exc)
-            except Exception:
-                log.exception("history: sampling failed")
+    async def run(self, stop: asyncio.Event, metrics: Metrics) -> None:
+        def until_next_sample() -> float:
+            return self.wait(self.clock())
+
+        await every(
+            until_next_sample, stop, self.run_once, name="history", metrics=metrics, first_after=until_next_sample()
+        )

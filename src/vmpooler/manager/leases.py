@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from vmpooler.errors import StoreError
+from vmpooler.manager.cadence import every
+from vmpooler.metrics.base import Metrics
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.manager")
@@ -47,17 +49,9 @@ class LeaseKeeper:
     def holds(self, pool: str) -> bool:
         return pool in self.held
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.renew_once()
-            except StoreError as exc:
-                # keep what we think we hold: the fencing value protects the pools if a lease lapses
-                log.warning("manager: cannot renew pool leases: %s", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.lease_seconds / 3)
-            except TimeoutError:
-                pass
+    async def run(self, stop: asyncio.Event, metrics: Metrics) -> None:
+        # while Redis is down we keep what we think we hold: the fencing value protects the pools if a lease lapses
+        await every(self.lease_seconds / 3, stop, self.renew_once, name="leases", metrics=metrics)
         await self.release_all()
 
     async def renew_once(self) -> None:

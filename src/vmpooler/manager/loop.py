@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from vmpooler.config import PoolSettings, Settings
 from vmpooler.errors import LeaseLost, ProviderError, StoreError
 from vmpooler.manager.breaker import CircuitBreaker
+from vmpooler.manager.cadence import every, supervised, wait
 from vmpooler.manager.context import PoolContext, PoolPolicy
 from vmpooler.manager.history import HistorySampler, seconds_to_next_sample
 from vmpooler.manager.leases import LeaseKeeper
@@ -102,6 +103,7 @@ class Manager:
         self.store = store
         self.providers = providers
         self.manager_id = uuid.uuid4().hex[:12]
+        self.metrics = metrics or Metrics()
         self.reconcilers: dict[str, PoolReconciler] = {}
         self.census = Census(store, [pool.name for pool in settings.pools])
         cfg = settings.config
@@ -126,7 +128,7 @@ class Manager:
                 call_timeout=call_timeout,
                 ready_poll_interval=ready_poll_interval,
                 manager_id=self.manager_id,
-                metrics=metrics or Metrics(),
+                metrics=self.metrics,
                 breaker=breaker,
             )
             self.reconcilers[pool.name] = PoolReconciler(ctx, census=self.census)
@@ -180,19 +182,22 @@ class Manager:
                 break
             except StoreError as exc:
                 log.warning("manager: cannot register pools yet: %s", exc)
-                await _wait(stop, 2.0)
+                await wait(stop, 2.0)
         spread = min(FIRST_PASS_SPREAD, FIRST_PASS_SPREAD_MAX / max(len(self.reconcilers), 1))
         loops = [
             asyncio.create_task(self._pool_loop(r, stop, first_pass_after=i * spread), name=f"pool:{n}")
             for i, (n, r) in enumerate(self.reconcilers.items())
         ]
-        loops.append(asyncio.create_task(self.tasks.run(stop), name="vm-tasks"))
-        loops.append(asyncio.create_task(self.ondemand.run(stop), name="ondemand"))
-        loops.append(asyncio.create_task(self._heartbeat(stop), name="heartbeat"))
-        loops.append(asyncio.create_task(self.leases.run(stop), name="leases"))
-        loops.append(asyncio.create_task(self.wakeups.run(stop), name="wakeups"))
-        loops.append(asyncio.create_task(self.history.run(stop), name="history"))
-        loops.append(asyncio.create_task(self.purge_unconfigured(), name="purge-unconfigured"))
+        background = {
+            "vm-tasks": self.tasks.run(stop, self.metrics),
+            "ondemand": self.ondemand.run(stop, self.metrics),
+            "heartbeat": every(HEARTBEAT_SECONDS, stop, self._heartbeat, name="heartbeat", metrics=self.metrics),
+            "leases": self.leases.run(stop, self.metrics),
+            "wakeups": self.wakeups.run(stop, self.metrics),
+            "history": self.history.run(stop, self.metrics),
+            "purge-unconfigured": supervised("purge-unconfigured", self.purge_unconfigured(), self.metrics),
+        }
+        loops += [asyncio.create_task(work, name=name) for name, work in background.items()]
         try:
             await asyncio.gather(*loops)
         finally:
@@ -235,46 +240,51 @@ class Manager:
             await self.store.leases.release(list(self.reconcilers), manager_id)
             await self.store.retire(manager_id)
 
-    async def _heartbeat(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.store.heartbeat(self.manager_id, _description(), HEARTBEAT_TTL, time.time())
-                freed = await self.store.slots.reap()
-                if freed:
-                    log.info("manager %s: freed %d clone slots of managers that died", self.manager_id, freed)
-            except StoreError as exc:
-                log.warning("manager: heartbeat failed: %s", exc)
-            await _wait(stop, HEARTBEAT_SECONDS)
+    async def _heartbeat(self) -> None:
+        await self.store.heartbeat(self.manager_id, _description(), HEARTBEAT_TTL, time.time())
+        freed = await self.store.slots.reap()
+        if freed:
+            log.info("manager %s: freed %d clone slots of managers that died", self.manager_id, freed)
 
     async def _pool_loop(self, reconciler: PoolReconciler, stop: asyncio.Event, first_pass_after: float = 0.0) -> None:
-        policy = reconciler.ctx.policy
-        delay = policy.loop_delay_min
-        if first_pass_after:
-            await _wait(stop, first_pass_after)
-        while not stop.is_set():
-            if not self.leases.holds(reconciler.ctx.name):
+        name = reconciler.ctx.name
+        pace = _Pace(reconciler.ctx.policy)
+
+        async def one_pass() -> None:
+            if not self.leases.holds(name):
                 # another manager reconciles this pool; look again soon in case it goes away
-                await _wait(stop, min(WAKE_POLL_SECONDS, self.leases.lease_seconds / 3))
-                continue
+                pace.look_again(min(WAKE_POLL_SECONDS, self.leases.lease_seconds / 3))
+                return
             started = time.monotonic()
             # announced changes (and any time events may have been missed) need a full pass
-            quiet = self.wakeups.listening and not self.wakeups.flags[reconciler.ctx.name].is_set()
-            self.wakeups.before_pass(reconciler.ctx.name)
+            quiet = self.wakeups.listening and not self.wakeups.flags[name].is_set()
+            self.wakeups.before_pass(name)
+            changed = False
             try:
                 changed = await reconciler.run_once(quiet=quiet)
             except LeaseLost as exc:
-                log.warning("pool %s: %s; stopping this pass", reconciler.ctx.name, exc)
-                changed = False
-            except StoreError as exc:
-                log.warning("pool %s: Redis unavailable, pausing: %s", reconciler.ctx.name, exc)
-                changed = False
-            except Exception:
-                # one pool's bug must not stop the others; the pass is retried after the delay
-                log.exception("pool %s: reconcile pass crashed", reconciler.ctx.name)
-                changed = False
-            log.debug("pool %s: pass took %.3fs", reconciler.ctx.name, time.monotonic() - started)
-            delay = policy.loop_delay_min if changed else min(delay * policy.loop_delay_decay, policy.loop_delay_max)
-            await self._sleep(reconciler.ctx.name, delay, stop)
+                log.warning("pool %s: %s; stopping this pass", name, exc)
+            finally:
+                # a pass that failed (Redis down, a bug the cadence reports) slows the pace like an idle one
+                pace.after_pass(changed)
+            log.debug("pool %s: pass took %.3fs", name, time.monotonic() - started)
+
+        async def pool_sleep(seconds: float, stop: asyncio.Event) -> None:
+            if pace.wakeable:
+                await self._sleep(name, seconds, stop)
+            else:
+                await wait(stop, seconds)
+
+        await every(
+            pace.next_delay,
+            stop,
+            one_pass,
+            name=f"pool {name}",
+            label=name,
+            metrics=self.metrics,
+            sleep=pool_sleep,
+            first_after=first_pass_after,
+        )
 
     async def _sleep(self, pool: str, delay: float, stop: asyncio.Event) -> None:
         if self.wakeups.listening:
@@ -284,7 +294,7 @@ class Manager:
         try:
             before = await self.store.fingerprint(pool)
         except StoreError:
-            await _wait(stop, delay)
+            await wait(stop, delay)
             return
         deadline = time.monotonic() + delay
         while not stop.is_set():
@@ -301,11 +311,29 @@ class Manager:
                 continue
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
+class _Pace:
+    """A pool loop's adaptive delay: the minimum after a pass that changed something, growing by the
+    decay towards the maximum while passes change nothing."""
+
+    def __init__(self, policy: PoolPolicy) -> None:
+        self.policy = policy
+        self.delay = policy.loop_delay_min
+        self.wakeable = True
+        self._next = self.delay
+
+    def after_pass(self, changed: bool) -> None:
+        policy = self.policy
+        self.delay = (
+            policy.loop_delay_min if changed else min(self.delay * policy.loop_delay_decay, policy.loop_delay_max)
+        )
+        self._next, self.wakeable = self.delay, True
+
+    def look_again(self, seconds: float) -> None:
+        """The pass was skipped: wait ``seconds``, not woken by the pool's events (which are not ours)."""
+        self._next, self.wakeable = seconds, False
+
+    def next_delay(self) -> float:
+        return self._next
 
 
 def _description() -> str:

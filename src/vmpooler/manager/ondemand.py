@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -11,7 +10,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from vmpooler.config import Settings
-from vmpooler.errors import StoreError
+from vmpooler.manager.cadence import every
+from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.ondemand import Item, decode_items
 from vmpooler.store.records import parse_time
@@ -136,13 +136,5 @@ class OndemandProvisioner:
                 await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED)
         await self.store.ondemand.forget_vms(request_id, items)
 
-    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except StoreError as exc:
-                log.warning("ondemand: Redis unavailable: %s", exc)
-            except Exception:
-                log.exception("ondemand: pass crashed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+    async def run(self, stop: asyncio.Event, metrics: Metrics, interval: float = 1.0) -> None:
+        await every(interval, stop, self.run_once, name="ondemand", metrics=metrics)

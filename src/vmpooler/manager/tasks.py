@@ -7,8 +7,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from vmpooler.errors import NotSupported, ProviderError, StoreError
+from vmpooler.errors import NotSupported, ProviderError
+from vmpooler.manager.cadence import every
 from vmpooler.manager.context import PoolContext
+from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.records import format_time
 from vmpooler.store.redis import Store
@@ -64,15 +66,5 @@ class TaskWorker:
             await self.store.update_vm(vm, {f"{kind}_error": str(exc)})
             log.warning("pool %s vm %s: %s %s failed: %s", ctx.name, vm, kind, argument, exc)
 
-    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except StoreError as exc:
-                log.warning("tasks: Redis unavailable: %s", exc)
-            except Exception:
-                log.exception("tasks: pass crashed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+    async def run(self, stop: asyncio.Event, metrics: Metrics, interval: float = 1.0) -> None:
+        await every(interval, stop, self.run_once, name="tasks", metrics=metrics)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import Iterable
 
 from vmpooler.errors import StoreError
+from vmpooler.manager.cadence import every
+from vmpooler.metrics.base import Metrics
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.manager")
+
+#: after the subscription drops, subscribe again after this long, doubling up to RETRY_MAX while it keeps failing
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
 
 
 class Wakeups:
@@ -24,25 +30,30 @@ class Wakeups:
         self.store = store
         self.flags = {pool: asyncio.Event() for pool in pools}
         self.listening = False
+        self._retry = RETRY_FIRST
 
-    async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                async for pool in self.store.events.pool_events(poll_seconds=1.0):
-                    self.listening, backoff = True, 0.5
-                    if pool is not None and pool in self.flags:
-                        self.flags[pool].set()
-                    if stop.is_set():
-                        return
-            except StoreError as exc:
-                if self.listening:
-                    log.warning("manager: lost the pool event subscription, polling meanwhile: %s", exc)
-            finally:
-                self.listening = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            backoff = min(backoff * 2, 10.0)
+    async def run(self, stop: asyncio.Event, metrics: Metrics) -> None:
+        await every(self._next_retry, stop, functools.partial(self.listen, stop), name="wakeups", metrics=metrics)
+
+    async def listen(self, stop: asyncio.Event) -> None:
+        """Until the subscription drops (then ``run`` subscribes again, backing off) or ``stop`` is set."""
+        try:
+            async for pool in self.store.events.pool_events(poll_seconds=1.0):
+                self.listening, self._retry = True, RETRY_FIRST
+                if pool is not None and pool in self.flags:
+                    self.flags[pool].set()
+                if stop.is_set():
+                    return
+        except StoreError as exc:
+            # a warning when the subscription is lost, not for every failed try while Redis stays down
+            if self.listening:
+                log.warning("manager: lost the pool event subscription, polling meanwhile: %s", exc)
+        finally:
+            self.listening = False
+
+    def _next_retry(self) -> float:
+        retry, self._retry = self._retry, min(self._retry * 2, RETRY_MAX)
+        return retry
 
     def wake(self, pool: str) -> None:
         self.flags[pool].set()

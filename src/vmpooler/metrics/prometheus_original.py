@@ -74,6 +74,11 @@ class OriginalNamedPrometheus(PrometheusMetrics):
         def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
             return Histogram(f"{p}_{name}", doc, ["poolname", "vmpooler_instance"], buckets=buckets, registry=r)
 
+        def last_value(name: str, doc: str) -> Gauge:
+            """A per-pool gauge holding the latest value reported (whichever process reported it)."""
+            labels = ["poolname", "vmpooler_instance"]
+            return Gauge(f"{p}_{name}", doc, labels, registry=r, multiprocess_mode="mostrecent")
+
         self.o_checkout = {
             result: counter(f"checkout_{result}", f"Pool checkout counts {result}", ["poolname"])
             for result in _CHECKOUT_RESULTS
@@ -96,23 +101,12 @@ class OriginalNamedPrometheus(PrometheusMetrics):
         self.o_user = counter(
             "user", "Pool instances and the operation performed by a user", ["user", "operation", "poolname"]
         )
+
         # the last clone's and destroy's seconds (whole), as the original's vmpooler_clone/vmpooler_destroy gauges
-        self.o_last_clone = Gauge(
-            f"{p}_vmpooler_clone", "vmpooler clone metrics", ["poolname", "vmpooler_instance"],
-            registry=r, multiprocess_mode="mostrecent",
-        )  # fmt: skip
-        self.o_last_destroy = Gauge(
-            f"{p}_vmpooler_destroy", "vmpooler destroy metrics", ["poolname", "vmpooler_instance"],
-            registry=r, multiprocess_mode="mostrecent",
-        )  # fmt: skip
-        self.o_ready = Gauge(
-            f"{p}_ready", "vmpooler number of machines in ready State", ["poolname", "vmpooler_instance"],
-            registry=r, multiprocess_mode="mostrecent",
-        )  # fmt: skip
-        self.o_running = Gauge(
-            f"{p}_running", "vmpooler number of machines running", ["poolname", "vmpooler_instance"],
-            registry=r, multiprocess_mode="mostrecent",
-        )  # fmt: skip
+        self.o_last_clone = last_value("vmpooler_clone", "vmpooler clone metrics")
+        self.o_last_destroy = last_value("vmpooler_destroy", "vmpooler destroy metrics")
+        self.o_ready = last_value("ready", "vmpooler number of machines in ready State")
+        self.o_running = last_value("running", "vmpooler number of machines running")
         # the original's HTTP middleware: no vmpooler_instance label
         self.o_requests = Gauge(
             f"{p}_http_requests_total", "The total number of HTTP requests handled by the Rack application.",

@@ -39,15 +39,13 @@ from vmpooler.errors import ApiError, ServiceUnavailable
 if TYPE_CHECKING:
     from vmpooler.client import Client
 
+HostArg = Annotated[str, typer.Argument(help="a VM's hostname, short or fully qualified")]
 #: `vmpooler status` when the service reports a problem (empty or degraded pools)
 EXIT_UNHEALTHY = 1
 
 
 @client_verb
-def get(
-    opts: ClientOptions,
-    pools: SpecArg,
-) -> None:
+def get(opts: ClientOptions, pools: SpecArg) -> None:
     """Check out ready VMs, all or nothing: `vmpooler get debian-12=2 centos`."""
     wanted = parse_specs(pools)
     with opts.session() as ctx, ctx.client() as client:
@@ -134,10 +132,7 @@ def _tags(info: dict[str, Any]) -> str:
 
 
 @client_verb
-def query(
-    opts: ClientOptions,
-    host: Annotated[str, typer.Argument(help="hostname, short or fully qualified")],
-) -> None:
+def query(opts: ClientOptions, host: HostArg) -> None:
     """A VM's details: pool, state, owner, lifetime and time left in hours, tags, snapshots, ..."""
     with opts.session() as ctx, ctx.client() as client:
         info = client.query(host)
@@ -165,7 +160,7 @@ def _readable(info: dict[str, Any]) -> list[tuple[str, str]]:
 @client_verb
 def modify(
     opts: ClientOptions,
-    host: Annotated[str, typer.Argument(help="hostname")],
+    host: HostArg,
     lifetime: Annotated[int | None, typer.Option("--lifetime", min=1, help="hours, counted from checkout")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="NAME=VALUE, repeatable")] = None,
 ) -> None:
@@ -211,10 +206,7 @@ def delete(
 
 
 @client_verb
-def snapshot(
-    opts: ClientOptions,
-    host: Annotated[str, typer.Argument(help="hostname")],
-) -> None:
+def snapshot(opts: ClientOptions, host: HostArg) -> None:
     """Queue a snapshot of a VM; prints its id."""
     with opts.session() as ctx, ctx.client() as client:
         sid = client.snapshot(host)
@@ -224,7 +216,7 @@ def snapshot(
 @client_verb
 def revert(
     opts: ClientOptions,
-    host: Annotated[str, typer.Argument(help="hostname")],
+    host: HostArg,
     snapshot_id: Annotated[str, typer.Argument(help="the id `vmpooler snapshot` printed")],
 ) -> None:
     """Queue a revert of a VM to one of its snapshots."""
@@ -236,7 +228,7 @@ def revert(
 @client_verb
 def disk(
     opts: ClientOptions,
-    host: Annotated[str, typer.Argument(help="hostname")],
+    host: HostArg,
     size_gb: Annotated[int, typer.Argument(min=1, help="size of the new disk, in GB")],
 ) -> None:
     """Queue adding a disk to a VM; prints the disk as the API records it (+8gb)."""
@@ -246,9 +238,7 @@ def disk(
 
 
 @client_verb
-def status(
-    opts: ClientOptions,
-) -> None:
+def status(opts: ClientOptions) -> None:
     """The service's health and every pool's ready/running/pending VMs, degraded pools first; exit 1 when
     the service reports a problem (empty or degraded pools)."""
     with opts.session() as ctx, ctx.client() as client:

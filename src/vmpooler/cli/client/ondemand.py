@@ -18,15 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from vmpooler.cli.client.session import (
-    ClientOptions,
-    SpecArg,
-    client_verb,
-    emit,
-    parse_specs,
-    table,
-    vm_rows,
-)
+from vmpooler.cli.client.session import ClientOptions, SpecArg, client_verb, emit, parse_specs, table, vm_rows
 from vmpooler.errors import ApiError, NotFound
 
 if TYPE_CHECKING:
@@ -88,10 +80,7 @@ def request(
 
 @ondemand_app.command("status")
 @client_verb
-def status(
-    opts: ClientOptions,
-    request_id: IdArg,
-) -> None:
+def status(opts: ClientOptions, request_id: IdArg) -> None:
     """An on-demand request's VMs once ready, or how many are ready per pool; exit 1 if it failed or was
     cancelled."""
     with opts.session() as ctx, ctx.client() as client:
@@ -106,10 +95,7 @@ def status(
 
 @ondemand_app.command("cancel")
 @client_verb
-def cancel(
-    opts: ClientOptions,
-    request_id: IdArg,
-) -> None:
+def cancel(opts: ClientOptions, request_id: IdArg) -> None:
     """Cancel an on-demand request; the VMs it has got so far are returned."""
     with opts.session() as ctx, ctx.client() as client:
         client.cancel_request(request_id)

@@ -24,10 +24,7 @@ def _password(password: str | None) -> str:
 
 @token_app.command("get")
 @client_verb
-def token_get(
-    opts: ClientOptions,
-    password: PasswordOpt = None,
-) -> None:
+def token_get(opts: ClientOptions, password: PasswordOpt = None) -> None:
     """Trade your user name and password for a new token (shown only this once)."""
     with opts.session() as ctx, ctx.client() as client:
         new = client.create_token(ctx.need_user(), _password(password))
@@ -36,10 +33,7 @@ def token_get(
 
 @token_app.command("list")
 @client_verb
-def token_list(
-    opts: ClientOptions,
-    password: PasswordOpt = None,
-) -> None:
+def token_list(opts: ClientOptions, password: PasswordOpt = None) -> None:
     """Your tokens (by hint), when each was made and last used."""
     with opts.session() as ctx, ctx.client() as client:
         tokens = client.list_tokens(ctx.need_user(), _password(password))

@@ -22,6 +22,7 @@ from vmpooler.errors import NotSupported, PermanentProviderError, ProviderError
 from vmpooler.providers.base import Provider, ProviderOptions
 from vmpooler.providers.ec2.client import EC2Client, Response, aws_error_code
 from vmpooler.providers.ec2.options import EC2Options, EC2PoolOptions, pool_options
+from vmpooler.providers.localvm.probe import tcp_open
 
 __all__ = ["HOSTNAME_TAG", "POOL_TAG", "USER_TAG", "EC2Provider"]
 
@@ -134,7 +135,7 @@ class EC2Provider(Provider):
             return False
         if opts.ready_port is None:
             return True
-        return await _accepts_connections(address, opts.ready_port, self.options.ready_probe_timeout)
+        return await tcp_open(address, opts.ready_port, self.options.ready_probe_timeout)
 
     async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
         instance = await self._require(pool, name)
@@ -285,18 +286,6 @@ def _free_device(instance: Instance) -> str:
         if device not in used:
             return device
     raise PermanentProviderError(f"ec2: instance {instance['InstanceId']} has no free device name for another disk")
-
-
-async def _accepts_connections(address: str, port: int, timeout: float) -> bool:
-    try:
-        async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(address, port)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 def _info(pool: PoolTarget, name: str, instance: Instance, opts: EC2PoolOptions) -> VMInfo:

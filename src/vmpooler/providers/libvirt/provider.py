@@ -9,20 +9,17 @@ instance finds them again through libvirt. Everything blocking goes through ``Co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from vmpooler.domain import PoolTarget, VMInfo
-from vmpooler.errors import NotSupported, PermanentProviderError, ProviderError, ProviderTimeout
-from vmpooler.providers.base import Provider, ProviderOptions
+from vmpooler.errors import PermanentProviderError, ProviderError
+from vmpooler.providers.base import ProviderOptions
 from vmpooler.providers.libvirt import domains
 from vmpooler.providers.libvirt.connection import Connection
 from vmpooler.providers.libvirt.domain_xml import (
@@ -37,44 +34,30 @@ from vmpooler.providers.libvirt.domain_xml import (
 from vmpooler.providers.libvirt.layout import Layout, VMDir
 from vmpooler.providers.libvirt.options import LibvirtOptions
 from vmpooler.providers.localvm import accel, images, network, probe
-from vmpooler.providers.localvm import options as localvm_options
 from vmpooler.providers.localvm.commands import require_binary
-from vmpooler.providers.localvm.options import Machine, MachineOptions, machine_for
+from vmpooler.providers.localvm.options import machine_for
 from vmpooler.providers.localvm.ports import PortAllocator
+from vmpooler.providers.localvm.provider import LocalVMProvider
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_EMULATOR = "qemu-system-x86_64"
 
 
-class LibvirtProvider(Provider):
+class LibvirtProvider(LocalVMProvider):
     """Runs each VM as a libvirt domain; see the module docstring."""
 
     options_model = LibvirtOptions
-    pool_options_model = MachineOptions
-
-    @classmethod
-    def template_problem(cls, options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
-        return localvm_options.template_problem(options, pool, template)
-
     options: LibvirtOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
         super().__init__(name, options)
         options = self.options
-        self.state_dir = options.state_path(name)
         self._layout = Layout(self.state_dir)
         self._ports = PortAllocator(self.state_dir / "ports", *options.port_range, address=self._local_address)
         self._libvirt = Connection(options.uri, options.connect_timeout, options.call_timeout)
         #: the domain types the daemon has said it can run with ``machine_type``
         self._machines_checked: set[DomainType] = set()
         self._hypervisor_host = urlsplit(options.uri).hostname or socket.gethostname()
-
-    @property
-    def _local_address(self) -> str:
-        """Where this host reaches the forwards (a wildcard listen address is reached on loopback)."""
-        # a comparison, not a bind (bandit B104)
-        wildcard = self.options.listen_address in ("0.0.0.0", "")  # nosec B104
-        return "127.0.0.1" if wildcard else self.options.listen_address
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
         defined = await self._libvirt.run(partial(domains.pool_domains, pool=pool.name), f"listing pool {pool.name!r}")
@@ -97,9 +80,7 @@ class LibvirtProvider(Provider):
 
     async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
         with self._about(pool, name):
-            machine = machine_for(self.options, pool.name, pool.provider_options)
-            qemu_img = require_binary(self.options.qemu_img)
-            template = await asyncio.to_thread(_input_files, pool.template, machine)
+            machine, qemu_img, template = await self._clone_inputs(pool)
             domain_type = await self._domain_type()
             await self._check_machine(domain_type)
             vm = self._layout.vm(pool.name, name)
@@ -271,22 +252,3 @@ class LibvirtProvider(Provider):
             return None
         work = partial(domains.address_of, name=facts.name, mac=facts.mac)
         return await self._libvirt.run(work, "reading the guest's address")
-
-    @contextlib.contextmanager
-    def _about(self, pool: PoolTarget, name: str) -> Iterator[None]:
-        """Prefix every provider error with the provider, pool and VM it is about, keeping its kind."""
-        try:
-            yield
-        except ProviderError as exc:
-            kinds = (PermanentProviderError, ProviderTimeout, NotSupported, ProviderError)
-            kind = next(k for k in kinds if isinstance(exc, k))
-            raise kind(f"{self.name}: pool {pool.name!r} VM {name!r}: {exc}") from exc
-
-
-def _input_files(template: str, machine: Machine) -> Path:
-    """The template's absolute path, once it and the machine's kernel and initrd are known to exist."""
-    base = Path(template).expanduser().absolute()
-    for what, path in (("template", base), ("kernel", machine.kernel), ("initrd", machine.initrd)):
-        if path is not None and not path.is_file():
-            raise PermanentProviderError(f"{what} {path} does not exist or is not a file")
-    return base

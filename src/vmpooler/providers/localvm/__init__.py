@@ -3,7 +3,8 @@
 ``options`` (the shared option fields and a pool's resolved machine shape), ``records`` (the state
 directory: per-VM metadata and file layout), ``images`` (qemu-img overlays, disks, snapshots),
 ``accel`` (KVM or TCG), ``ports`` (forwarded host ports), ``network`` (MAC and bridged address),
-``probe`` (is the guest answering?) and ``commands`` (running host tools with time limits).
+``probe`` (is the guest answering?), ``commands`` (running host tools with time limits) and
+``provider`` (the base class both providers extend).
 """
 
 from vmpooler.providers.localvm.options import LocalVMOptions, Machine, machine_for

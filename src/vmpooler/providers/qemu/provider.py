@@ -9,25 +9,23 @@ directory, so the inventory is the metadata files there (see ``localvm.records``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from vmpooler.domain import PoolTarget, VMInfo
-from vmpooler.errors import NotSupported, PermanentProviderError, ProviderError, ProviderTimeout
-from vmpooler.providers.base import Provider, ProviderOptions
+from vmpooler.errors import PermanentProviderError, ProviderError
+from vmpooler.providers.base import ProviderOptions
 from vmpooler.providers.localvm import accel, images, network, probe
-from vmpooler.providers.localvm import options as localvm_options
 from vmpooler.providers.localvm.commands import require_binary
-from vmpooler.providers.localvm.options import LocalVMOptions, Machine, MachineOptions, machine_for
+from vmpooler.providers.localvm.options import LocalVMOptions, Machine, machine_for
 from vmpooler.providers.localvm.ports import PortAllocator
+from vmpooler.providers.localvm.provider import LocalVMProvider
 from vmpooler.providers.localvm.records import RecordStore, VMFiles, VMRecord
 from vmpooler.providers.qemu import process, qmp
 from vmpooler.providers.qemu.argv import Host, command_line
@@ -54,33 +52,19 @@ class QemuOptions(LocalVMOptions):
     extra_args: list[str] = Field(default_factory=list)
 
 
-class QemuProvider(Provider):
+class QemuProvider(LocalVMProvider):
     """Runs each VM as its own QEMU process; see the module docstring."""
 
     options_model = QemuOptions
-    pool_options_model = MachineOptions
-
-    @classmethod
-    def template_problem(cls, options: ProviderOptions, pool: PoolTarget, template: str) -> str | None:
-        return localvm_options.template_problem(options, pool, template)
-
     options: QemuOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
         super().__init__(name, options)
         options = self.options
-        self.state_dir = options.state_path(name)
         self._records = RecordStore(self.state_dir)
         # a leading dot: no pool can have that name
         self._ports = PortAllocator(self.state_dir / ".ports", *options.port_range, address=options.listen_address)
         self._host = Host(options.qemu_binary, options.machine_type, options.listen_address, tuple(options.extra_args))
-
-    @property
-    def _local_address(self) -> str:
-        """Where this host reaches its own forwards (a wildcard listen address is reached on loopback)."""
-        # a comparison, not a bind (bandit B104)
-        wildcard = self.options.listen_address in ("0.0.0.0", "")  # nosec B104
-        return "127.0.0.1" if wildcard else self.options.listen_address
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
         # every metadata file counts, whether its process runs or not: a half-made or crashed VM is
@@ -116,10 +100,8 @@ class QemuProvider(Provider):
 
     async def create_vm(self, pool: PoolTarget, name: str) -> VMInfo:
         with self._about(pool, name):
-            machine = machine_for(self.options, pool.name, pool.provider_options)
             binary = require_binary(self.options.qemu_binary)
-            qemu_img = require_binary(self.options.qemu_img)
-            template = await asyncio.to_thread(_input_files, pool.template, machine)
+            machine, qemu_img, template = await self._clone_inputs(pool)
             files = self._records.files(pool.name, name)
             uid = str(uuid.uuid4())
             record = VMRecord(
@@ -265,28 +247,9 @@ class QemuProvider(Provider):
             return f"{self.options.advertise_host or self._local_address}:{record.port}"
         return await asyncio.to_thread(network.address_of, record.mac)
 
-    @contextlib.contextmanager
-    def _about(self, pool: PoolTarget, name: str) -> Iterator[None]:
-        """Prefix every provider error with the provider, pool and VM it is about, keeping its kind."""
-        try:
-            yield
-        except ProviderError as exc:
-            kinds = (PermanentProviderError, ProviderTimeout, NotSupported, ProviderError)
-            kind = next(k for k in kinds if isinstance(exc, k))
-            raise kind(f"{self.name}: pool {pool.name!r} VM {name!r}: {exc}") from exc
-
 
 async def _human_command(monitor: qmp.QMPClient, command: str) -> None:
     """Run a human-monitor command, which reports failure only as text (success is silent)."""
     said = await monitor.execute("human-monitor-command", {"command-line": command}, timeout=SNAPSHOT_TIMEOUT)
     if isinstance(said, str) and "Error" in said:
         raise ProviderError(f"{command}: {said.strip()}")
-
-
-def _input_files(template: str, machine: Machine) -> Path:
-    """The template's absolute path, once it and the machine's kernel and initrd are known to exist."""
-    base = Path(template).expanduser().absolute()
-    for what, path in (("template", base), ("kernel", machine.kernel), ("initrd", machine.initrd)):
-        if path is not None and not path.is_file():
-            raise PermanentProviderError(f"{what} {path} does not exist or is not a file")
-    return base

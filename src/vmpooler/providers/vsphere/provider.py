@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from pyVmomi import vim, vmodl
@@ -22,6 +22,7 @@ from pyVmomi import vim, vmodl
 from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import PermanentProviderError, ProviderError
 from vmpooler.providers.base import Provider, ProviderOptions
+from vmpooler.providers.localvm.probe import tcp_open
 from vmpooler.providers.vsphere import purge, resolve
 from vmpooler.providers.vsphere.connection import Content, SessionPool
 from vmpooler.providers.vsphere.inventory import ComputeTarget, Datacenter, Props, retrieve, snapshot_tree
@@ -191,7 +192,7 @@ class VSphereProvider(Provider):
         if not (address and hostname):
             return False  # VMware Tools have not reported the booted guest yet
         port = pool_options(pool).ready_port or self.options.ready_port
-        return port is None or await _accepts(address, port, self.options.ready_probe_timeout)
+        return port is None or await tcp_open(address, port, self.options.ready_probe_timeout)
 
     async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
         doing = f"taking snapshot {snapshot!r} of {name!r}"
@@ -347,14 +348,9 @@ class VSphereProvider(Provider):
 
     async def _add_delta_disks(self, pool: PoolTarget, dc: Datacenter) -> resolve.CloneSource:
         """The template with the delta-disk layer its linked clones share: added once, marked on the template."""
-        if self._base_snapshot_lock is None:
-            self._base_snapshot_lock = asyncio.Lock()
         doing = f"adding delta disks to template {pool.template!r} for linked clones"
-        async with self._base_snapshot_lock:
-            source = await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
-            if source.delta_disks:
-                return source  # added earlier (by this provider, another one, or before a restart)
 
+        async def reconfigure(source: resolve.CloneSource) -> vim.Task:
             def spec(content: Content) -> vim.vm.ConfigSpec:
                 found = retrieve(content, [source.vm], vim.VirtualMachine, ["config.hardware.device", "datastore"])
                 stores = found[0].get("datastore", [])
@@ -363,35 +359,38 @@ class VSphereProvider(Provider):
 
             change = await self._sessions.run(spec, doing)
             log.info("vSphere: %s", doing)
-            task = await self._sessions.run(lambda _: source.vm.Reconfigure(change), doing)
-            await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
-            return await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
+            return await self._sessions.run(lambda _: source.vm.Reconfigure(change), doing)
+
+        return await self._prepare_template(pool, dc, doing, lambda source: bool(source.delta_disks), reconfigure)
 
     async def _take_base_snapshot(self, pool: PoolTarget, dc: Datacenter) -> resolve.CloneSource:
         """The template with a snapshot to link clones to: taken once, by one clone, while others wait."""
-        if self._base_snapshot_lock is None:
-            self._base_snapshot_lock = asyncio.Lock()
         doing = f"taking snapshot {LINKED_CLONE_SNAPSHOT!r} of template {pool.template!r} for linked clones"
-        async with self._base_snapshot_lock:
-            source = await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
-            if source.snapshot is not None:
-                return source  # another clone took it while this one waited
+
+        async def snapshot(source: resolve.CloneSource) -> vim.Task:
             log.info("vSphere: template %s has no snapshot; %s", pool.template, doing)
-            task = await self._sessions.run(
+            return await self._sessions.run(
                 lambda _: source.vm.CreateSnapshot(LINKED_CLONE_SNAPSHOT, "made by vmpooler", False, False), doing
             )
+
+        return await self._prepare_template(pool, dc, doing, lambda source: source.snapshot is not None, snapshot)
+
+    async def _prepare_template(
+        self,
+        pool: PoolTarget,
+        dc: Datacenter,
+        doing: str,
+        prepared: Callable[[resolve.CloneSource], bool],
+        start: Callable[[resolve.CloneSource], Awaitable[vim.Task]],
+    ) -> resolve.CloneSource:
+        """Change the template for linked clones once: one change at a time, each after reading the template
+        afresh, so a clone that waited finds the change another made (or one made before a restart)."""
+        if self._base_snapshot_lock is None:
+            self._base_snapshot_lock = asyncio.Lock()
+        async with self._base_snapshot_lock:
+            source = await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
+            if prepared(source):
+                return source
+            task = await start(source)
             await wait_for_task(self._sessions, task, doing, self.options.task_timeout)
             return await self._sessions.run(lambda c: resolve.clone_source(c, pool, dc), doing)
-
-
-async def _accepts(address: str, port: int, timeout: float) -> bool:
-    """True when ``address:port`` accepts a TCP connection within ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(address, port)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
