@@ -107,9 +107,8 @@ class Store:
         if not pools:
             return {}
         async with translated():
-            sizes = await self._scripts.counts(
-                keys=[], args=[keys.PREFIX, ",".join(s.value for s in LIVE_STATES), *pools]
-            )
+            prefixes = [keys.state_set_prefix(state) for state in LIVE_STATES]
+            sizes = await self._scripts.counts(keys=[], args=[len(prefixes), *prefixes, *pools])
         width = len(LIVE_STATES)
         return {
             pool: dict(zip(LIVE_STATES, sizes[i * width : (i + 1) * width], strict=True))
