@@ -8,12 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vmpooler.config import Settings
+from vmpooler.store.records import LIFETIME_CEILING_HOURS
 
 __all__ = ["LIFETIME_CEILING_HOURS", "lifetime_limit", "pool_sizes", "stored_int"]
-
-#: the longest lifetime a VM can have (ten years) when ``max_lifetime_upper_limit`` sets none: far
-#: beyond any use, and small enough that a checkout time plus it is still a date
-LIFETIME_CEILING_HOURS = 87_600
 
 
 def stored_int(raw: object, default: int, upper: int) -> int:

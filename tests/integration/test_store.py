@@ -142,3 +142,12 @@ async def test_unreachable_redis_raises_store_unavailable_quickly() -> None:
         await dead.counts(["p"])
     assert loop.time() - started < 5
     await dead.close()
+
+
+async def test_counts_sizes_every_live_state_of_every_pool_named(store: Store) -> None:
+    await make_ready(store, "a", "a1", "a2")
+    await store.create_pending("b", "b1", {})
+    counts = await store.counts(["a", "b", "none"])
+    assert counts["a"][VMState.READY] == 2 and counts["a"][VMState.PENDING] == 0
+    assert counts["b"][VMState.PENDING] == 1 and counts["b"][VMState.READY] == 0
+    assert set(counts["none"].values()) == {0}

@@ -14,15 +14,15 @@ from vmpooler.auth.tokens import hint
 from vmpooler.config import Settings
 from vmpooler.states import LIVE_STATES, VMState
 from vmpooler.store.audit import KeyAudit, KeyKind, classify
-from vmpooler.store.records import parse_time
+from vmpooler.store.records import VMField, parse_time
 from vmpooler.store.redis import Store
 
 #: the time fields the manager reads from a VM's record in each state (manager/pool.py); without one,
 #: the timer it drives never runs out
 NEEDED_TIMES: Final = {
-    VMState.PENDING: ("clone", "a pending VM never times out"),
-    VMState.READY: ("ready", "ready_ttl never retires the VM"),
-    VMState.RUNNING: ("checkout", "the VM's lifetime never runs out"),
+    VMState.PENDING: (VMField.CLONE, "a pending VM never times out"),
+    VMState.READY: (VMField.READY, "ready_ttl never retires the VM"),
+    VMState.RUNNING: (VMField.CHECKOUT, "the VM's lifetime never runs out"),
 }
 
 
@@ -103,7 +103,7 @@ async def _record_problems(store: Store, pool: str) -> list[str]:
             if name in seen:
                 problems.append(f"{where}: also {seen[name]}; a VM must be in one state only")
             seen.setdefault(name, state)
-            if not (record.get("pool") or record.get("template")):
+            if not (record.get(VMField.POOL) or record.get(VMField.TEMPLATE)):
                 problems.append(f"{where}: its record names no pool or template; the API cannot find it")
             if state in NEEDED_TIMES:
                 time_field, consequence = NEEDED_TIMES[state]

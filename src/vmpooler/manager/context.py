@@ -16,6 +16,7 @@ from vmpooler.manager.breaker import CircuitBreaker
 from vmpooler.metrics.base import Metrics
 from vmpooler.providers.base import Provider
 from vmpooler.states import VMState
+from vmpooler.store.records import VMRecord
 from vmpooler.store.redis import Fields, Store
 
 log = logging.getLogger("vmpooler.manager")
@@ -118,7 +119,7 @@ class PoolContext:
             log.warning("pool %s vm %s: no address yet (%s)", self.name, name, exc)
             address = None
         if address:
-            await self.store.update_vm(name, {"ip": address})
+            await self.store.update_vm(name, VMRecord(ip=address).fields())
         now = self.clock()
         became_ready = await self.store.mark_ready(self.name, name, now, now - started)
         if became_ready:

@@ -12,7 +12,7 @@ from vmpooler.errors import LeaseLost, PermanentProviderError, ProviderError, St
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.names import vm_name
 from vmpooler.states import VMState
-from vmpooler.store.records import format_time
+from vmpooler.store.records import VMRecord
 
 log = logging.getLogger("vmpooler.manager")
 
@@ -62,7 +62,7 @@ class Lifecycle:
             lease = ctx.policy.timeout + ctx.call_timeout
             if not await ctx.store.slots.acquire(slot, now, lease, ctx.policy.task_limit):
                 return None
-            fields = {"clone": format_time(now), "domain": ctx.policy.domain or "", "clone_owner": ctx.manager_id}
+            fields = VMRecord(clone=now, domain=ctx.policy.domain or "", clone_owner=ctx.manager_id).fields()
             try:
                 recorded = await ctx.store.create_pending(ctx.name, name, fields, ctx.fence)
             except LeaseLost:
@@ -84,7 +84,7 @@ class Lifecycle:
         try:
             info = await ctx.call("create_vm", ctx.provider.create_vm(ctx.target, name), ctx.policy.timeout, vm=name)
             clone_seconds = ctx.clock() - started
-            await ctx.store.update_vm(name, {"clone_time": f"{clone_seconds:.2f}", "ip": info.ip or ""})
+            await ctx.store.update_vm(name, VMRecord(clone_time=clone_seconds, ip=info.ip or "").fields())
             await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
             ctx.metrics.cloned(ctx.name, clone_seconds)
             # the clone is done: its slot goes to the next clone while this VM boots
@@ -103,7 +103,7 @@ class Lifecycle:
                 VMState.PENDING,
                 VMState.FAILED,
                 "not ready within timeout",
-                {"clone_error": f"not ready within {ctx.policy.timeout:.0f}s"},
+                VMRecord(clone_error=f"not ready within {ctx.policy.timeout:.0f}s").fields(),
             )
         except ProviderError as exc:
             permanent = isinstance(exc, PermanentProviderError)
@@ -115,7 +115,7 @@ class Lifecycle:
                 VMState.PENDING,
                 VMState.FAILED,
                 f"clone failed: {exc}",
-                {"clone_error": str(exc), "clone_error_class": type(exc).__name__},
+                VMRecord(clone_error=str(exc), clone_error_class=type(exc).__name__).fields(),
             )
         except StoreError as exc:
             # Redis went away mid-clone: the pending record stays, and a later pass settles it

@@ -8,13 +8,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 from vmpooler.config import Settings
 from vmpooler.manager.cadence import every
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.ondemand import Item, decode_items
-from vmpooler.store.records import parse_time
+from vmpooler.store.records import VMField, VMRecord, parse_time
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.manager")
@@ -94,21 +95,22 @@ class OndemandProvisioner:
                 return True
         complete = True
         changed = False
-        fields = {"request_id": request_id}
-        if record.get("token:user"):
-            fields |= {"token:token": record.get("token:token", ""), "token:user": record["token:user"]}
-            if cfg.vm_lifetime_auth:
-                fields["lifetime"] = str(cfg.vm_lifetime_auth)
+        # the request records its owner in the fields a VM's record does
+        owner = record.get(VMField.USER)
+        vm = VMRecord(request_id=request_id)
+        if owner:
+            token, lifetime = record.get(VMField.TOKEN, ""), cfg.vm_lifetime_auth or None
+            vm = VMRecord(request_id=request_id, token=token, user=owner, lifetime=lifetime)
         for (alias, pool, count), have in zip(items, await od.delivered(request_id, items), strict=True):
             missing = count - len(have)
             while missing > 0:
                 taken = await self.store.checkout(
                     [[pool]],
                     self.clock(),
-                    {**fields, "pool_alias": alias},
-                    token_id=record.get("token:token") or None,
+                    replace(vm, pool_alias=alias).fields(),
+                    token_id=record.get(VMField.TOKEN) or None,
                     ondemand=(request_id, alias, pool),
-                    lifetime_hours=float(fields.get("lifetime") or cfg.vm_lifetime),
+                    lifetime_hours=vm.lifetime_hours(cfg.vm_lifetime),
                 )
                 if isinstance(taken, int):
                     break

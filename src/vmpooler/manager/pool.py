@@ -14,13 +14,12 @@ from vmpooler.manager.context import PoolContext
 from vmpooler.manager.lifecycle import Lifecycle
 from vmpooler.manager.quiet import Census, QuietPool
 from vmpooler.states import DOOMED_STATES, VMState
-from vmpooler.store.deadlines import lifetime_end
 from vmpooler.store.pool_view import Due, PoolView
-from vmpooler.store.records import parse_time
+from vmpooler.store.records import VMRecord
 
 log = logging.getLogger("vmpooler.manager")
 
-Records = dict[str, dict[str, str]]
+Records = dict[str, VMRecord]
 
 #: ready checks run at most this many provider calls at once per pool
 CHECK_CONCURRENCY = 16
@@ -188,8 +187,8 @@ class PoolReconciler:
         # the index is a hint: a record changed by hand, or under another vm_lifetime, has the last word
         now = ctx.clock()
         later: dict[str, float] = {}
-        for name, record in zip(over, await ctx.store.vms(over), strict=True):
-            ends = lifetime_end(record, ctx.policy.lifetime_hours)
+        for name, record in zip(over, await ctx.store.records(over), strict=True):
+            ends = record.lifetime_end(ctx.policy.lifetime_hours)
             if ends > now:
                 later[name] = ends
                 continue
@@ -197,7 +196,7 @@ class PoolReconciler:
                 name,
                 VMState.RUNNING,
                 VMState.COMPLETED,
-                f"lifetime of {record.get('lifetime') or f'{ctx.policy.lifetime_hours:g}'}h ran out",
+                f"lifetime of {record.lifetime_hours(ctx.policy.lifetime_hours):g}h ran out",
             )
         await ctx.store.deadlines.reschedule(ctx.name, later)
         return changed
@@ -239,7 +238,7 @@ class PoolReconciler:
                 VMState.READY,
                 VMState.FAILED,
                 "failed its ready check",
-                {"clone_error": "failed a ready re-check"},
+                VMRecord(clone_error="failed a ready re-check").fields(),
             )
         return changed
 
@@ -249,19 +248,18 @@ class PoolReconciler:
         now = ctx.clock()
         names = sorted(pending & records.keys())
         changed = False
-        owners = {records[n]["clone_owner"] for n in names if records[n].get("clone_owner")}
+        owners = {owner for n in names if (owner := records[n].clone_owner)}
         alive = await ctx.store.managers_alive(owners - {ctx.manager_id}) | {ctx.manager_id}
         for name in names:
             record = records[name]
-            started = parse_time(record.get("clone")) or now
+            started = record.clone or now
+            owner = record.clone_owner
             # its clone task is gone: this manager finished it, or the manager that ran it died
-            orphaned = record.get("clone_owner") == ctx.manager_id or (
-                bool(record.get("clone_owner")) and record["clone_owner"] not in alive
-            )
-            if orphaned:
+            orphaned = bool(owner) and (owner == ctx.manager_id or owner not in alive)
+            if owner and orphaned:
                 # a killed manager's slot would otherwise stay taken until its lease (timeout +
                 # call timeout) ran out: task_limit such slots stop every pool cloning for that long
-                await ctx.store.slots.release(ctx.store.slots.member(ctx.name, name, record["clone_owner"]))
+                await ctx.store.slots.release(ctx.store.slots.member(ctx.name, name, owner))
             if name in inventory:
                 try:
                     ready = await ctx.call("vm_ready", ctx.provider.vm_ready(ctx.target, name))
@@ -276,7 +274,7 @@ class PoolReconciler:
                     VMState.PENDING,
                     VMState.FAILED,
                     "clone interrupted: the manager cloning it stopped",
-                    {"clone_error": "clone interrupted"},
+                    VMRecord(clone_error="clone interrupted").fields(),
                 )
             elif now - started > ctx.policy.timeout:
                 await ctx.clone_failed(f"clone {name} not ready within {ctx.policy.timeout:.0f}s", permanent=False)
@@ -285,7 +283,7 @@ class PoolReconciler:
                     VMState.PENDING,
                     VMState.FAILED,
                     f"not ready within {ctx.policy.timeout:.0f}s",
-                    {"clone_error": "timed out"},
+                    VMRecord(clone_error="timed out").fields(),
                 )
         return changed
 

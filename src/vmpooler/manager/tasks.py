@@ -12,7 +12,7 @@ from vmpooler.manager.cadence import every
 from vmpooler.manager.context import PoolContext
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
-from vmpooler.store.records import format_time
+from vmpooler.store.records import VMRecord, format_time, task_error_field
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.manager")
@@ -51,19 +51,19 @@ class TaskWorker:
         try:
             if kind == "snapshot":
                 await ctx.call("create_snapshot", ctx.provider.create_snapshot(ctx.target, vm, argument))
-                await self.store.update_vm(vm, {f"snapshot:{argument}": format_time(ctx.clock())})
+                await self.store.update_vm(vm, VMRecord(snapshots={argument: format_time(ctx.clock())}).fields())
             elif kind == "revert":
                 await ctx.call("revert_snapshot", ctx.provider.revert_snapshot(ctx.target, vm, argument))
             else:
                 await ctx.call("create_disk", ctx.provider.create_disk(ctx.target, vm, int(argument)))
-                disks = (await self.store.vm(vm)).get("disk")
-                await self.store.update_vm(vm, {"disk": f"{disks}:+{argument}gb" if disks else f"+{argument}gb"})
+                disks = (*(await self.store.record(vm)).disks, f"+{argument}gb")
+                await self.store.update_vm(vm, VMRecord(disks=disks).fields())
             log.info("pool %s vm %s: %s %s done", ctx.name, vm, kind, argument)
         except NotSupported as exc:
-            await self.store.update_vm(vm, {f"{kind}_error": str(exc)})
+            await self.store.update_vm(vm, {task_error_field(kind): str(exc)})
             log.warning("pool %s vm %s: %s not supported: %s", ctx.name, vm, kind, exc)
         except ProviderError as exc:
-            await self.store.update_vm(vm, {f"{kind}_error": str(exc)})
+            await self.store.update_vm(vm, {task_error_field(kind): str(exc)})
             log.warning("pool %s vm %s: %s %s failed: %s", ctx.name, vm, kind, argument, exc)
 
     async def run(self, stop: asyncio.Event, metrics: Metrics, interval: float = 1.0) -> None:

@@ -19,7 +19,7 @@ from redis.commands.core import AsyncScript
 from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
-from vmpooler.store.records import format_time, parse_time
+from vmpooler.store.records import VMField, VMRecord, format_time
 
 
 def zset_score(value: float) -> str:
@@ -32,17 +32,8 @@ def deadline_keys(pool: str) -> list[str]:
     return [keys.ready_queue(pool), keys.ready_since(pool), keys.checked_at(pool), keys.lifetime_ends(pool)]
 
 
-def lifetime_end(record: Mapping[str, str], default_hours: float) -> float:
-    """When a running VM's lifetime ends by its record (its own ``lifetime`` or the default); never
-    when it has no checkout time or no limit."""
-    checkout = parse_time(record.get("checkout"))
-    try:
-        hours = float(record.get("lifetime") or default_hours)
-    except ValueError:
-        hours = default_hours
-    if checkout is None or hours <= 0:
-        return math.inf
-    return checkout + hours * 3600
+#: what the index is built from
+_INDEXED_FIELDS = [VMField.READY, VMField.CHECK, VMField.CHECKOUT, VMField.LIFETIME]
 
 
 class DeadlineStore:
@@ -66,7 +57,7 @@ class DeadlineStore:
         stamp = format_time(now)
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             for name in names:
-                pipe.hset(keys.vm(name), "check", stamp)
+                pipe.hset(keys.vm(name), VMField.CHECK, stamp)
             pipe.zadd(keys.checked_at(pool), dict.fromkeys(names, now), xx=True)
             await pipe.execute()
 
@@ -93,10 +84,10 @@ class DeadlineStore:
             names = sorted(ready) + sorted(running)
             async with self.client.pipeline(transaction=False) as pipe:
                 for name in names:
-                    pipe.hmget(keys.vm(name), ["ready", "check", "checkout", "lifetime"])
+                    pipe.hmget(keys.vm(name), _INDEXED_FIELDS)
                 found = await pipe.execute()
             records = {
-                name: {f: v for f, v in zip(("ready", "check", "checkout", "lifetime"), values, strict=True) if v}
+                name: VMRecord.from_hash({f: v for f, v in zip(_INDEXED_FIELDS, values, strict=True) if v})
                 for name, values in zip(names, found, strict=True)
             }
             writes = 0
@@ -105,13 +96,10 @@ class DeadlineStore:
                 writes += _drop(pipe, check_key, checked - ready)
                 writes += _drop(pipe, ends_key, ends - running)
                 # no ready time (written by hand?): its ready_ttl counts from now, as the old pass skipped it
-                became = {n: parse_time(records[n].get("ready")) or time.time() for n in ready - since}
-                last_check = {
-                    n: parse_time(records[n].get("check")) or parse_time(records[n].get("ready")) or 0.0
-                    for n in ready - checked
-                }
+                became = {n: records[n].ready or time.time() for n in ready - since}
+                last_check = {n: records[n].check or records[n].ready or 0.0 for n in ready - checked}
                 lifetimes = {
-                    n: zset_score(lifetime_end(records[n], lifetime_hours))
+                    n: zset_score(records[n].lifetime_end(lifetime_hours))
                     for n in (running if rewrite else running - ends)
                 }
                 for key, entries, only_new in (

@@ -32,7 +32,13 @@ VM_PREFIX = f"{PREFIX}vm__"
 
 
 def state_set(state: VMState, pool: str) -> str:
-    return f"{PREFIX}{state.value}__{pool}"
+    return f"{state_set_prefix(state)}{pool}"
+
+
+def state_set_prefix(state: VMState) -> str:
+    """What every pool's ``state`` set name starts with: a Lua script given a variable list of pools
+    appends each pool's name to it (so the separator is spelled here, not in the script)."""
+    return f"{PREFIX}{state.value}__"
 
 
 def ready_queue(pool: str) -> str:
@@ -57,6 +63,7 @@ def lifetime_ends(pool: str) -> str:
 
 
 def vm(name: str) -> str:
+    # scripts that learn a VM's name only inside Redis (checkout, pool_view) append it to VM_PREFIX
     return f"{VM_PREFIX}{name}"
 
 

@@ -20,14 +20,15 @@ from typing import Any
 from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.records import VMField
 from vmpooler.store.scripts import load
 
 #: on a hashed record: a copy of the original's clear record, which must still exist for the copy to count
 LEGACY_FIELD = "legacy"
 #: on a hashed record: what listing shows of the token; every record of ours has it, the original's never
 HINT_FIELD = "hint"
-#: the VM record's fields the original writes at a checkout with a token
-VM_TOKEN_FIELD = "token:token"
+#: the VM record's field the original writes the token into at a checkout with it
+VM_TOKEN_FIELD = VMField.TOKEN
 
 
 def _dict(reply: Any) -> dict[str, str]:

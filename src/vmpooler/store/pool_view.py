@@ -11,9 +11,10 @@ from vmpooler.states import LIVE_STATES, VMState
 from vmpooler.store import keys
 from vmpooler.store.connection import translated
 from vmpooler.store.overrides import HASHES
+from vmpooler.store.records import VMField, VMRecord
 
 #: the VM record fields the manager's checks of pending VMs read
-CHECK_FIELDS = ("clone", "clone_owner")
+CHECK_FIELDS = (VMField.CLONE, VMField.CLONE_OWNER)
 CHECKED_STATES = (VMState.PENDING,)
 _STATE_ORDER = CHECKED_STATES + tuple(s for s in LIVE_STATES if s not in CHECKED_STATES)
 #: the most VMs of each kind (expired, due a check, lifetime over) one pass is handed; the rest wait
@@ -45,8 +46,8 @@ class PoolView:
     reset_requested: bool
     #: VMs open on-demand requests still wait for from this pool
     demand: int
-    #: name -> the CHECK_FIELDS its record has, for every pending VM
-    records: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: name -> its record's CHECK_FIELDS, for every pending VM
+    records: dict[str, VMRecord] = field(default_factory=dict)
     due: Due = field(default_factory=Due)
     #: the deadline index holds as many entries as the ready and running sets (else: reindex)
     indexed: bool = True
@@ -82,7 +83,7 @@ async def read_pool_view(
         reset_requested=bool(reset),
         demand=int(demand or 0),
         records={
-            name: {f: v for f, v in zip(CHECK_FIELDS, values, strict=True) if v is not None}
+            name: VMRecord.from_hash({f: v for f, v in zip(CHECK_FIELDS, values, strict=True) if v is not None})
             for name, values in zip(checked, found, strict=True)
         },
         due=Due(due[0], due[1], due[2], _next_at(now, due, min(since + ready_ttl, last_check + check_interval, ends))),

@@ -1,16 +1,23 @@
-"""How VM records are written into Redis hashes: times in the original's format, parsed back either way."""
+"""A VM's record (the ``vmpooler__vm__<name>`` hash) as a typed value: field names, times, tolerant reading."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 #: Ruby's ``Time#to_s``, which the original writes into vm hashes; we write the same so that
 #: a Ruby vmpooler reading our data (or we reading its data) agree.
 RUBY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 #: 3000-01-01: a later stored time is read as unreadable, so adding a lifetime to it stays a date
 LATEST_EPOCH = 32_503_680_000
+#: the longest lifetime a VM can have (ten years) when ``max_lifetime_upper_limit`` sets none: far
+#: beyond any use, and small enough that a checkout time plus it is still a date
+LIFETIME_CEILING_HOURS = 87_600
 
 
 def format_time(epoch: float) -> str:
@@ -52,3 +59,196 @@ def _parse_time(value: str) -> float | None:
 
 def rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class VMField(StrEnum):
+    """Every field of a VM's record, named as the original vmpooler 3.9.1 names it (*ours*: additions)."""
+
+    POOL = "pool"
+    TEMPLATE = "template"
+    DOMAIN = "domain"
+    #: when the clone began
+    CLONE = "clone"
+    #: ours: the manager whose task clones it (an orphaned pending VM's owner is dead)
+    CLONE_OWNER = "clone_owner"
+    #: seconds the clone took
+    CLONE_TIME = "clone_time"
+    CLONE_ERROR = "clone_error"
+    CLONE_ERROR_CLASS = "clone_error_class"
+    IP = "ip"
+    #: the hypervisor host (written by the original's vSphere provider)
+    HOST = "host"
+    MIGRATED = "migrated"
+    READY = "ready"
+    #: when it last passed its ready check
+    CHECK = "check"
+    CHECKOUT = "checkout"
+    #: hours from checkout
+    LIFETIME = "lifetime"
+    #: the token it was checked out with: the original stores the token, we its hash
+    TOKEN = "token:token"
+    USER = "token:user"
+    USER_TAGGED = "user_tagged"
+    REQUEST_ID = "request_id"
+    POOL_ALIAS = "pool_alias"
+    #: disks added, "+8gb:+16gb"
+    DISK = "disk"
+    DESTROY = "destroy"
+    TIMEOUT_NOTIFICATION = "timeout_notification"
+    OPEN_SOCKET_ERROR = "open_socket_error"
+
+
+#: ``tag:<name>`` -> the tag's value
+TAG_PREFIX = "tag:"
+#: ``snapshot:<id>`` -> when it was taken
+SNAPSHOT_PREFIX = "snapshot:"
+
+
+def task_error_field(kind: str) -> str:
+    """Ours: the field holding why a VM's last ``kind`` task (snapshot, revert, disk) failed."""
+    return f"{kind}_error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VMRecord:
+    """A VM's record. A field the hash lacks, or holds a value that cannot be read (a time that is
+    no time, a lifetime that is no integer), is None: what a caller does then is its own default.
+    Build one with only some fields set to write those (``fields()`` gives only what is set)."""
+
+    pool: str | None = None
+    template: str | None = None
+    domain: str | None = None
+    clone: float | None = None
+    clone_owner: str | None = None
+    clone_time: float | None = None
+    clone_error: str | None = None
+    clone_error_class: str | None = None
+    ip: str | None = None
+    host: str | None = None
+    migrated: str | None = None
+    ready: float | None = None
+    check: float | None = None
+    checkout: float | None = None
+    #: hours, within 0..LIFETIME_CEILING_HOURS (0: no limit)
+    lifetime: int | None = None
+    token: str | None = None
+    user: str | None = None
+    user_tagged: str | None = None
+    request_id: str | None = None
+    pool_alias: str | None = None
+    disks: tuple[str, ...] = ()
+    destroy: float | None = None
+    timeout_notification: str | None = None
+    open_socket_error: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    #: snapshot id -> when it was taken, as stored
+    snapshots: Mapping[str, str] = field(default_factory=dict)
+    #: fields of no kind above (a task's error, a hand-written field), kept as they are
+    other: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> VMRecord:
+        """Read an HGETALL (or an HMGET's present fields); never raises on the values."""
+        values: dict[str, Any] = {}
+        tags: dict[str, str] = {}
+        snapshots: dict[str, str] = {}
+        other: dict[str, str] = {}
+        for name, value in fields.items():
+            attribute = _ATTRIBUTE.get(name)
+            if attribute is not None:
+                values[attribute] = _READERS.get(attribute, _text)(value)
+            elif name.startswith(TAG_PREFIX):
+                tags[name[len(TAG_PREFIX) :]] = value
+            elif name.startswith(SNAPSHOT_PREFIX):
+                snapshots[name[len(SNAPSHOT_PREFIX) :]] = value
+            else:
+                other[name] = value
+        return cls(**values, tags=tags, snapshots=snapshots, other=other)
+
+    def fields(self) -> dict[str, str]:
+        """The fields that are set, as an HSET writes them (times as the original writes them)."""
+        out: dict[str, str] = {}
+        for attribute, name in _FIELD.items():
+            value = getattr(self, attribute)
+            if value is None or value == ():
+                continue
+            out[name] = _WRITERS.get(attribute, str)(value)
+        out |= {TAG_PREFIX + tag: value for tag, value in self.tags.items()}
+        out |= {SNAPSHOT_PREFIX + snapshot: when for snapshot, when in self.snapshots.items()}
+        return out | dict(self.other)
+
+    def lifetime_hours(self, default: float) -> float:
+        """Its lifetime in hours; ``default`` (the configured one) when it has none of its own."""
+        return default if self.lifetime is None else self.lifetime
+
+    def lifetime_end(self, default_hours: float) -> float:
+        """When its lifetime ends (epoch seconds); never (inf) without a checkout time or a limit."""
+        hours = self.lifetime_hours(default_hours)
+        if self.checkout is None or hours <= 0:
+            return math.inf
+        return self.checkout + hours * 3600
+
+
+def read_lifetime(value: str) -> int | None:
+    """Hours as stored; out of range is clamped (a lifetime of 1e20 hours has no end date that
+    can be written), anything not an integer is None."""
+    try:
+        hours = int(value.strip())
+    except ValueError:
+        return None
+    return max(0, min(hours, LIFETIME_CEILING_HOURS))
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _seconds(value: str) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+#: attribute -> hash field, for every attribute that maps to one field
+_FIELD: dict[str, str] = {
+    "pool": VMField.POOL,
+    "template": VMField.TEMPLATE,
+    "domain": VMField.DOMAIN,
+    "clone": VMField.CLONE,
+    "clone_owner": VMField.CLONE_OWNER,
+    "clone_time": VMField.CLONE_TIME,
+    "clone_error": VMField.CLONE_ERROR,
+    "clone_error_class": VMField.CLONE_ERROR_CLASS,
+    "ip": VMField.IP,
+    "host": VMField.HOST,
+    "migrated": VMField.MIGRATED,
+    "ready": VMField.READY,
+    "check": VMField.CHECK,
+    "checkout": VMField.CHECKOUT,
+    "lifetime": VMField.LIFETIME,
+    "token": VMField.TOKEN,
+    "user": VMField.USER,
+    "user_tagged": VMField.USER_TAGGED,
+    "request_id": VMField.REQUEST_ID,
+    "pool_alias": VMField.POOL_ALIAS,
+    "disks": VMField.DISK,
+    "destroy": VMField.DESTROY,
+    "timeout_notification": VMField.TIMEOUT_NOTIFICATION,
+    "open_socket_error": VMField.OPEN_SOCKET_ERROR,
+}
+_FIELD = {attribute: str(name) for attribute, name in _FIELD.items()}  # plain str: as a reply's fields are
+_ATTRIBUTE = {name: attribute for attribute, name in _FIELD.items()}
+_TIMES = ("clone", "ready", "check", "checkout", "destroy")
+_READERS = {
+    **dict.fromkeys(_TIMES, parse_time),
+    "clone_time": _seconds,
+    "lifetime": read_lifetime,
+    "disks": lambda value: tuple(disk for disk in value.split(":") if disk),
+}
+_WRITERS = {
+    **dict.fromkeys(_TIMES, format_time),
+    "clone_time": lambda seconds: f"{seconds:.2f}",
+    "disks": ":".join,
+}

@@ -21,7 +21,7 @@ from vmpooler.store.ondemand import OndemandStore
 from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.pool_view import PoolView, read_pool_view
 from vmpooler.store.ratelimit import RateLimitStore
-from vmpooler.store.records import format_time
+from vmpooler.store.records import VMField, VMRecord, format_time
 from vmpooler.store.scripts import Scripts
 from vmpooler.store.slots import SlotStore
 from vmpooler.store.stats import StatsStore
@@ -107,9 +107,8 @@ class Store:
         if not pools:
             return {}
         async with translated():
-            sizes = await self._scripts.counts(
-                keys=[], args=[keys.PREFIX, ",".join(s.value for s in LIVE_STATES), *pools]
-            )
+            prefixes = [keys.state_set_prefix(state) for state in LIVE_STATES]
+            sizes = await self._scripts.counts(keys=[], args=[len(prefixes), *prefixes, *pools])
         width = len(LIVE_STATES)
         return {
             pool: dict(zip(LIVE_STATES, sizes[i * width : (i + 1) * width], strict=True))
@@ -163,6 +162,13 @@ class Store:
                 pipe.hgetall(keys.vm(name))
             return [dict(found) for found in await pipe.execute()]
 
+    async def record(self, name: str) -> VMRecord:
+        """A VM's record, typed (empty when the VM is unknown)."""
+        return VMRecord.from_hash(await self.vm(name))
+
+    async def records(self, names: Sequence[str]) -> list[VMRecord]:
+        return [VMRecord.from_hash(found) for found in await self.vms(names)]
+
     async def update_vm(self, name: str, fields: Fields) -> None:
         async with translated():
             await self.client.hset(keys.vm(name), mapping=_mapping(fields))
@@ -170,9 +176,9 @@ class Store:
     async def locate(self, name: str) -> tuple[str, VMState] | None:
         """(pool, state) of a VM, DESTROYED when only its record is left; None when never known."""
         async with translated():
-            found = await self.client.hget(keys.vm(name), "pool")
+            found = await self.client.hget(keys.vm(name), VMField.POOL)
             if found is None:
-                found = await self.client.hget(keys.vm(name), "template")
+                found = await self.client.hget(keys.vm(name), VMField.TEMPLATE)
             if found is None:
                 return None
             pool = str(found)
@@ -193,7 +199,7 @@ class Store:
         ``fence`` is the caller's lease fencing value for the pool (empty when managers do not
         share pools); a stale one raises LeaseLost and records nothing.
         """
-        record = {"pool": pool, "template": pool, **fields}
+        record = VMRecord(pool=pool, template=pool).fields() | dict(fields)
         async with translated():
             done = await self._scripts.create_pending(
                 keys=[keys.state_set(VMState.PENDING, pool), keys.vm(name), keys.lease(pool)],
@@ -238,7 +244,7 @@ class Store:
 
     async def mark_ready(self, pool: str, name: str, now: float, boot_seconds: float) -> bool:
         """PENDING -> READY, queued for checkout, with the boot statistics the summary reports."""
-        if not await self.move(pool, name, VMState.PENDING, VMState.READY, {"ready": format_time(now)}, score=now):
+        if not await self.move(pool, name, VMState.PENDING, VMState.READY, VMRecord(ready=now).fields(), score=now):
             return False
         async with translated():
             await self.client.hset(keys.LASTBOOT, pool, format_time(now))

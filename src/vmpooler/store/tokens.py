@@ -8,6 +8,7 @@ from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.legacy_tokens import LegacyTokenStore
+from vmpooler.store.records import VMField
 
 
 def _dict(reply: Any) -> dict[str, str]:
@@ -65,7 +66,7 @@ class TokenStore:
                 return []
             async with self.client.pipeline(transaction=False) as pipe:
                 for name in names:
-                    pipe.hget(keys.vm(name), "pool")
+                    pipe.hget(keys.vm(name), VMField.POOL)
                 pools = await pipe.execute()
             async with self.client.pipeline(transaction=False) as pipe:
                 for name, pool in zip(names, pools, strict=True):

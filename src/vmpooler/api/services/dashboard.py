@@ -114,8 +114,8 @@ class DashboardService:
         running = await self.store.members_of([p.name for p in self.settings.pools], VMState.RUNNING)
         names = [(pool, name) for pool, members in running.items() for name in sorted(members)]
         out: dict[str, dict[str, int]] = {}
-        for (pool, _), record in zip(names, await self.store.vms([n for _, n in names]), strict=True):
-            user = record.get("token:user") or "anonymous"
+        for (pool, _), record in zip(names, await self.store.records([n for _, n in names]), strict=True):
+            user = record.user or "anonymous"
             out.setdefault(user, {})
             out[user][pool] = out[user].get(pool, 0) + 1
         return out

@@ -7,6 +7,7 @@ no "seconds ago"), so an idle site gives the same bytes poll after poll and the 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from vmpooler.config import Settings
 from vmpooler.states import VMState
 from vmpooler.store.history import Point
 from vmpooler.store.ondemand import decode_items
-from vmpooler.store.records import parse_time
+from vmpooler.store.records import VMField, parse_time
 from vmpooler.store.redis import Store
 
 #: the order of each pool's array in ``pools``
@@ -111,20 +112,15 @@ class DashboardFeed:
         names = [pool] if isinstance(pool, str) else pool
         running = await self.store.members_of(names, VMState.RUNNING)
         pairs = [(where, name) for where, members in running.items() for name in sorted(members)]
-        records = await self.store.vms([name for _, name in pairs])
+        records = await self.store.records([name for _, name in pairs])
         default_lifetime = self.settings.config.vm_lifetime
         users: dict[str, dict[str, Any]] = {}
         for (where, name), record in zip(pairs, records, strict=True):
-            held = users.setdefault(record.get("token:user") or "anonymous", {"vms": 0, "pools": {}, "hosts": []})
+            held = users.setdefault(record.user or "anonymous", {"vms": 0, "pools": {}, "hosts": []})
             held["vms"] += 1
             held["pools"][where] = held["pools"].get(where, 0) + 1
-            checkout = parse_time(record.get("checkout"))
-            try:
-                lifetime = int(record.get("lifetime") or default_lifetime)
-            except ValueError:
-                lifetime = default_lifetime
-            expires = round(checkout + lifetime * 3600) if checkout is not None and lifetime > 0 else None
-            held["hosts"].append([name, where, expires])
+            ends = record.lifetime_end(default_lifetime)
+            held["hosts"].append([name, where, round(ends) if ends != math.inf else None])
         ordered = sorted(users.items(), key=lambda kv: (-kv[1]["vms"], kv[0]))
         listed = []
         for user, entry in ordered[:MAX_USERS]:
@@ -143,7 +139,8 @@ class DashboardFeed:
             out.append(
                 {
                     "id": request_id,
-                    "user": record.get("token:user") or "anonymous",
+                    # a request records its owner in the fields a VM's record does
+                    "user": record.get(VMField.USER) or "anonymous",
                     "created": created and round(created),
                     "items": [[pool, count, len(got)] for (_, pool, count), got in zip(items, delivered, strict=True)],
                 }

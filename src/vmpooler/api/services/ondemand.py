@@ -16,7 +16,7 @@ from vmpooler.config import Settings
 from vmpooler.errors import BadRequest, Conflict, Forbidden, NotFound
 from vmpooler.states import VMState
 from vmpooler.store.ondemand import Item, decode_items, encode_items
-from vmpooler.store.records import format_time
+from vmpooler.store.records import VMField, VMRecord, format_time
 from vmpooler.store.redis import Store
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # fullmatch: `$` lets "abc\n" through
@@ -70,7 +70,8 @@ class OndemandService:
         now = self.clock()
         record = {"requested": encode_items(items), "created": format_time(now)}
         if owner is not None:
-            record |= {"token:token": owner.token_id, "token:user": owner.user}
+            # the owner in the fields a VM's record names it by: the provisioner copies them over
+            record |= VMRecord(token=owner.token_id, user=owner.user).fields()
         if not await self.store.ondemand.create(request_id, record, now):
             message = f"request_id '{request_id}' has already been created"
             raise Conflict(message, request_id=request_id, message=message)
@@ -111,7 +112,8 @@ class OndemandService:
         record = await self.store.ondemand.get(request_id)
         if record is None:
             raise MissingRequest(request_id)
-        if record.get("token:user") and caller is not None and caller.user != record["token:user"] and not caller.admin:
+        owner = record.get(VMField.USER)
+        if owner and caller is not None and caller.user != owner and not caller.admin:
             raise Forbidden("this request belongs to another user")
         if record.get("status") == "deleted":
             return "the request has already been deleted"

@@ -15,10 +15,10 @@ from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
 from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
-from vmpooler.limits import LIFETIME_CEILING_HOURS, lifetime_limit, stored_int
+from vmpooler.limits import LIFETIME_CEILING_HOURS, lifetime_limit
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
-from vmpooler.store.records import parse_time, rfc3339
+from vmpooler.store.records import VMRecord, rfc3339
 from vmpooler.store.redis import Store
 
 # always used with fullmatch: `$` also matches before a final newline, so "team\n" passed as a name
@@ -138,17 +138,16 @@ class VMService:
             names += [requested] * count
         if not requests:
             raise BadRequest('no VMs requested: send {"<pool>": <count>, ...}')
-        fields: dict[str, str] = {}
+        record = VMRecord()
         if owner is not None:
-            fields = {"token:token": owner.token_id, "token:user": owner.user}
-            if self.settings.config.vm_lifetime_auth:
-                fields["lifetime"] = str(self.settings.config.vm_lifetime_auth)
+            lifetime = self.settings.config.vm_lifetime_auth or None
+            record = VMRecord(token=owner.token_id, user=owner.user, lifetime=lifetime)
         taken = await self.store.checkout(
             requests,
             self.clock(),
-            fields,
+            record.fields(),
             token_id=owner.token_id if owner else None,
-            lifetime_hours=float(fields.get("lifetime") or self.settings.config.vm_lifetime),
+            lifetime_hours=record.lifetime_hours(self.settings.config.vm_lifetime),
         )
         if isinstance(taken, int):
             short = names[taken]
@@ -179,14 +178,14 @@ class VMService:
 
     async def view(self, hostname: str) -> VMView:
         name, pool, state = await self._find(hostname)
-        record = await self.store.vm(name)
+        record = await self.store.record(name)
         now = self.clock()
-        cfg = self.settings.config
-        # a lifetime stored out of range (by hand, or before lifetimes were bounded) is clamped: one
-        # of 1e20 hours has no end date that can be written, and the VM could not be queried
-        lifetime = stored_int(record.get("lifetime") or cfg.vm_lifetime, cfg.vm_lifetime, LIFETIME_CEILING_HOURS)
-        fields: dict[str, Any] = {"template": record.get("template", pool), "lifetime": lifetime}
-        checkout = parse_time(record.get("checkout"))
+        # a lifetime out of range (stored by hand, or configured) is clamped: one of 1e20 hours has no
+        # end date that can be written, and the VM could not be queried
+        lifetime = min(int(record.lifetime_hours(self.settings.config.vm_lifetime)), LIFETIME_CEILING_HOURS)
+        template = pool if record.template is None else record.template
+        fields: dict[str, Any] = {"template": template, "lifetime": lifetime}
+        checkout = record.checkout
         if checkout is not None:
             running = max(0.0, (now - checkout) / 3600)
             fields["running"] = round(running, 2)
@@ -197,26 +196,24 @@ class VMService:
             fields["running"] = 0.0
             fields["remaining"] = 0.0
         fields["state"] = state.value
-        if record.get("token:user"):  # an addition to the original's shape: whose VM this is
-            fields["user"] = record["token:user"]
-        tags = {k[4:]: v for k, v in record.items() if k.startswith("tag:")}
-        if tags:
-            fields["tags"] = tags
-        snapshots = sorted(k[9:] for k in record if k.startswith("snapshot:"))
-        if snapshots:
-            fields["snapshots"] = snapshots
-        if record.get("disk"):
-            fields["disk"] = record["disk"].split(":")
-        fields["ip"] = record.get("ip", "")
-        if record.get("host"):
-            fields["host"] = record["host"]
-        return VMView(name, state, fields, record.get("domain") or self.domain_of(pool))
+        if record.user:  # an addition to the original's shape: whose VM this is
+            fields["user"] = record.user
+        if record.tags:
+            fields["tags"] = dict(record.tags)
+        if record.snapshots:
+            fields["snapshots"] = sorted(record.snapshots)
+        if record.disks:
+            fields["disk"] = list(record.disks)
+        fields["ip"] = record.ip or ""
+        if record.host:
+            fields["host"] = record.host
+        return VMView(name, state, fields, record.domain or self.domain_of(pool))
 
     async def _check_owner(self, name: str, caller: Identity | None, needs_token: bool) -> None:
         """A VM checked out with a token is its user's: others get 403 (admins excepted), token-less callers 401."""
         if not self.auth_enabled:
             return
-        owner = (await self.store.vm(name)).get("token:user")
+        owner = (await self.store.record(name)).user
         if caller is None and (needs_token or owner):
             raise Unauthorized(f"VM {name!r} needs a token: send it in the X-AUTH-TOKEN header")
         if owner and caller is not None and caller.user != owner and not caller.admin:
@@ -250,7 +247,7 @@ class VMService:
                 )
         if lifetime is not None:
             # the checkout time never changes once written: reading it first is safe
-            checkout = parse_time((await self.store.vm(name)).get("checkout"))
+            checkout = (await self.store.record(name)).checkout
             ends = checkout + lifetime * 3600 if checkout is not None else math.inf
             await self.store.deadlines.set_lifetime(pool, name, lifetime, ends)
 
@@ -336,7 +333,7 @@ class VMService:
 
     async def queue_revert(self, hostname: str, snapshot: str, caller: Identity | None) -> None:
         name = await self._operable(hostname, caller)
-        if f"snapshot:{snapshot}" not in await self.store.vm(name):
+        if snapshot not in (await self.store.record(name)).snapshots:
             raise NotFound(f"VM {name!r} has no snapshot {snapshot!r}; GET /vm/{name} lists its snapshots")
         await self.store.tasks.add("revert", name, snapshot)
 
