@@ -174,13 +174,13 @@ def simulate(
         at, kind, _, payload = heapq.heappop(pool.events)
         pool.advance(at)
         if kind is _Kind.ARRIVAL:
-            assert isinstance(payload, Arrival)  # noqa: S101 - arrivals carry their row
+            assert isinstance(payload, Arrival)
             pool.arrive(payload)
             handled += 1
             if progress is not None and handled % 2000 == 0:
                 progress(handled / len(arrivals))
         elif kind is _Kind.CLONE_DONE:
-            assert isinstance(payload, float)  # noqa: S101 - a clone carries its duration
+            assert isinstance(payload, float)
             pool.pending -= 1
             pool.ready += 1
             pool.policy.learn_refill(payload)

@@ -1,12 +1,12 @@
 """The sizing policies a simulation can run: vmpooler's static size, the ARC- and GitLab-style baselines,
-and autoscale, which calls the manager's own ``decide`` (``vmpooler.manager.sizing``)."""
+and autoscale, which calls the manager's own ``decide`` (``vmpooler.sizing``)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
-from vmpooler.manager.sizing import AutoscaleSpec, Observed, Profile, decide, learn_minute, learn_refill
+from vmpooler.sizing import AutoscaleSpec, Observed, Profile, decide, learn_minute, learn_refill
 
 __all__ = ["Autoscale", "IdleFactor", "Levels", "MinIdle", "Policy", "Static", "parse_policy"]
 

@@ -154,7 +154,7 @@ def learn_minute(profile: Profile, minute_start: int, checkouts: int) -> Profile
 
 
 def _fold_hour(profile: Profile) -> Profile:
-    assert profile.hour is not None  # noqa: S101 - callers fold only a started hour
+    assert profile.hour is not None
     slot = slot_of(profile.hour * 3600)
     seen = SlotFigures(profile.hour_total / 60, float(profile.hour_peak), 1)
     old = profile.slots.get(slot)
@@ -192,12 +192,7 @@ def decide(spec: AutoscaleSpec, profile: Profile, observed: Observed) -> Decisio
     parts = [f"refill p95 {refill.p95_s:.0f}s, target wait {spec.target_wait_p95_s:g}s"]
     base = 0.0
     if lead > 0:
-        base, why = _cover(profile, observed, lead, refill.p95_s + lead)
-        for _ in range(3) if observed.clone_slots else ():
-            # reaching the target takes target / slots refills: look that much further ahead (a
-            # larger target found there needs a longer ramp still: a few rounds settle it)
-            ramp = math.ceil(base / observed.clone_slots) * refill.mean_s  # type: ignore[operator]
-            base, why = _cover(profile, observed, lead, refill.p95_s + lead + ramp)
+        base, why = _cover(spec, profile, observed, lead)
         parts.append(why)
     else:
         parts.append("refills within the target wait: nothing held ready")
@@ -216,24 +211,35 @@ def decide(spec: AutoscaleSpec, profile: Profile, observed: Observed) -> Decisio
     return Decision(bounded, "; ".join(parts))
 
 
-def _cover(profile: Profile, observed: Observed, lead: float, horizon_s: float) -> tuple[float, str]:
-    """The VMs that cover the checkouts expected within ``lead`` seconds at any time up to ``horizon_s``
-    from now, and how that figure came about."""
+def _cover(spec: AutoscaleSpec, profile: Profile, observed: Observed, lead: float) -> tuple[float, str]:
+    """The VMs that cover the checkouts expected within ``lead`` seconds, now and in every hour ahead
+    whose VMs must be started now to be ready in time, and how that figure came about."""
+    refill = profile.refill
     recent_rate = observed.recent_checkouts / max(observed.recent_window_s, 1.0)
-    ahead = _slots_ahead(observed.now, horizon_s)
-    learned = [profile.slots[s] for s in ahead if s in profile.slots]
-    mean_rate = max((f.mean_per_minute for f in learned), default=0.0) / 60
-    # a burst seen at this hour on a day of the same kind (working day or weekend) may come today
-    alike = [profile.slots[s] for s in {a for slot in ahead for a in _alike(slot)} if s in profile.slots]
-    peak = max((f.peak_burst for f in alike), default=0.0)
-    rate = max(recent_rate, mean_rate)
-    steady = rate * lead
-    steady += Z95 * math.sqrt(steady)
-    # the largest burst seen, as far as the lead reaches into it, then the mean rate after it
-    burst = peak * min(1.0, lead / 60) + mean_rate * max(0.0, lead - 60)
-    source = "recent rate" if recent_rate >= mean_rate else f"profile {_slot_name(ahead[0])}"
-    why = f"lead {lead:.0f}s x {rate * 60:.1f}/min ({source}) -> {steady:.1f}, burst cover {burst:.1f}"
-    return max(steady, burst), why
+    steady = recent_rate * lead
+    best, why = steady + Z95 * math.sqrt(steady), f"recent {recent_rate * 60:.1f}/min"
+    # with at most clone_slots clones at once, a target of n takes ceil(n / slots) refills to reach
+    ramp_limit = math.ceil(spec.max / observed.clone_slots) * refill.mean_s if observed.clone_slots else 0.0
+    hour = int(observed.now // 3600)
+    for ahead in range(int((refill.p95_s + lead + ramp_limit) // 3600) + 2):
+        starts = max(observed.now, (hour + ahead) * 3600)
+        slot = slot_of(starts)
+        figures = profile.slots.get(slot, SlotFigures())
+        mean_rate = figures.mean_per_minute / 60
+        # a burst seen at about this hour on a day of the same kind (working day or weekend) may come
+        peak = max((profile.slots[s].peak_burst for s in _alike(slot) if s in profile.slots), default=0.0)
+        expected = mean_rate * lead
+        cover = max(
+            expected + Z95 * math.sqrt(expected),
+            # the largest burst, as far as the lead reaches into it, then the mean rate after it
+            peak * min(1.0, lead / 60) + mean_rate * max(0.0, lead - 60),
+        )
+        ramp = math.ceil(cover / observed.clone_slots) * refill.mean_s if observed.clone_slots else 0.0
+        if starts - observed.now > refill.p95_s + lead + ramp:
+            continue  # time enough to clone for this hour later
+        if cover > best:
+            best, why = cover, f"profile {_slot_name(slot)}: {figures.mean_per_minute:.1f}/min, bursts {peak:.0f}"
+    return best, f"lead {lead:.0f}s, {why} -> {best:.1f}"
 
 
 def _alike(slot: int) -> list[int]:
@@ -243,13 +249,6 @@ def _alike(slot: int) -> list[int]:
     days = range(5) if day < 5 else range(5, 7)
     near = range(hour - BURST_NEIGHBOUR_HOURS, hour + BURST_NEIGHBOUR_HOURS + 1)
     return [d * 24 + h for d in days for h in near if 0 <= h < 24]
-
-
-def _slots_ahead(now: float, horizon_s: float) -> list[int]:
-    """The hour slots from now to now + horizon, now's first."""
-    first = int(now // 3600)
-    last = int((now + horizon_s) // 3600)
-    return [slot_of(hour * 3600) for hour in range(first, last + 1)]
 
 
 def _budget_cap(budget_vm_hours: float, profile: Profile, now: float) -> int:
