@@ -13,9 +13,9 @@ from enum import IntEnum
 
 from vmpooler.simulation.fairqueue import FairQueue, Waiting
 from vmpooler.simulation.policies import Levels, Policy
-from vmpooler.simulation.trace import Arrival
+from vmpooler.simulation.trace import WEEK_S, Arrival
 
-__all__ = ["Lognormal", "Result", "SimulationSettings", "simulate"]
+__all__ = ["TRACE_EPOCH", "WEEK_S", "Lognormal", "Result", "SimulationSettings", "simulate"]
 
 #: a trace's second 0 is this epoch second (Monday 2024-01-01 00:00 UTC), so hours of the week line up
 TRACE_EPOCH = 1_704_067_200
@@ -169,6 +169,8 @@ def simulate(
         pool.schedule(start + arrival.at, _Kind.ARRIVAL, arrival)
     end = start + (arrivals[-1].at if arrivals else 0.0)
     pool.schedule(start, _Kind.TICK)
+    # the pool has been running before the trace starts: it begins at its policy's level
+    pool.ready = policy.target(Levels(start, 0, 0, 0, 0, 0, RECENT_WINDOW_S, settings.clone_slots))
     handled = 0
     while pool.events:
         at, kind, _, payload = heapq.heappop(pool.events)
