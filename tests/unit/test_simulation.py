@@ -54,8 +54,10 @@ def test_fair_queue_serves_owners_by_weight() -> None:
     for i in range(100):
         for owner in "abc":
             queue.push(Waiting(float(i), owner, 1))
-    served = [queue.pop().owner for _ in range(80)]
+    served = [request.owner for _ in range(80) for request in queue.take(1)]
     assert (served.count("a"), served.count("b"), served.count("c")) == (20, 20, 40)
+    queue.push(Waiting(200.0, "d", 5))  # a newcomer starts level with the least served, not at 0
+    assert [r.owner for r in queue.take(5)] != ["d"]
 
 
 def test_simulate_command_prints_the_figures(tmp_path: Path) -> None:

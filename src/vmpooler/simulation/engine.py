@@ -123,15 +123,15 @@ class _Pool:
         self.recent_vms += arrival.count
 
     def serve(self) -> None:
-        while (head := self.queue.head()) is not None and head.count <= self.ready:
-            self.queue.pop()
-            self.ready -= head.count
-            self.running += head.count
-            self.result.waits.append(self.now - head.since)
-            self.result.arrived.append(head.since - self.start)
-            self.result.served[head.owner] = self.result.served.get(head.owner, 0) + head.count
-            for _ in range(head.count):
-                self.schedule(self.now + self.settings.hold.draw(self.hold_rng), _Kind.JOB_END)
+        while served := self.queue.take(self.ready):
+            for request in served:
+                self.ready -= request.count
+                self.running += request.count
+                self.result.waits.append(self.now - request.since)
+                self.result.arrived.append(request.since - self.start)
+                self.result.served[request.owner] = self.result.served.get(request.owner, 0) + request.count
+                for _ in range(request.count):
+                    self.schedule(self.now + self.settings.hold.draw(self.hold_rng), _Kind.JOB_END)
 
     def resize(self) -> None:
         while self.recent and self.recent[0][0] < self.now - RECENT_WINDOW_S:

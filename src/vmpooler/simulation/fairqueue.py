@@ -1,5 +1,6 @@
-"""The waiting checkouts of one pool in weighted fair order: each owner's requests FIFO, and the next
-request from the owner furthest below its share of the VMs handed out so far."""
+"""The waiting checkouts of one pool in the order the API serves them (docs/waiting.md, the store's
+fair.lua): each owner's requests FIFO; ready VMs go one at a time to the head whose owner is furthest
+behind its share (VMs served per unit of weight); a head given all it asked for is served."""
 
 from __future__ import annotations
 
@@ -18,41 +19,48 @@ class Waiting:
 
 
 class FairQueue:
-    """All or nothing, as a checkout: the chosen request is served only when enough VMs are ready,
-    and nobody behind it is served first (a large request is not starved by small ones)."""
-
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
         self.weights = dict(weights or {})
         self._queues: dict[str, deque[Waiting]] = {}
-        #: VMs handed to each owner, divided by its weight: who is furthest behind goes next
-        self._served: dict[str, float] = {}
+        #: each owner's clock: VMs served to it while others waited, divided by its weight
+        self._clock: dict[str, float] = {}
+        #: VMs asked for by the requests waiting
         self.vms = 0
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
     def push(self, request: Waiting) -> None:
-        queue = self._queues.setdefault(request.owner, deque())
-        if not queue:
-            # an owner coming back starts level with the least served one waiting now, so a long
-            # absence is no credit to spend against the others
-            active = [self._served.get(o, 0.0) for o, q in self._queues.items() if q]
-            floor = min(active, default=0.0)
-            self._served[request.owner] = max(self._served.get(request.owner, 0.0), floor)
-        queue.append(request)
+        waiting = {o for o, q in self._queues.items() if q}
+        if not waiting:
+            self._clock.clear()  # nobody waits: every owner starts even
+        elif request.owner not in waiting:
+            # an owner with nothing waiting starts at the least-served waiting owner's clock (never
+            # behind its own): being away earns no credit
+            least = min(self._clock.get(o, 0.0) for o in waiting)
+            self._clock[request.owner] = max(self._clock.get(request.owner, 0.0), least)
+        self._queues.setdefault(request.owner, deque()).append(request)
         self.vms += request.count
 
-    def head(self) -> Waiting | None:
-        waiting = [(self._served.get(o, 0.0), q[0].since, o) for o, q in self._queues.items() if q]
-        return self._queues[min(waiting)[2]][0] if waiting else None
+    def take(self, available: int) -> list[Waiting]:
+        """The requests ``available`` ready VMs serve now, removed from the queue (one fair pass)."""
+        heads = {o: q[0] for o, q in self._queues.items() if q}
+        given = dict.fromkeys(heads, 0)
+        for _ in range(available):
+            wanting = [
+                (self._clock.get(o, 0.0) + given[o] / self._weight(o), head.since, o)
+                for o, head in heads.items()
+                if given[o] < head.count
+            ]
+            if not wanting:
+                break
+            given[min(wanting)[2]] += 1
+        served = [head for o, head in heads.items() if given[o] == head.count]
+        for head in served:
+            self._queues[head.owner].popleft()
+            self._clock[head.owner] = self._clock.get(head.owner, 0.0) + head.count / self._weight(head.owner)
+            self.vms -= head.count
+        return served
 
-    def pop(self) -> Waiting:
-        request = self.head()
-        if request is None:
-            raise IndexError("nobody is waiting")
-        self._queues[request.owner].popleft()
-        self._served[request.owner] = self._served.get(request.owner, 0.0) + request.count / self.weights.get(
-            request.owner, 1.0
-        )
-        self.vms -= request.count
-        return request
+    def _weight(self, owner: str) -> float:
+        return self.weights.get(owner, 1.0)
