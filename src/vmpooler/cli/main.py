@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from vmpooler import __version__
-from vmpooler.cli import admin, probe
+from vmpooler.cli import admin, probe, simulate
 from vmpooler.cli.client import commands as client_commands
 from vmpooler.cli.help import LazyConsole, plain_help
 
@@ -233,6 +233,7 @@ def validate_config(
 client_commands.register(app)
 admin.register(app)
 app.command("manager-alive")(probe.manager_alive)
+app.command("simulate")(simulate.simulate_command)
 plain_help(app)
 
 if __name__ == "__main__":

@@ -203,6 +203,14 @@ def settings_problems(settings: Settings) -> list[str]:
         for i, pool in enumerate(settings.pools)
         if pool.size > cfg.max_pool_size
     ]
+    for i, pool in enumerate(settings.pools):
+        scale = pool.autoscale
+        if scale is not None and scale.min > scale.max:
+            problems.append(f"pools[{i}].autoscale.min: must not exceed autoscale.max ({scale.min} > {scale.max})")
+        if scale is not None and scale.max > cfg.max_pool_size:
+            problems.append(
+                f"pools[{i}].autoscale.max: {scale.max} is above config.max_pool_size ({cfg.max_pool_size})"
+            )
     problems += pair_problems(
         "config.api_tls_cert_file", cfg.api_tls_cert_file, "config.api_tls_key_file", cfg.api_tls_key_file
     )

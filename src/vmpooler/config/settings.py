@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from vmpooler.config.autoscale import AutoscaleSettings
 from vmpooler.config.globals import GlobalSettings
 from vmpooler.config.redis import RedisSettings
 from vmpooler.domain import PoolTarget
@@ -70,6 +71,9 @@ class PoolSettings(BaseModel):
     check_loop_delay_max: float = Field(60.0, gt=0, description="Seconds; see `:config:`.")
     check_loop_delay_decay: float = Field(2.0, ge=1, description="See `:config:`.")
     check_hostname_for_mismatch: bool = Field(True, description="Accepted for compatibility; not used.")
+    autoscale: AutoscaleSettings | None = Field(
+        None, description="Size the pool to a wait target instead of `size` (see the autoscale page)."
+    )
     provider_options: dict[str, Any] = Field(
         default_factory=dict, description="Every other key of the pool, for its provider."
     )

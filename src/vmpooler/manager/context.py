@@ -15,6 +15,7 @@ from vmpooler.errors import ProviderError, ProviderTimeout, StoreError
 from vmpooler.manager.breaker import CircuitBreaker
 from vmpooler.metrics.base import Metrics
 from vmpooler.providers.base import Provider
+from vmpooler.sizing import AutoscaleSpec
 from vmpooler.states import VMState
 from vmpooler.store.records import VMRecord
 from vmpooler.store.redis import Fields, Store
@@ -43,6 +44,8 @@ class PoolPolicy:
     loop_delay_decay: float
     #: the largest size an override may give the pool (``max_pool_size``)
     max_size: int = 10_000
+    #: set: the ready target follows demand (``manager/autoscale.py``) and ``size`` is not used
+    autoscale: AutoscaleSpec | None = None
 
 
 @dataclass
@@ -70,6 +73,8 @@ class PoolContext:
     )
     #: called when one of this manager's clone slots is released (pools waiting for one may go on)
     on_slot_freed: Callable[[], None] = lambda: None
+    #: called with the seconds from clone start to ready of each VM this manager saw become ready
+    on_ready: Callable[[float], None] = lambda seconds: None
     #: the problem last published to /status, so an unchanged one is not written every pass
     _published: str | None = None
 
@@ -124,6 +129,7 @@ class PoolContext:
         became_ready = await self.store.mark_ready(self.name, name, now, now - started)
         if became_ready:
             self.metrics.became_ready(self.name, now - started)
+            self.on_ready(now - started)
             log.info("pool %s vm %s: pending -> ready (booted in %.1fs)", self.name, name, now - started)
             await self.clone_succeeded()
         return became_ready

@@ -61,6 +61,7 @@ def policy_for(settings: Settings, pool: PoolSettings) -> PoolPolicy:
         loop_delay_max=float(pool.check_loop_delay_max or cfg.check_loop_delay_max),
         loop_delay_decay=float(pool.check_loop_delay_decay or cfg.check_loop_delay_decay),
         max_size=cfg.max_pool_size,
+        autoscale=pool.autoscale.spec() if pool.autoscale is not None else None,
     )
 
 

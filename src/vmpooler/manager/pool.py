@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import ProviderError
+from vmpooler.manager.autoscale import Autoscaler
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.lifecycle import Lifecycle
 from vmpooler.manager.quiet import Census, QuietPool
@@ -54,6 +55,8 @@ class PoolReconciler:
         self._indexed = False
         #: when the next ready or running VM comes due (epoch seconds), as of the last pass
         self.next_due = math.inf
+        #: sets the size of a pool with an ``autoscale:`` section
+        self.autoscaler = Autoscaler(ctx) if ctx.policy.autoscale is not None else None
 
     def forget_cached_state(self) -> None:
         self._empty = None
@@ -95,6 +98,8 @@ class PoolReconciler:
         # one round trip for what Redis knows, the ready and running VMs only as far as they are due
         view = await self._view()
         self._apply_overrides(view.overrides)
+        if self.autoscaler is not None:
+            ctx.policy.size = min(await self.autoscaler.target(), ctx.policy.max_size)
         try:
             inventory = set(await ctx.call("vms_in_pool", ctx.provider.vms_in_pool(ctx.target)))
         except ProviderError as exc:
@@ -115,7 +120,8 @@ class PoolReconciler:
         # VMs doomed during this pass are destroyed now too: look again, but only if something changed
         self._destroy_doomed(await ctx.store.all_members(ctx.name) if changed else members)
         changed |= await self._resize(view, changed)
-        self.next_due = view.due.next_at
+        # an autoscaled pool's target moves with the clock: it is looked at again each minute
+        self.next_due = view.due.next_at if self.autoscaler is None else min(view.due.next_at, ctx.clock() + 60)
         self.quiet.settle(view, changed, bool(self.lifecycle.busy), ctx.policy.size + view.demand)
         return changed
 

@@ -174,6 +174,12 @@ def history_boots(pool: str, minute: int) -> str:
     return f"{PREFIX}history_boots__{pool}__{minute}"
 
 
+def autoscale_profile(pool: str) -> str:
+    """Ours: what an autoscaled pool's manager learned (its demand by hour of week, its refill time), as
+    JSON, so a restarted manager keeps it."""
+    return f"{PREFIX}autoscale__{pool}"
+
+
 def history_lock(minute: int) -> str:
     return f"{PREFIX}history_lock__{minute}"
 

@@ -1,0 +1,65 @@
+"""What autoscaled pools' managers learned, one JSON string per pool, so a restart keeps the profile."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from vmpooler.sizing import Profile, Refill, SlotFigures
+from vmpooler.store import keys
+from vmpooler.store.connection import Redis, translated
+
+log = logging.getLogger("vmpooler.store")
+
+
+def dump_profile(profile: Profile) -> str:
+    return json.dumps(
+        {
+            "slots": {str(s): [f.mean_per_minute, f.peak_burst, f.weeks] for s, f in profile.slots.items()},
+            "refill": [profile.refill.mean_s, profile.refill.sd_s, profile.refill.samples],
+            "hour": [profile.hour, profile.hour_total, profile.hour_peak],
+            "learned_through": profile.learned_through,
+            "last_minute": profile.last_minute,
+        },
+        separators=(",", ":"),
+    )
+
+
+def load_profile(text: str) -> Profile:
+    """The stored profile; a malformed one (by hand, by another version) raises ValueError."""
+    try:
+        raw: Any = json.loads(text)
+        hour, hour_total, hour_peak = raw["hour"]
+        return Profile(
+            slots={int(s): SlotFigures(float(m), float(p), int(w)) for s, (m, p, w) in raw["slots"].items()},
+            refill=Refill(float(raw["refill"][0]), float(raw["refill"][1]), int(raw["refill"][2])),
+            hour=None if hour is None else int(hour),
+            hour_total=int(hour_total),
+            hour_peak=int(hour_peak),
+            learned_through=int(raw["learned_through"]),
+            last_minute=int(raw.get("last_minute", 0)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an autoscale profile: {exc}") from exc
+
+
+class AutoscaleStore:
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    async def load(self, pool: str) -> Profile:
+        """The pool's profile, or a fresh one when none (or an unreadable one) is stored."""
+        async with translated():
+            text = await self.client.get(keys.autoscale_profile(pool))
+        if text is None:
+            return Profile()
+        try:
+            return load_profile(str(text))
+        except ValueError as exc:
+            log.warning("pool %s: stored autoscale profile ignored, learning afresh: %s", pool, exc)
+            return Profile()
+
+    async def save(self, pool: str, profile: Profile) -> None:
+        async with translated():
+            await self.client.set(keys.autoscale_profile(pool), dump_profile(profile))
