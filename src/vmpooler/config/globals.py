@@ -166,6 +166,9 @@ class GlobalSettings(BaseModel):
     events_max_streams: int = Field(
         32, ge=0, description="`GET /api/v3/events` streams one API process serves at once; more get a 503."
     )
+    events_keepalive_seconds: float = Field(
+        15, ge=0.2, le=300, description="Seconds of quiet after which an event stream sends a keep-alive comment."
+    )
     audit_retention_days: float = Field(365, gt=0, description="Days an audit entry is kept.")
     audit_max_length: int = Field(
         1_000_000, ge=100, le=100_000_000, description="Entries the audit trail keeps at most (about)."
