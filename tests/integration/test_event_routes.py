@@ -3,6 +3,7 @@ over a real socket against a real Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -30,18 +31,22 @@ def settings(auth: bool, **config: Any) -> Settings:
     return parsed
 
 
+@contextlib.contextmanager
+def served(config: Settings, redis_port: int) -> Iterator[httpx.Client]:
+    with ApiThread(config, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
 @pytest.fixture
 def open_api(redis_port: int) -> Iterator[httpx.Client]:
-    with ApiThread(settings(False, events_max_streams=2), redis_port) as server:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
+    with served(settings(False, events_max_streams=2), redis_port) as client:
+        yield client
 
 
 @pytest.fixture
 def auth_api(redis_port: int) -> Iterator[httpx.Client]:
-    with ApiThread(settings(True, experimental_features=True), redis_port) as server:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
+    with served(settings(True, experimental_features=True), redis_port) as client:
+        yield client
 
 
 async def ready(store: Store, pool: str, count: int) -> None:
