@@ -23,12 +23,14 @@ def router() -> APIRouter:
     @routes.get("/events", response_class=StreamingResponse)
     async def events(request: Request, auth: Auth) -> Response:
         """Server-sent events, each `id:` its stream id and `data:` the event as JSON; resume with the
-        Last-Event-ID header or `?since=<id>` (`0`: everything kept); filters `pool`, `vm`, `owner`, `type`."""
+        Last-Event-ID header or `?since=<id>` (`0`: everything kept); filters `pool`, `vm`, `owner`, `type`;
+        `?once=1` ends the stream after the events that exist when it starts."""
         if auth.enabled:
             await auth.token(request, required=True)
         streams: EventStreams = request.app.state.event_streams
         since = request.headers.get("last-event-id") or request.query_params.get("since")
-        body = await streams.start(since, EventFilter.from_query(request.query_params))
+        once = request.query_params.get("once", "") in ("1", "true")
+        body = await streams.start(since, EventFilter.from_query(request.query_params), once)
         return StreamingResponse(
             body,
             media_type="text/event-stream",

@@ -70,6 +70,11 @@ def sse(event: Event) -> str:
     return f"id: {event.id}\ndata: {json.dumps(event.as_dict(), separators=(',', ':'))}\n\n"
 
 
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 class EventStreams:
     """At most ``max_streams`` followers at once per API process, each on its own Redis connection."""
 
@@ -79,9 +84,10 @@ class EventStreams:
         self.keepalive_seconds = keepalive_seconds
         self.active = 0
 
-    async def start(self, since: str | None, wanted: EventFilter) -> AsyncIterator[str]:
+    async def start(self, since: str | None, wanted: EventFilter, once: bool = False) -> AsyncIterator[str]:
         """Check the request and take a slot now (so a refusal is a JSON reply, not a broken stream);
-        the returned iterator gives the stream's text and frees the slot when it ends."""
+        the returned iterator gives the stream's text and frees the slot when it ends. With ``once`` it
+        ends after the events that exist now (``vmpooler events`` without --follow)."""
         if since is not None and since not in ("$", "now") and not STREAM_ID.fullmatch(since):
             raise BadRequest(f"resume point {since[:40]!r} is not an event id such as 1733420000000-0 (or 0, now)")
         if self.active >= self.max_streams:
@@ -100,13 +106,16 @@ class EventStreams:
                 released[0] = True
                 self.active -= 1
 
-        stream = self._follow(start, wanted, release)
+        end = _id_key(await self.store.eventlog.last_id()) if once else None
+        stream = self._follow(start, wanted, release, end)
         # a client gone before the first chunk leaves the generator unstarted (its finally never runs):
         # the slot is given back when the generator is collected instead
         weakref.finalize(stream, release)
         return stream
 
-    async def _follow(self, after: str, wanted: EventFilter, release: Callable[[], None]) -> AsyncIterator[str]:
+    async def _follow(
+        self, after: str, wanted: EventFilter, release: Callable[[], None], end: tuple[int, int] | None
+    ) -> AsyncIterator[str]:
         follower = EventFollower(self.store.client)
         try:
             yield f"retry: {RETRY_MS}\n: following events after {after}\n\n"
@@ -121,10 +130,14 @@ class EventStreams:
                     return
                 sent = False
                 for event in events:
+                    if end is not None and _id_key(event.id) > end:
+                        return
                     after = event.id
                     if wanted.matches(event):
                         sent = True
                         yield sse(event)
+                if end is not None and (not events or _id_key(after) >= end):
+                    return
                 if sent:
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since >= self.keepalive_seconds:
