@@ -74,7 +74,16 @@ def redis_target(settings: Settings, state_dir: Path) -> tuple[RedisSettings, Em
 
 def open_store(settings: Settings, state_dir: Path) -> tuple[Store, EmbeddedRedis | None]:
     cfg, embedded = redis_target(settings, state_dir)
-    return Store(client_for(cfg), data_ttl_hours=cfg.data_ttl), embedded
+    return _store(settings, cfg), embedded
+
+
+def _store(settings: Settings, cfg: RedisSettings) -> Store:
+    return Store(
+        client_for(cfg),
+        data_ttl_hours=cfg.data_ttl,
+        events_max_length=settings.config.events_max_length,
+        audit_max_length=settings.config.audit_max_length,
+    )
 
 
 async def serve_stored_pools(settings: Settings, store: Store, stop: asyncio.Event) -> Settings:
@@ -108,12 +117,10 @@ async def run(launch: Launch) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     redis_cfg, embedded = redis_target(settings, state_dir)
-    store = Store(client_for(redis_cfg), data_ttl_hours=redis_cfg.data_ttl)
+    store = _store(settings, redis_cfg)
     # the manager gets connections of its own: with hundreds of pool loops sharing the API's pool,
     # requests queued for a connection behind them (a checkout p99 of 0.6 s during a big fill)
-    manager_store = (
-        Store(client_for(redis_cfg), data_ttl_hours=redis_cfg.data_ttl) if roles.manager and roles.api else store
-    )
+    manager_store = _store(settings, redis_cfg) if roles.manager and roles.api else store
     settings = await serve_stored_pools(settings, store, stop)
     metrics = build_metrics(settings)
     providers = (

@@ -3,6 +3,7 @@
 * ``CHAOS_SEED`` (default 5) seeds the random choices (kill moments, the dummy provider's faults, the
   fuzzer);
 * ``CHAOS_ROUNDS`` (default 12): how many times the kill -9 test kills the manager;
+* ``CHAOS_EVENT_ROUNDS`` (default 3): how many times the event stream's test kills the manager and an API;
 * ``CHAOS_SECONDS`` (default 20): how long the concurrent checkout test runs;
 * ``CHAOS_FREEZE_SECONDS`` (default 30) and ``CHAOS_DOWN_SECONDS`` (default 5): how long Redis is frozen,
   and how long it stays dead before its restart, in the outage tests;

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 
 from vmpooler.api.auth import ApiAuth
 from vmpooler.api.deps import MAX_BODY_BYTES
+from vmpooler.api.middleware.audit import AuditRequests
 from vmpooler.api.middleware.headers import SecurityHeaders, swagger_policy
 from vmpooler.api.middleware.observe import ObserveRequests, loggable_path
 from vmpooler.api.middleware.ratelimit import RateLimitMiddleware
@@ -26,12 +27,14 @@ from vmpooler.api.middleware.slashes import AnswerTrailingSlashes
 from vmpooler.api.responses import error
 from vmpooler.api.routes import config as config_routes
 from vmpooler.api.routes import dashboard as dashboard_routes
+from vmpooler.api.routes import events as event_routes
 from vmpooler.api.routes import ondemand as ondemand_routes
 from vmpooler.api.routes import status as status_routes
 from vmpooler.api.routes import tokens as token_routes
 from vmpooler.api.routes import vm_tasks as vm_task_routes
 from vmpooler.api.routes import vms as vm_routes
 from vmpooler.api.services.dashboard import DashboardService
+from vmpooler.api.services.event_stream import EventStreams
 from vmpooler.api.services.feed import DashboardFeed
 from vmpooler.api.services.ondemand import OndemandService
 from vmpooler.api.services.runtime_config import RuntimeConfig
@@ -43,6 +46,7 @@ from vmpooler.auth import AuthBackend, build_backend
 from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import TokenService
 from vmpooler.config import Settings, describe, enabled_limits
+from vmpooler.config.rate_limits import RateLimits
 from vmpooler.errors import ApiError, StoreError, StoreUnavailable
 from vmpooler.metrics import Metrics, build_metrics
 from vmpooler.metrics.sections import PrometheusSection
@@ -94,6 +98,9 @@ def create_app(
     app.state.summary = SummaryService(store, clock)
     app.state.dashboard = DashboardService(settings, store, clock)
     app.state.dashboard_feed = DashboardFeed(settings, store, app.state.status, clock)
+    app.state.event_streams = EventStreams(
+        store, settings.config.events_max_streams, settings.config.events_keepalive_seconds
+    )
 
     # each router is built once and included under every prefix that serves it: building the routes is
     # most of create_app's time (FastAPI compiles a validator per parameter), and a mount only prefixes them
@@ -107,6 +114,7 @@ def create_app(
         # the VM task routes before the VM routes: POST /vm/{pools} would otherwise take /vm/<host>/snapshot
         for router in (vm_tasks, vms, config, ondemand, status, tokens):
             app.include_router(router, prefix=prefix)
+    app.include_router(event_routes.router(), prefix=API_PREFIX)  # new routes: v3 only
     prometheus_path = (settings.prometheus or PrometheusSection()).prometheus_endpoint
     app.include_router(status_routes.health_router(prometheus_path))
 
@@ -144,6 +152,9 @@ def create_app(
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     if (limits := enabled_limits(settings)) is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, store=store.ratelimit, clock=clock)
+    # outside the limiter, so its 429s are recorded too; the client address as the limiter reads it
+    trusted = RateLimits.model_validate(settings.rate_limits or {}).trusted_proxies
+    app.add_middleware(AuditRequests, trail=store.audit_trail, trusted_proxies=trusted)
     # gzip, as the original's Rack::Deflater: /status of 1,000 pools is 170 KB raw, 15 KB compressed;
     # replies under a kilobyte are sent as they are (the headers would cost more than it saves)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

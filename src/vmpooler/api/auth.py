@@ -12,6 +12,7 @@ import logging
 
 from starlette.requests import Request
 
+from vmpooler.api.audit_notes import note
 from vmpooler.auth.base import AuthBackend, Login
 from vmpooler.auth.tokens import Identity, TokenService
 from vmpooler.errors import AuthUnavailable, BadRequest, NotFound, ServiceUnavailable, Unauthorized
@@ -60,6 +61,7 @@ class ApiAuth:
             raise ServiceUnavailable(f"cannot check your password right now: {exc}") from exc
         if login is None:
             raise Unauthorized(f"wrong user name or password for {user!r}")
+        note(request, user=login.user)
         return login
 
     async def token(self, request: Request, *, required: bool) -> Identity | None:
@@ -74,4 +76,5 @@ class ApiAuth:
         identity = await self.tokens.verify(value.strip())
         if identity is None:
             raise Unauthorized(f"the {TOKEN_HEADER} token is not valid (unknown or deleted)")
+        note(request, user=identity.user)
         return identity

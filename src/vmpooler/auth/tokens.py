@@ -109,7 +109,7 @@ class TokenService:
             return None
         expires = self.expires_at(record)
         if expires is not None and self.clock() >= expires:
-            await self.store.revoke(tid, record["user"])
+            await self.store.revoke(tid, record["user"], reason="expired")
             raise TokenExpired(expires)
         return record
 
@@ -118,7 +118,7 @@ class TokenService:
         if record is not None and record.get(LEGACY_FIELD):
             if await self.store.legacy.original_record(token) is None:
                 # the original deleted its record (its DELETE /token): the token is revoked here too
-                await self.store.revoke(tid, record["user"])
+                await self.store.revoke(tid, record["user"], reason="revoked by the original vmpooler")
                 return None
             return record
         if record is not None or not may_be_original(token):
@@ -137,7 +137,7 @@ class TokenService:
         for tid, record in found.items():
             expires = self.expires_at(record)
             if expires is not None and now >= expires:
-                await self.store.revoke(tid, user)
+                await self.store.revoke(tid, user, reason="expired")
                 continue
             listed[record.get("hint") or tid[:8]] = {
                 "created": record.get("created", ""),

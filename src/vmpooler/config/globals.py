@@ -151,6 +151,28 @@ class GlobalSettings(BaseModel):
     circuit_breaker_max_timeout: float = Field(600.0, gt=0)  # ours: the longest backoff, seconds
     # ours: several managers split the pools through leases in Redis of this many seconds
     manager_lease_seconds: float = Field(15.0, ge=3)
+    # ours: the event stream and the audit trail (docs/events.md, docs/audit.md)
+    events_max_length: int = Field(
+        100_000, ge=100, le=100_000_000, description="Entries the event stream keeps (about: trimmed with MAXLEN ~)."
+    )
+    events_max_age_hours: float = Field(
+        168, gt=0, description="Hours an event is kept; the manager trims older ones (MINID ~) every few minutes."
+    )
+    events_expiring_minutes: float = Field(
+        15,
+        ge=0,
+        description="Minutes before a checked-out VM's lifetime ends that `vm.expiring` is written (0: never).",
+    )
+    events_max_streams: int = Field(
+        32, ge=0, description="`GET /api/v3/events` streams one API process serves at once; more get a 503."
+    )
+    events_keepalive_seconds: float = Field(
+        15, ge=0.2, le=300, description="Seconds of quiet after which an event stream sends a keep-alive comment."
+    )
+    audit_retention_days: float = Field(365, gt=0, description="Days an audit entry is kept.")
+    audit_max_length: int = Field(
+        1_000_000, ge=100, le=100_000_000, description="Entries the audit trail keeps at most (about)."
+    )
 
 
 #: :config: keys of upstream 3.8+/3.9 features (dead-letter queues, the stale-queue purger, health

@@ -107,7 +107,7 @@ class PoolContext:
         self, name: str, source: VMState, target: VMState, reason: str, fields: Fields | None = None
     ) -> bool:
         """One logged lifecycle step; False when someone else moved the VM first."""
-        moved = await self.store.move(self.name, name, source, target, fields)
+        moved = await self.store.move(self.name, name, source, target, fields, reason=reason)
         if moved:
             log.info("pool %s vm %s: %s -> %s (%s)", self.name, name, source, target, reason)
         return moved

@@ -16,6 +16,7 @@ from vmpooler.errors import LeaseLost, ProviderError, StoreError
 from vmpooler.manager.breaker import CircuitBreaker
 from vmpooler.manager.cadence import every, supervised, wait
 from vmpooler.manager.context import PoolContext, PoolPolicy
+from vmpooler.manager.event_keeper import EXPIRING_SECONDS, EventKeeper
 from vmpooler.manager.history import HistorySampler, seconds_to_next_sample
 from vmpooler.manager.leases import LeaseKeeper
 from vmpooler.manager.ondemand import OndemandProvisioner
@@ -146,6 +147,8 @@ class Manager:
         self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()}, clock)
         self.ondemand = OndemandProvisioner(settings, store, clock)
         self.history = HistorySampler(settings, store, clock, history_wait)
+        held = [name for name in self.reconcilers]
+        self.event_keeper = EventKeeper(settings, store, lambda: [p for p in held if self.leases.holds(p)], clock)
 
     async def register_pools(self) -> None:
         """Publish the configured pools for API processes started without ``:pools:``; pools that were
@@ -196,6 +199,9 @@ class Manager:
             "leases": self.leases.run(stop, self.metrics),
             "wakeups": self.wakeups.run(stop, self.metrics),
             "history": self.history.run(stop, self.metrics),
+            "event-keeper": every(
+                EXPIRING_SECONDS, stop, self.event_keeper.run_once, name="event-keeper", metrics=self.metrics
+            ),
             "purge-unconfigured": supervised("purge-unconfigured", self.purge_unconfigured(), self.metrics),
         }
         loops += [asyncio.create_task(work, name=name) for name, work in background.items()]

@@ -135,7 +135,7 @@ class OndemandProvisioner:
         """Return every VM delivered to the request (running -> completed; the pools destroy them)."""
         for (_, pool, _), names in zip(items, await self.store.ondemand.delivered(request_id, items), strict=True):
             for name in names:
-                await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED)
+                await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED, reason="on-demand request ended")
         await self.store.ondemand.forget_vms(request_id, items)
 
     async def run(self, stop: asyncio.Event, metrics: Metrics, interval: float = 1.0) -> None:

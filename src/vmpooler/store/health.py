@@ -5,22 +5,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vmpooler.store import keys
+from vmpooler.store import keys, scripts
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.eventlog import EventLog, at_field
 
 
 class HealthStore:
-    def __init__(self, client: Redis) -> None:
+    """A pool turning degraded writes ``pool.breaker_opened``, turning healthy ``pool.breaker_closed``."""
+
+    def __init__(self, client: Redis, eventlog: EventLog) -> None:
         self.client = client
+        self.eventlog = eventlog
+        self._publish = scripts.load(client, "health")
 
     async def degrade(self, pool: str, problem: str, since: float, retry_at: float | None) -> None:
         record = {"problem": problem, "since": round(since, 3), "retry_at": retry_at and round(retry_at, 3)}
-        async with translated():
-            await self.client.hset(keys.POOL_HEALTH, pool, json.dumps(record))
+        await self._write(pool, json.dumps(record), since)
 
     async def recover(self, pool: str) -> None:
+        await self._write(pool, "", None)
+
+    async def _write(self, pool: str, record: str, at: float | None) -> None:
         async with translated():
-            await self.client.hdel(keys.POOL_HEALTH, pool)
+            await self._publish(
+                keys=[keys.POOL_HEALTH, keys.EVENT_STREAM], args=[pool, record, at_field(at), self.eventlog.max_length]
+            )
 
     async def degraded(self) -> dict[str, dict[str, Any]]:
         """pool -> ``{problem, since, retry_at}`` for every pool that is degraded now."""

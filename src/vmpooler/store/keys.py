@@ -202,3 +202,10 @@ def lease_fence(pool: str) -> str:
 #: ours: a pub/sub channel carrying the name of a pool whose VMs were checked out or returned, or
 #: whose overrides changed: it wakes the pool's manager at once (polling is only the fallback)
 EVENTS = f"{PREFIX}events"
+
+#: ours: the event stream (docs/events.md): one entry per lifecycle change, written by the same script
+#: or MULTI as the change. Same name as the pub/sub channel above: Redis keeps channels and keys apart.
+EVENT_STREAM = f"{PREFIX}events"
+
+#: ours: the audit trail (docs/audit.md): one entry per state-changing request or refusal
+AUDIT_STREAM = f"{PREFIX}audit"

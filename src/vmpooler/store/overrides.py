@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from redis.asyncio.client import Pipeline
 
-from vmpooler.store import keys
+from vmpooler.store import keys, scripts
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.eventlog import EventLog, at_field, event_data, queue_event
 
 #: override kind -> the hash holding pool -> value
 HASHES = {
@@ -19,8 +20,12 @@ HASHES = {
 
 
 class OverrideStore:
-    def __init__(self, client: Redis) -> None:
+    """Each change writes ``config.changed`` (pool; data: kind, value) with it."""
+
+    def __init__(self, client: Redis, eventlog: EventLog) -> None:
         self.client = client
+        self.eventlog = eventlog
+        self._clear = scripts.load(client, "override_clear")
 
     async def all(self, kind: str) -> dict[str, str]:
         async with translated():
@@ -35,15 +40,19 @@ class OverrideStore:
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             pipe.hset(HASHES[kind], mapping=values)  # type: ignore[arg-type]
             _wake(pipe, values)
+            for pool, value in values.items():
+                queue_event(
+                    pipe, self.eventlog.max_length, "config.changed", pool=pool, data=event_data(kind=kind, value=value)
+                )
             await pipe.execute()
 
     async def clear(self, kind: str, pool: str) -> str | None:
         """Remove a pool's override; returns the value it had (None when there was none)."""
-        async with translated(), self.client.pipeline(transaction=True) as pipe:
-            pipe.hget(HASHES[kind], pool)
-            pipe.hdel(HASHES[kind], pool)
-            _wake(pipe, [pool])
-            before, *_ = await pipe.execute()
+        async with translated():
+            before = await self._clear(
+                keys=[HASHES[kind], keys.EVENT_STREAM],
+                args=[pool, kind, keys.EVENTS, at_field(), self.eventlog.max_length],
+            )
         return None if before is None else str(before)
 
     async def for_pool(self, pool: str) -> dict[str, str]:
@@ -72,6 +81,8 @@ class OverrideStore:
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             pipe.sadd(keys.POOLRESET, *pools)
             _wake(pipe, pools)
+            for pool in pools:
+                queue_event(pipe, self.eventlog.max_length, "config.changed", pool=pool, data=event_data(kind="reset"))
             await pipe.execute()
 
     async def take_reset(self, pool: str) -> bool:

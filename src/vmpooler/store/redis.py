@@ -11,8 +11,10 @@ from typing import Any
 from vmpooler.errors import LeaseLost
 from vmpooler.states import LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
+from vmpooler.store.audit_trail import AuditTrail
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.deadlines import DeadlineStore, deadline_keys, zset_score
+from vmpooler.store.eventlog import DEFAULT_MAX_LENGTH, EventLog, at_field, event_data, transition_event
 from vmpooler.store.events import EventStore
 from vmpooler.store.health import HealthStore
 from vmpooler.store.history import HistoryStore, count_field
@@ -55,18 +57,28 @@ def _dict(reply: Any) -> dict[str, str]:
 class Store:
     """Pools, VM records and their state sets in Redis. Each state change is one Lua script."""
 
-    def __init__(self, client: Redis, *, data_ttl_hours: int = 168) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        data_ttl_hours: int = 168,
+        events_max_length: int = DEFAULT_MAX_LENGTH,
+        audit_max_length: int = 1_000_000,
+    ) -> None:
         self.client = client
         self.data_ttl_seconds = data_ttl_hours * 3600
         self._scripts = Scripts.register(client)
-        self.tokens = TokenStore(client)
-        self.overrides = OverrideStore(client)
+        #: the event stream every change below writes to, in the change's own script or MULTI
+        self.eventlog = EventLog(client, self._scripts.expiring, events_max_length)
+        self.audit_trail = AuditTrail(client, audit_max_length)
+        self.tokens = TokenStore(client, self.eventlog)
+        self.overrides = OverrideStore(client, self.eventlog)
         self.tasks = TaskStore(client)
         self.ondemand = OndemandStore(client)
         self.stats = StatsStore(client)
         self.history = HistoryStore(client)
         self.ratelimit = RateLimitStore(client)
-        self.health = HealthStore(client)
+        self.health = HealthStore(client, self.eventlog)
         self.leases = LeaseStore(client)
         self.events = EventStore(client)
         self.slots = SlotStore(client, self._scripts.clone_slot, self.managers_alive)
@@ -200,10 +212,11 @@ class Store:
         share pools); a stale one raises LeaseLost and records nothing.
         """
         record = VMRecord(pool=pool, template=pool).fields() | dict(fields)
+        event = [pool, at_field(), "{}", str(self.eventlog.max_length)]
         async with translated():
             done = await self._scripts.create_pending(
-                keys=[keys.state_set(VMState.PENDING, pool), keys.vm(name), keys.lease(pool)],
-                args=[fence, name, *_pairs(record)],
+                keys=[keys.state_set(VMState.PENDING, pool), keys.vm(name), keys.lease(pool), keys.EVENT_STREAM],
+                args=[fence, name, *event, *_pairs(record)],
             )
         if done == -1:
             raise LeaseLost(f"pool {pool}: this manager's lease passed to another manager").with_context(
@@ -220,9 +233,11 @@ class Store:
         fields: Fields | None = None,
         *,
         score: float | None = None,
+        reason: str = "",
     ) -> bool:
         """Move ``name`` from ``source`` to ``target`` (a live state); False if it was no longer in
-        ``source``. Raises IllegalTransition for a move the state table forbids.
+        ``source``. Raises IllegalTransition for a move the state table forbids. The move's event
+        (eventlog.transition_event) is written with it, carrying ``reason``.
 
         The pool's deadline index moves with it: ``score`` is, for a READY target, when it became
         ready (default now); for a RUNNING target, when its lifetime ends (default never)."""
@@ -237,14 +252,28 @@ class Store:
                     keys.vm(name),
                     keys.active(pool),
                     *deadline_keys(pool),
+                    keys.EVENT_STREAM,
                 ],
-                args=[name, source.value, target.value, zset_score(score), *_pairs(fields)],
+                args=[
+                    name,
+                    source.value,
+                    target.value,
+                    zset_score(score),
+                    pool,
+                    transition_event(source, target),
+                    at_field(),
+                    event_data(**{"from": source.value, "reason": reason or None}),
+                    self.eventlog.max_length,
+                    *_pairs(fields),
+                ],
             )
         return bool(done)
 
     async def mark_ready(self, pool: str, name: str, now: float, boot_seconds: float) -> bool:
         """PENDING -> READY, queued for checkout, with the boot statistics the summary reports."""
-        if not await self.move(pool, name, VMState.PENDING, VMState.READY, VMRecord(ready=now).fields(), score=now):
+        ready = VMRecord(ready=now).fields()
+        reason = f"booted in {boot_seconds:.1f}s"
+        if not await self.move(pool, name, VMState.PENDING, VMState.READY, ready, score=now, reason=reason):
             return False
         async with translated():
             await self.client.hset(keys.LASTBOOT, pool, format_time(now))
@@ -261,8 +290,16 @@ class Store:
         check_move(source, VMState.DESTROYED)
         async with translated():
             done = await self._scripts.destroyed(
-                keys=[keys.state_set(source, pool), keys.vm(name), keys.active(pool)],
-                args=[name, format_time(now), self.data_ttl_seconds],
+                keys=[keys.state_set(source, pool), keys.vm(name), keys.active(pool), keys.EVENT_STREAM],
+                args=[
+                    name,
+                    format_time(now),
+                    self.data_ttl_seconds,
+                    pool,
+                    at_field(now),
+                    event_data(**{"from": source.value}),
+                    self.eventlog.max_length,
+                ],
             )
         return bool(done)
 
@@ -273,7 +310,8 @@ class Store:
         others = [keys.state_set(s, pool) for s in LIVE_STATES if s is not VMState.DISCOVERED]
         async with translated():
             found = await self._scripts.discover(
-                keys=[keys.state_set(VMState.DISCOVERED, pool), *others], args=list(names)
+                keys=[keys.EVENT_STREAM, keys.state_set(VMState.DISCOVERED, pool), *others],
+                args=[pool, at_field(), self.eventlog.max_length, *names],
             )
         return list(found)
 
@@ -309,7 +347,9 @@ class Store:
                     index[pool] = len(pools)
                 args.append(str(index[pool]))
         pairs = _pairs(fields)
-        args += [str(len(pairs) // 2), *pairs, keys.EVENTS, *pools]
+        owner = str((fields or {}).get(VMField.USER, ""))
+        event = [str(self.eventlog.max_length), owner, event_data(**{"from": "ready"}), at_field(now)]
+        args += [str(len(pairs) // 2), *pairs, *event, keys.EVENTS, *pools]
         args[2] = str(len(pools))
         script_keys = [
             key
@@ -325,6 +365,7 @@ class Store:
                 keys.lifetime_ends(pool),
             )
         ]
+        script_keys.append(keys.EVENT_STREAM)
         if token_id is not None:
             script_keys.append(keys.token_vms(token_id))
         if ondemand is not None:

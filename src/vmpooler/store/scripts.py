@@ -16,7 +16,15 @@ def load(client: Redis, name: str) -> AsyncScript:
 
 
 def _source(name: str) -> str:
-    return resources.files("vmpooler.store").joinpath("scripts", f"{name}.lua").read_text("utf-8")
+    body = _read(f"{name}.lua")
+    # the event stream's one Lua writer is shared, not copied: a script that calls it gets it prepended
+    if "emit_event(" in body:
+        return _read("lib/emit_event.lua") + body
+    return body
+
+
+def _read(path: str) -> str:
+    return resources.files("vmpooler.store").joinpath("scripts", path).read_text("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +39,7 @@ class Scripts:
     pool_view: AsyncScript
     tag_vm: AsyncScript
     set_lifetime: AsyncScript
+    expiring: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

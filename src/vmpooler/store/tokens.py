@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from vmpooler.states import VMState
-from vmpooler.store import keys
+from vmpooler.store import keys, scripts
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.eventlog import EventLog, at_field, event_data, queue_event
 from vmpooler.store.legacy_tokens import LegacyTokenStore
 from vmpooler.store.records import VMField
 
@@ -16,10 +17,13 @@ def _dict(reply: Any) -> dict[str, str]:
 
 
 class TokenStore:
-    """Tokens are keyed by an id (the token's SHA-256), never by the secret itself."""
+    """Tokens are keyed by an id (the token's SHA-256), never by the secret itself. Creating and revoking
+    one writes ``token.created`` / ``token.revoked`` (owner: its user; data: its hint, never the token)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, eventlog: EventLog) -> None:
         self.client = client
+        self.eventlog = eventlog
+        self._revoke = scripts.load(client, "token_revoke")
         #: the original's clear-text records, while both services may share the Redis
         self.legacy = LegacyTokenStore(client)
 
@@ -27,6 +31,13 @@ class TokenStore:
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.token(token_id), mapping=record)  # type: ignore[arg-type]
             pipe.sadd(keys.user_tokens(record["user"]), token_id)
+            queue_event(
+                pipe,
+                self.eventlog.max_length,
+                "token.created",
+                owner=record["user"],
+                data=event_data(hint=record.get("hint")),
+            )
             await pipe.execute()
 
     async def get(self, token_id: str) -> dict[str, str] | None:
@@ -47,16 +58,19 @@ class TokenStore:
                 records = [_dict(r) for r in await pipe.execute()]
         return {token_id: record for token_id, record in zip(ids, records, strict=True) if record}
 
-    async def revoke(self, token_id: str, user: str, original_token: str | None = None) -> None:
+    async def revoke(
+        self, token_id: str, user: str, original_token: str | None = None, *, reason: str = "revoked"
+    ) -> bool:
         """Delete the token; with ``original_token``, the original's clear-text record of it too (in the
-        same step), so the original stops accepting it as well."""
-        async with translated(), self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.token(token_id))
-            if original_token is not None:
-                pipe.delete(keys.token(original_token))
-            pipe.srem(keys.user_tokens(user), token_id)
-            pipe.delete(keys.token_vms(token_id))
-            await pipe.execute()
+        same step), so the original stops accepting it as well. False when it was gone already."""
+        script_keys = [keys.token(token_id), keys.user_tokens(user), keys.token_vms(token_id), keys.EVENT_STREAM]
+        if original_token is not None:
+            script_keys.append(keys.token(original_token))
+        async with translated():
+            done = await self._revoke(
+                keys=script_keys, args=[token_id, user, at_field(), reason, self.eventlog.max_length]
+            )
+        return bool(done)
 
     async def running_vms(self, token_id: str) -> list[str]:
         """The token's VMs still checked out; the rest are pruned from its index as they are found."""

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from vmpooler.api.audit_notes import note
 from vmpooler.api.deps import Auth, Body, VMs
 from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.schemas import CHECKOUT_BODY, MODIFY_BODY, errors, json_body
@@ -39,6 +40,7 @@ def router(flavor: Flavor) -> APIRouter:
         wanted = checkout_request(body)
         taken = await vms.checkout(wanted, await auth.token(request, required=False))
         log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
+        note(request, vm=",".join(t.hostname for t in taken), pool=",".join(sorted({t.pool for t in taken})))
         return ok(**flavor.checkout_body(taken, vms.domain_of))
 
     @routes.post("/vm/{spec}")
@@ -46,6 +48,7 @@ def router(flavor: Flavor) -> APIRouter:
         # the body is ignored: the seed README's `curl -d --url .../vm/<pool>` posts "--url" as data
         taken = await vms.checkout(parse_spec(spec, "/vm"), await auth.token(request, required=False))
         log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
+        note(request, vm=",".join(t.hostname for t in taken), pool=",".join(sorted({t.pool for t in taken})))
         return ok(**flavor.checkout_body(taken, vms.domain_of))
 
     @routes.get("/vm/{hostname}")

@@ -120,7 +120,9 @@ class OndemandService:
         items = decode_items(record.get("requested", ""))
         for (_, pool, _), names in zip(items, await self.store.ondemand.delivered(request_id, items), strict=True):
             for name in names:
-                await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED)
+                await self.store.move(
+                    pool, name, VMState.RUNNING, VMState.COMPLETED, reason="on-demand request deleted"
+                )
         await self.store.ondemand.forget_vms(request_id, items)
         await self.store.ondemand.close(request_id, "deleted", {}, DELETED_TTL_SECONDS)
         return None

@@ -317,7 +317,7 @@ class VMService:
         if state is not VMState.RUNNING:
             self.metrics.returned("failed")
             raise NotFound(f"VM {name!r} is not checked out (it is {state.value}); nothing to return")
-        if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED):
+        if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED, reason="returned"):
             self.metrics.returned("failed")
             raise NotFound(f"VM {name!r} was returned already")
         self.metrics.returned("success")

@@ -5,6 +5,7 @@
     vmpooler snapshot HOST                vmpooler revert HOST ID       vmpooler disk HOST SIZE_GB
     vmpooler status                       vmpooler ssh HOST|POOL
     vmpooler token get|list|status|delete vmpooler ondemand debian=2 --wait | status ID | cancel ID
+    vmpooler events [--follow] [--pool P] [--type vm.]                     vmpooler audit [--by USER] [--vm HOST]
 
 Every verb takes ``--url``/``--token``/``--user``/``--service`` (see :mod:`vmpooler.cli.client.config`),
 ``--json`` for machine-readable output and ``--debug`` for tracebacks. Output is a Rich table on a
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from vmpooler.cli.client.events import audit, events
 from vmpooler.cli.client.hints import plural
 from vmpooler.cli.client.ondemand import ondemand_app
 from vmpooler.cli.client.session import (
@@ -316,6 +318,8 @@ def register(app: typer.Typer) -> None:
     for verb in (get, query, modify, delete, snapshot, revert, disk, status, summary, ssh):
         app.command(verb.__name__)(verb)
     app.command("list")(list_)
+    app.command("events")(events)
+    app.command("audit")(audit)
     app.add_typer(ondemand_app, name="ondemand")
     app.add_typer(token_app, name="token")
 

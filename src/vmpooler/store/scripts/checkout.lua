@@ -1,14 +1,16 @@
 -- Check out a batch of VMs, all or nothing, in O(batch size): no scan of any pool's members.
 -- For each distinct pool i, KEYS[8i-7..8i] = ready set, ready queue, running set, active hash,
 -- history counts hash, ready-since zset, checked-at zset, lifetime-ends zset (the manager's deadline
--- index); any keys after those are index sets every VM taken is added to (its token's, its request's).
+-- index); then the event stream; any keys after it are index sets every VM taken is added to (its
+-- token's, its request's).
 -- ARGV[1] now, ARGV[2] vm hash key prefix, ARGV[3] number of pools, ARGV[4] n requests, ARGV[5]
 -- the history field counting this minute's checkouts, ARGV[6] the one counting refusals (a request
 -- no candidate pool could serve; '' counts none), ARGV[7] when the VMs' lifetime ends (a zset score,
 -- '+inf' for never); then per request: k, then k pool indexes
 -- (the candidates, in preference order); then m, then m field, value pairs for each vm hash.
--- After the fields: the events channel, then the name of each pool (by index); every pool that gave
--- a VM is published there, so its manager refills it at once instead of at its next poll.
+-- After the fields: the event stream's max length, the owner, data (JSON) and time (epoch seconds) of
+-- each vm.checked_out event, the events channel, then the name of each pool (by index); every pool that gave a VM is
+-- published there, so its manager refills it at once instead of at its next poll.
 -- Returns {1, pool index, name, pool index, name, ...} or {0, index of the first request short of VMs}.
 local now, vm_prefix = ARGV[1], ARGV[2]
 local npools = tonumber(ARGV[3])
@@ -73,6 +75,9 @@ local function pop_oldest(ready, queue)
 end
 
 
+local after = pos + 2 * m + 1
+local maxlen, owner, data, at = ARGV[after], ARGV[after + 1], ARGV[after + 2], ARGV[after + 3]
+local stream = KEYS[8 * npools + 1]
 local out = {1}
 for r = 1, n do
   local i = plan[r]
@@ -89,22 +94,22 @@ for r = 1, n do
     redis.call('HSET', vm_prefix .. name, unpack(fields))
   end
   redis.call('HINCRBY', KEYS[base + 5], minute_field, 1)
-  for k = 8 * npools + 1, #KEYS do
+  for k = 8 * npools + 2, #KEYS do
     redis.call('SADD', KEYS[k], name)
   end
+  emit_event(stream, maxlen, 'vm.checked_out', ARGV[after + 4 + i], name, owner, at, data)
   out[#out + 1] = i
   out[#out + 1] = name
 end
 
-local after = pos + 2 * m + 1
-local channel = ARGV[after]
+local channel = ARGV[after + 4]
 if channel then
   local told = {}
   for r = 1, n do
     local i = plan[r]
     if not told[i] then
       told[i] = true
-      redis.call('PUBLISH', channel, ARGV[after + i])
+      redis.call('PUBLISH', channel, ARGV[after + 4 + i])
     end
   end
 end

@@ -1,0 +1,118 @@
+"""The audit trail's writer: a pure ASGI middleware recording every state-changing request and every refusal.
+
+Pure ASGI, not BaseHTTPMiddleware: that wraps each request in a task and a stream, which costs checkout
+throughput. The entry is written after the reply has gone out, in a task of its own, so no caller waits
+for it; a Redis that cannot take it loses that entry (logged), never the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vmpooler.api.audit_notes import STATE_KEY
+from vmpooler.api.auth import TOKEN_HEADER
+from vmpooler.api.middleware.observe import route_template
+from vmpooler.api.middleware.ratelimit import client_address
+from vmpooler.auth.tokens import token_id
+from vmpooler.errors import StoreError
+from vmpooler.store.audit_trail import AuditEntry, AuditTrail
+
+log = logging.getLogger("vmpooler.api")
+
+READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
+#: a read is recorded only when refused: who tried what they may not
+REFUSALS = frozenset({401, 403, 429})
+#: the most audit writes in flight at once; beyond it (Redis far behind) entries are dropped and counted
+MAX_PENDING = 1000
+
+
+def token_hint(token: str) -> str:
+    """Who, without the secret: a prefix of the token's SHA-256 (the id its record is kept under)."""
+    return f"sha256:{token_id(token)[:8]}"
+
+
+def _claimed_user(headers: dict[bytes, bytes]) -> str:
+    """The user name a basic-auth header claims (recorded on a refusal too: who tried)."""
+    scheme, _, encoded = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")[0][:100]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+class AuditRequests:
+    def __init__(
+        self,
+        app: ASGIApp,
+        trail: AuditTrail,
+        trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+    ) -> None:
+        self.app = app
+        self.trail = trail
+        self.trusted_proxies = trusted_proxies
+        self._pending: set[asyncio.Task[None]] = set()
+        self.dropped = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            if scope["method"] not in READ_ONLY or status in REFUSALS:
+                self._record(scope, status)
+
+    def _record(self, scope: Scope, status: int) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        task = asyncio.create_task(self._write(self._entry(scope, status)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _entry(self, scope: Scope, status: int) -> AuditEntry:
+        headers = dict(scope["headers"])
+        noted: dict[str, str] = scope.get("state", {}).get(STATE_KEY, {})
+        params: dict[str, Any] = scope.get("path_params", {})
+        token = headers.get(TOKEN_HEADER.lower().encode(), b"").decode("latin-1").strip()
+        target = noted.get("target", "")
+        if "token" in params:  # DELETE /token/<token>: the token acted on, never in clear
+            target = token_hint(str(params["token"]))
+        return AuditEntry(
+            user=noted.get("user") or _claimed_user(headers),
+            token=token_hint(token) if token else "",
+            address=client_address(scope, self.trusted_proxies),
+            method=scope["method"],
+            route=route_template(scope),
+            status=status,
+            at=time.time(),
+            vm=noted.get("vm") or str(params.get("hostname", "")),
+            pool=noted.get("pool") or str(params.get("pool", params.get("spec", ""))),
+            target=target,
+        )
+
+    async def _write(self, entry: AuditEntry) -> None:
+        try:
+            await self.trail.record(entry)
+        except StoreError as exc:
+            log.warning("audit entry lost (%s %s -> %d): %s", entry.method, entry.route, entry.status, exc)
