@@ -10,9 +10,9 @@ so the figures do not depend on the machine's load.
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable, Sequence
-import random
 from pathlib import Path
 from typing import Any
 
