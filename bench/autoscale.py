@@ -19,9 +19,9 @@ from typing import Any
 from rich.table import Table
 
 from common import argument_parser, benchmark_main, console, parse_with_figures
-from vmpooler.cli.simulate import run as run_trace
 from vmpooler.cli.simulate import summary
-from vmpooler.simulation import Arrival, Lognormal, SimulationSettings, parse_policy, simulate
+from vmpooler.simulation import Arrival, Lognormal, SimulationSettings, parse_policy, read_trace, simulate
+from vmpooler.simulation.engine import TRACE_EPOCH, WEEK_S
 from vmpooler.simulation.policies import Policy
 from vmpooler.sizing import AutoscaleSpec
 
@@ -38,10 +38,24 @@ def settings() -> SimulationSettings:
     return SimulationSettings(refill=REFILL, clone_slots=CLONE_SLOTS)
 
 
+#: the trace's first this many days (all 7 unless --days says fewer)
+DAYS = [7.0]
+
+
+def trace(name: str) -> list[Arrival]:
+    return [a for a in read_trace(TRACES / name) if a.at < DAYS[0] * 86400]
+
+
 def run_policy(text: str, warm: bool = False) -> dict[str, Any]:
     policy = parse_policy(text, SPEC)
-    warmups = [TRACES / f"bursty-week-before-{k}.csv" for k in (3, 2, 1)] if warm else []
-    figures = summary(run_trace(TRACES / "bursty-week.csv", policy, settings(), warmups), TARGET_P95_S)
+    for weeks_before in (3, 2, 1) if warm else ():
+        simulate(
+            trace(f"bursty-week-before-{weeks_before}.csv"),
+            policy,
+            settings(),
+            start=TRACE_EPOCH - weeks_before * WEEK_S,
+        )
+    figures = summary(simulate(trace("bursty-week.csv"), policy, settings()), TARGET_P95_S)
     figures["setting"] = text
     console.print(
         f"  {text:<18} p95 {figures['wait_p95_s']:>7.1f}s  p99 {figures['wait_p99_s']:>7.1f}s  "
@@ -120,7 +134,7 @@ def run(quick: bool) -> dict[str, Any]:
         console.print(f"idle-factor {factor:g} (GitLab IdleScaleFactor), smallest IdleCountMin meeting p95:")
         tuned.append(smallest(lambda m, f=factor: f"idle-factor:{f:g}:{m:.0f}", 0, 200, 1 if not quick else 8))
     idle_factor = min((t for t in tuned if t["meets"]), key=lambda t: t["idle_vm_hours"], default=tuned[-1])
-    fair = fairness({"small": 1.0, "medium": 2.0, "large": 3.0})
+    fair = fairness({"small": 1.0, "medium": 2.0, "large": 3.0}, hours=6.0 if not quick else 1.0)
     return {
         "autoscale": autoscale,
         "static": static,
@@ -189,7 +203,9 @@ def report(figures: dict[str, Any], load: float) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argument_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="coarser tuning steps (about a minute)")
+    parser.add_argument("--days", type=float, default=7.0, help="only the trace's first DAYS days (smoke runs)")
     args = parse_with_figures(parser, argv)
+    DAYS[0] = args.days
     return benchmark_main("autoscale", args, lambda: run(args.quick), report)
 
 
