@@ -46,6 +46,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "fill_rate": [],
         "manager_scale": [],
         "serve_scale": [],
+        "autoscale": [],
     },
     "quick": {
         "cli_startup": ["--quick"],
@@ -57,6 +58,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "fill_rate": ["--quick"],
         "manager_scale": ["--quick"],
         "serve_scale": ["--quick"],
+        "autoscale": ["--quick"],
     },
     "smoke": {
         "cli_startup": ["--rounds", "1"],
@@ -68,6 +70,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "fill_rate": ["--quick", "--pools", "4", "--per-pool", "5", "--task-limit", "20", "--clone-seconds", "0.2"],
         "manager_scale": ["--quick", "--pools", "20", "--vms", "100", "--passes", "1", "--changed", "5"],
         "serve_scale": ["--quick", "--big", "60", "--pools", "10", "--seconds", "0.5", "--idle", "1"],
+        "autoscale": ["--quick", "--days", "1"],
     },
 }
 TIMEOUT_SECONDS = {"full": 900.0, "quick": 300.0, "smoke": 120.0}

@@ -64,6 +64,16 @@ ROWS = (
     ("serve_many_trips", "serve_scale", "#16 `serve`, 1,000 pools of 2: Redis commands per pool pass while idle",
      "≤ 0.1 (commands ≥ round trips)"),
     ("serve_rss", "serve_scale", "#16 `serve`: RSS of every process (3,000-VM scenario)", "for reference"),
+    ("autoscale_p95", "autoscale", "#19 autoscale on the bursty week (simulated): p95 wait", "≤ 1 s"),
+    ("autoscale_p99", "autoscale", "#19 autoscale on the bursty week (simulated): p99 wait", "≤ one clone time"),
+    ("autoscale_static", "autoscale", "#19 autoscale idle VM-hours vs the smallest static size meeting p95",
+     "≥ 30 % below"),
+    ("autoscale_min_idle", "autoscale", "#19 autoscale idle VM-hours vs min-idle (ARC) tuned to meet p95",
+     "≥ 15 % below"),
+    ("autoscale_idle_factor", "autoscale", "#19 autoscale idle VM-hours vs idle-factor (GitLab) tuned to meet p95",
+     "≥ 15 % below"),
+    ("autoscale_fairness", "autoscale", "#19 three owners at 2x overload: served shares vs weights (simulated)",
+     "within ± 5 %"),
     ("floor_evalsha", "floors", "floor: bare `EVALSHA` round trip (redis-py, service settings)", "for reference"),
     ("floor_http", "floors", "floor: no-op HTTP `GET /api/v3/vm` on the same API process", "for reference"),
     ("floor_ratio", "floors", "checkout ÷ no-op HTTP floor, same processes", "for reference"),
@@ -231,6 +241,32 @@ def _serve_scale(fig: dict[str, Any]) -> dict[str, Judged]:
     }  # fmt: skip
 
 
+def _autoscale(fig: dict[str, Any]) -> dict[str, Judged]:
+    r = fig["results"]
+    auto, clone = r["autoscale"], r["clone_mean_s"]
+
+    def versus(name: str, share: float) -> Judged:
+        other = r[name]
+        below = 1 - auto["idle_vm_hours"] / other["idle_vm_hours"] if other["idle_vm_hours"] else math.nan
+        met = "" if other.get("meets", True) else ", which misses p95 at its largest setting"
+        text = (
+            f"{below:.0%}: {auto['idle_vm_hours']:,.0f} vs {other['idle_vm_hours']:,.0f} VM-h ({other['setting']}{met})"
+        )
+        return text, below >= share
+
+    fair = r["fairness"]
+    return {
+        "autoscale_p95": (f"{auto['wait_p95_s']:.1f} s (attainment {auto['slo_attainment']:.1%})",
+                          auto["wait_p95_s"] <= 1),
+        "autoscale_p99": (f"{auto['wait_p99_s']:.0f} s (clone mean {clone:.0f} s)", auto["wait_p99_s"] <= clone),
+        "autoscale_static": versus("static", 0.30),
+        "autoscale_min_idle": versus("min_idle", 0.15),
+        "autoscale_idle_factor": versus("idle_factor", 0.15),
+        "autoscale_fairness": (f"largest deviation {fair['max_relative_deviation']:.1%} of a weight",
+                               fair["max_relative_deviation"] <= 0.05),
+    }  # fmt: skip
+
+
 JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "checkout": _checkout,
     "status": _status,
@@ -241,6 +277,7 @@ JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "floors": _floors,
     "cli_startup": _cli_startup,
     "serve_scale": _serve_scale,
+    "autoscale": _autoscale,
 }
 
 

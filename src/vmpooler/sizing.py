@@ -36,9 +36,9 @@ SLOTS = 7 * 24
 WEEK_WEIGHT = 0.4
 #: what is left of a slot's largest burst after a week without one like it
 PEAK_FADE = 0.8
-#: a burst seen this many hours before or after counts for this hour too (fan-outs follow people's
+#: a burst seen an hour before or after counts this much for this hour too (fan-outs follow people's
 #: working hours, not the clock's exact hour)
-BURST_NEIGHBOUR_HOURS = 1
+NEIGHBOUR_WEIGHT = 0.85
 #: the weight of the latest refill time in its running mean and variance
 REFILL_WEIGHT = 0.05
 #: the refill time assumed before any was measured (a clone and boot of a typical VM)
@@ -227,7 +227,9 @@ def _cover(spec: AutoscaleSpec, profile: Profile, observed: Observed, lead: floa
         figures = profile.slots.get(slot, SlotFigures())
         mean_rate = figures.mean_per_minute / 60
         # a burst seen at about this hour on a day of the same kind (working day or weekend) may come
-        peak = max((profile.slots[s].peak_burst for s in _alike(slot) if s in profile.slots), default=0.0)
+        peak = max(
+            (weight * profile.slots[s].peak_burst for s, weight in _alike(slot) if s in profile.slots), default=0.0
+        )
         expected = mean_rate * lead
         cover = max(
             expected + Z95 * math.sqrt(expected),
@@ -242,13 +244,13 @@ def _cover(spec: AutoscaleSpec, profile: Profile, observed: Observed, lead: floa
     return best, f"lead {lead:.0f}s, {why} -> {best:.1f}"
 
 
-def _alike(slot: int) -> list[int]:
-    """The slots of about the same hour (BURST_NEIGHBOUR_HOURS) on the days of the same kind: Monday
-    to Friday, or the weekend."""
+def _alike(slot: int) -> list[tuple[int, float]]:
+    """The slots of the same hour on the days of the same kind (Monday to Friday, or the weekend), and
+    of the hours next to it at NEIGHBOUR_WEIGHT, each with its weight."""
     day, hour = divmod(slot, 24)
     days = range(5) if day < 5 else range(5, 7)
-    near = range(hour - BURST_NEIGHBOUR_HOURS, hour + BURST_NEIGHBOUR_HOURS + 1)
-    return [d * 24 + h for d in days for h in near if 0 <= h < 24]
+    near = [(h, 1.0 if h == hour else NEIGHBOUR_WEIGHT) for h in range(hour - 1, hour + 2) if 0 <= h < 24]
+    return [(d * 24 + h, weight) for d in days for h, weight in near]
 
 
 def _budget_cap(budget_vm_hours: float, profile: Profile, now: float) -> int:

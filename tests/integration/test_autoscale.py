@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.clock import Clock
 from tests.support.pools import dummy, manager_for, run_until, settings_with
+from tests.support.servers import ApiThread
 from vmpooler.config.load import parse_settings
 from vmpooler.errors import ConfigError
 from vmpooler.sizing import Profile, Refill, SlotFigures, slot_of
@@ -56,3 +58,26 @@ async def test_manager_follows_the_autoscale_target(
 def test_a_bad_autoscale_section_names_its_key() -> None:
     with pytest.raises(ConfigError, match=r"pools\[0\]\.autoscale\.min: must not exceed autoscale\.max"):
         parse_settings({"pools": [{**POOL, "autoscale": {"min": 5, "max": 2}}]}, env={})
+
+
+async def test_status_and_prometheus_show_waits_and_the_slo(
+    redis_port: int, store: Store, inventory_file: Path
+) -> None:
+    clock = Clock()
+    learned = Profile(slots={slot_of(clock()): SlotFigures(0.1, 2.0, 3)}, refill=Refill(60.0, 0.0, 500))
+    await AutoscaleStore(store.client).save("deb", learned)
+    settings = settings_with([{**POOL, "autoscale": {"min": 0, "max": 4, "target_wait_p95_s": 2}}])
+    manager = manager_for(settings, store, dummy(inventory_file), clock=clock)
+
+    async def two_ready() -> bool:
+        return await ready(store) == 2
+
+    await run_until(manager, two_ready)
+    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/api/v3/vm/deb+deb").status_code == 200
+        entry = client.get("/api/v3/status").json()["pools"]["deb"]["autoscale"]
+        scraped = client.get("/prometheus").text
+    assert entry["target"] == 2 and entry["min"] == 0 and entry["max"] == 4 and entry["target_wait_p95_s"] == 2
+    assert "lead" in entry["reason"]
+    assert (entry["checkouts_24h"], entry["slo_attainment_24h"], entry["burn_rate_24h"]) == (2, 1.0, 0.0)
+    assert 'vmpooler_checkout_wait_seconds_bucket{le="0.0",pool="deb"} 2.0' in scraped

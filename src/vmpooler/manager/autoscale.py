@@ -4,6 +4,7 @@ the ready target, keep what was learned in Redis and say when the target changes
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from vmpooler.manager.context import PoolContext
 from vmpooler.sizing import Decision, Observed, Profile, decide, learn_minute, learn_refill
@@ -28,6 +29,8 @@ class Autoscaler:
         self.profile: Profile | None = None
         self.decision: Decision | None = None
         self._dirty = False
+        #: the minutes learned in the last day: (start, idle VM-seconds, checkouts)
+        self._recent: deque[tuple[int, float, int]] = deque()
         ctx.on_ready = self._refilled
 
     def _refilled(self, seconds: float) -> None:
@@ -53,6 +56,7 @@ class Autoscaler:
         if self.decision is None or decision.target != self.decision.target:
             before = "none" if self.decision is None else self.decision.target
             log.info("pool %s: autoscale target %s -> %d (%s)", ctx.name, before, decision.target, decision.reason)
+            await self.store.publish(ctx.name, self._published(decision, now))
         self.decision = decision
         if self._dirty:
             await self.store.save(ctx.name, self.profile)
@@ -68,4 +72,19 @@ class Autoscaler:
         for point in sorted(points, key=lambda p: int(p["t"])):
             demand = int(point.get("checkouts", 0)) + int(point.get("refused", 0))
             self.profile = learn_minute(self.profile, int(point["t"]), demand)
+            self._recent.append((int(point["t"]), 60.0 * float(point.get("ready", 0)), demand))
             self._dirty = True
+        while self._recent and self._recent[0][0] < now - FIRST_LEARNING_S:
+            self._recent.popleft()
+
+    def _published(self, decision: Decision, now: float) -> dict[str, object]:
+        """What /status shows of the decision; idle VM-seconds per checkout over the last day's minutes
+        (a ready VM counts as idle: the history point's ready level, a minute long)."""
+        idle = sum(seconds for _, seconds, _ in self._recent)
+        checkouts = sum(count for _, _, count in self._recent)
+        return {
+            "target": decision.target,
+            "reason": decision.reason,
+            "at": round(now, 3),
+            "idle_vm_seconds_per_checkout": round(idle / checkouts, 1) if checkouts else None,
+        }

@@ -15,6 +15,9 @@ class Metrics:
     def returned(self, result: str) -> None:
         """A DELETE /vm: success or failed."""
 
+    def checkout_waited(self, pool: str, seconds: float, count: int = 1) -> None:
+        """``count`` VMs of ``pool`` were handed out ``seconds`` after they were asked for (0: ready)."""
+
     def cloned(self, pool: str, seconds: float) -> None:
         """A clone finished (the VM exists, not yet booted)."""
 
@@ -56,6 +59,10 @@ class Fanout(Metrics):
     def returned(self, result: str) -> None:
         for sink in self.sinks:
             sink.returned(result)
+
+    def checkout_waited(self, pool: str, seconds: float, count: int = 1) -> None:
+        for sink in self.sinks:
+            sink.checkout_waited(pool, seconds, count)
 
     def cloned(self, pool: str, seconds: float) -> None:
         for sink in self.sinks:

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from vmpooler.metrics.base import Metrics
 
 BOOT_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, float("inf"))
+#: a checkout's wait: 0 (served from ready) is a bucket of its own, then up to the longest wait allowed
+WAIT_BUCKETS = (0, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, float("inf"))
 FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"))
 
 
@@ -19,7 +21,7 @@ class PrometheusMetrics(Metrics):
     ``_boot_seconds{pool}`` (clone start to ready), ``_destroys_total{pool}``, ``_errors_total{cause,pool}``,
     ``_vms{pool,state}`` (ready/running/pending), ``_pool_size{pool}``, ``_manager_pass_seconds{pool}``,
     ``_http_requests_total{method,route,status}``, ``_http_request_seconds{method,route}``,
-    ``_usage_total{user,action,pool}``.
+    ``_usage_total{user,action,pool}``, ``_checkout_wait_seconds{pool}`` (0 when served from ready).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, prefix: str = "vmpooler") -> None:
@@ -28,6 +30,13 @@ class PrometheusMetrics(Metrics):
         self.registry = registry or CollectorRegistry()
         r, p = self.registry, prefix
         self.checkouts = Counter(f"{p}_checkouts", "VM checkouts by result", ["pool", "result"], registry=r)
+        self.checkout_wait = Histogram(
+            f"{p}_checkout_wait_seconds",
+            "Seconds each checked-out VM was waited for (0: served from ready)",
+            ["pool"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
         self.returns = Counter(f"{p}_returns", "VMs returned through DELETE /vm", ["result"], registry=r)
         self.clone_seconds = Histogram(
             f"{p}_clone_seconds", "Clone duration", ["pool"], buckets=BOOT_BUCKETS, registry=r
@@ -64,6 +73,10 @@ class PrometheusMetrics(Metrics):
 
     def returned(self, result: str) -> None:
         self.returns.labels(result).inc()
+
+    def checkout_waited(self, pool: str, seconds: float, count: int = 1) -> None:
+        for _ in range(count):
+            self.checkout_wait.labels(pool).observe(seconds)
 
     def cloned(self, pool: str, seconds: float) -> None:
         self.clone_seconds.labels(pool).observe(seconds)

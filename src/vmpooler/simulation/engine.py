@@ -58,6 +58,8 @@ class Result:
     waits: list[float] = field(default_factory=list)
     #: when each of those requests came (seconds into the trace), to find where the waits were
     arrived: list[float] = field(default_factory=list)
+    #: and whose they were
+    owners: list[str] = field(default_factory=list)
     #: VMs handed to each owner
     served: dict[str, int] = field(default_factory=dict)
     idle_vm_seconds: float = 0.0
@@ -129,6 +131,7 @@ class _Pool:
                 self.running += request.count
                 self.result.waits.append(self.now - request.since)
                 self.result.arrived.append(request.since - self.start)
+                self.result.owners.append(request.owner)
                 self.result.served[request.owner] = self.result.served.get(request.owner, 0) + request.count
                 for _ in range(request.count):
                     self.schedule(self.now + self.settings.hold.draw(self.hold_rng), _Kind.JOB_END)

@@ -60,6 +60,25 @@ class AutoscaleStore:
             log.warning("pool %s: stored autoscale profile ignored, learning afresh: %s", pool, exc)
             return Profile()
 
+    async def publish(self, pool: str, decision: dict[str, object]) -> None:
+        """The manager's latest decision for /status (target, reason, when, idle VM-seconds per checkout)."""
+        async with translated():
+            await self.client.hset(keys.AUTOSCALE_DECISIONS, pool, json.dumps(decision, separators=(",", ":")))
+
+    async def decisions(self) -> dict[str, dict[str, Any]]:
+        """Every pool's latest decision; one unreadable (by hand, another version) is left out."""
+        async with translated():
+            stored = await self.client.hgetall(keys.AUTOSCALE_DECISIONS)
+        out = {}
+        for pool, text in stored.items():
+            try:
+                decision = json.loads(str(text))
+            except ValueError:
+                continue
+            if isinstance(decision, dict):
+                out[str(pool)] = decision
+        return out
+
     async def save(self, pool: str, profile: Profile) -> None:
         async with translated():
             await self.client.set(keys.autoscale_profile(pool), dump_profile(profile))

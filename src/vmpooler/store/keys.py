@@ -180,6 +180,17 @@ def autoscale_profile(pool: str) -> str:
     return f"{PREFIX}autoscale__{pool}"
 
 
+#: ours: pool -> JSON of its manager's latest autoscale decision (target, reason, idle VM-seconds per
+#: checkout), for /status
+AUTOSCALE_DECISIONS = f"{PREFIX}autoscale_decisions"
+
+
+def checkout_waits(pool: str) -> str:
+    """Ours: a pool's checkouts per hour and those that waited longer than its autoscale target
+    (fields ``n:<hour>``, ``late:<hour>``), for SLO attainment and burn rate."""
+    return f"{PREFIX}checkout_waits__{pool}"
+
+
 def history_lock(minute: int) -> str:
     return f"{PREFIX}history_lock__{minute}"
 

@@ -11,8 +11,10 @@ from typing import Any
 from vmpooler.config import Settings
 from vmpooler.limits import pool_sizes
 from vmpooler.states import VMState
+from vmpooler.store.autoscale import AutoscaleStore
 from vmpooler.store.redis import Store
 from vmpooler.store.stats import DayDurations
+from vmpooler.store.waits import WaitStore
 
 SECTIONS = ("boot", "capacity", "clone", "pools", "queue", "status")
 #: a report is reused this long unless this process changed something first (then at once); other
@@ -129,6 +131,7 @@ class StatusService:
                 report[kind] = duration_stats((await self.store.stats.durations(kind, today))[0])
         if "pools" in wanted:
             lastboot = await self.store.lastboot()
+            autoscaled = await self._autoscale_entries(now)
             report["pools"] = {}
             for pool in self.settings.pools:
                 entry: dict[str, Any] = {
@@ -142,8 +145,31 @@ class StatusService:
                     entry["alias"] = pool.alias_as_configured
                 if pool.name in health:
                     entry["degraded"] = health[pool.name]
+                if pool.name in autoscaled:
+                    entry["autoscale"] = autoscaled[pool.name]
                 report["pools"][pool.name] = entry
         return dict(sorted(report.items()))
+
+    async def _autoscale_entries(self, now: float) -> dict[str, dict[str, Any]]:
+        """Each autoscaled pool's bounds, the manager's latest decision, and the last day's SLO figures."""
+        pools = {p.name: p.autoscale for p in self.settings.pools if p.autoscale is not None}
+        if not pools:
+            return {}
+        decisions = await AutoscaleStore(self.store.client).decisions()
+        slo = await WaitStore(self.store.client).attainment(list(pools), now)
+        out = {}
+        for name, scale in pools.items():
+            decided = decisions.get(name, {})
+            out[name] = {
+                **scale.model_dump(),
+                "target": decided.get("target"),
+                "reason": decided.get("reason"),
+                "idle_vm_seconds_per_checkout": decided.get("idle_vm_seconds_per_checkout"),
+                "checkouts_24h": slo[name].checkouts,
+                "slo_attainment_24h": round(slo[name].attainment, 4),
+                "burn_rate_24h": round(slo[name].burn_rate, 2),
+            }
+        return out
 
     async def poolstat(self, names: list[str]) -> dict[str, Any]:
         """``{pools: {pool: {ready, max, alias}}}`` for the pools named (by name or alias)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +16,13 @@ from typing import Any
 from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
-from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, StoreError, Unauthorized
 from vmpooler.limits import LIFETIME_CEILING_HOURS, lifetime_limit
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.records import VMRecord, rfc3339
 from vmpooler.store.redis import Store
+from vmpooler.store.waits import WaitStore
 
 # always used with fullmatch: `$` also matches before a final newline, so "team\n" passed as a name
 POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -158,11 +161,23 @@ class VMService:
                 pool=short,
             )
         self.on_change()
+        await self.record_waits([pool for pool, _ in taken], 0.0)
         for pool, _ in taken:
             self.metrics.checkout(pool, "success")
             if owner is not None and self.settings.config.usage_stats:
                 self.metrics.usage(owner.user, "allocate", pool)
         return [Checkout(names[i], pool, vm) for i, (pool, vm) in enumerate(taken)]
+
+    async def record_waits(self, pools: list[str], waited: float) -> None:
+        """The wait of checked-out VMs (one entry of ``pools`` per VM): the histogram, and for autoscaled
+        pools the SLO counts. A store failure here must not fail the checkout that already happened."""
+        counts = Counter(pools)
+        for pool, count in counts.items():
+            self.metrics.checkout_waited(pool, waited, count)
+        targets = {p.name: p.autoscale.target_wait_p95_s for p in self.settings.pools if p.autoscale is not None}
+        if targets.keys() & counts.keys():
+            with contextlib.suppress(StoreError):
+                await WaitStore(self.store.client).record(counts, waited, targets, self.clock())
 
     def domain_of(self, pool: str) -> str | None:
         config = self.settings.pool(pool)
