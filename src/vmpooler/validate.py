@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vmpooler.auth import build_backend
+from vmpooler.auth.oidc_config import read_oidc
 from vmpooler.auth.policy import read_policy
 from vmpooler.config import VSPHERE_KEYS, Settings, describe, enabled_limits, evaluate_source
 from vmpooler.errors import ConfigError
@@ -36,6 +37,7 @@ def problems(settings: Settings, load_provider: LoadProvider = registry.load) ->
         *provider_problems(settings, load_provider),
         *_raised(lambda: build_backend(settings.auth)),
         *_raised(lambda: read_policy(settings.auth)),
+        *_raised(lambda: read_oidc(settings.auth)),
         *_raised(lambda: enabled_limits(settings)),
     ]
 

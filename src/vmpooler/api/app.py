@@ -40,6 +40,8 @@ from vmpooler.api.services.summary import SummaryService
 from vmpooler.api.services.vms import VMService
 from vmpooler.api.shapes import V1, V2, V3, Flavor
 from vmpooler.auth import AuthBackend, build_backend
+from vmpooler.auth.oidc import OidcVerifier
+from vmpooler.auth.oidc_config import read_oidc
 from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import TokenService
 from vmpooler.config import Settings, describe, enabled_limits
@@ -85,7 +87,10 @@ def create_app(
     metrics = metrics if metrics is not None else build_metrics(settings)
     app.state.metrics = metrics
     backend = auth_backend if auth_backend is not None else build_backend(settings.auth)
-    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock, read_policy(settings.auth)))
+    policy = read_policy(settings.auth)
+    issuers = read_oidc(settings.auth)
+    oidc = OidcVerifier(issuers, policy.is_admin, clock) if issuers and backend is not None else None
+    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock, policy), oidc)
     app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None, metrics=metrics)
     app.state.status = StatusService(settings, store, clock)
     app.state.runtime_config = RuntimeConfig(settings, store, clock)
