@@ -31,6 +31,7 @@ from vmpooler.api.routes import status as status_routes
 from vmpooler.api.routes import tokens as token_routes
 from vmpooler.api.routes import vm_tasks as vm_task_routes
 from vmpooler.api.routes import vms as vm_routes
+from vmpooler.api.routes import webhooks as webhook_routes
 from vmpooler.api.services.dashboard import DashboardService
 from vmpooler.api.services.feed import DashboardFeed
 from vmpooler.api.services.ondemand import OndemandService
@@ -38,6 +39,7 @@ from vmpooler.api.services.runtime_config import RuntimeConfig
 from vmpooler.api.services.status import StatusService
 from vmpooler.api.services.summary import SummaryService
 from vmpooler.api.services.vms import VMService
+from vmpooler.api.services.webhooks import WebhookService
 from vmpooler.api.shapes import V1, V2, V3, Flavor
 from vmpooler.auth import AuthBackend, build_backend
 from vmpooler.auth.oidc import OidcVerifier
@@ -49,6 +51,7 @@ from vmpooler.errors import ApiError, StoreError, StoreUnavailable
 from vmpooler.metrics import Metrics, build_metrics
 from vmpooler.metrics.sections import PrometheusSection
 from vmpooler.store.redis import Store
+from vmpooler.store.webhooks import WebhookStore
 
 log = logging.getLogger("vmpooler.api")
 
@@ -99,6 +102,7 @@ def create_app(
     app.state.summary = SummaryService(store, clock)
     app.state.dashboard = DashboardService(settings, store, clock)
     app.state.dashboard_feed = DashboardFeed(settings, store, app.state.status, clock)
+    app.state.webhooks = WebhookService(settings, WebhookStore(store.client), auth_enabled=backend is not None)
 
     # each router is built once and included under every prefix that serves it: building the routes is
     # most of create_app's time (FastAPI compiles a validator per parameter), and a mount only prefixes them
@@ -112,6 +116,7 @@ def create_app(
         # the VM task routes before the VM routes: POST /vm/{pools} would otherwise take /vm/<host>/snapshot
         for router in (vm_tasks, vms, config, ondemand, status, tokens):
             app.include_router(router, prefix=prefix)
+    app.include_router(webhook_routes.router(), prefix=API_PREFIX)  # a new route: v3 only
     prometheus_path = (settings.prometheus or PrometheusSection()).prometheus_endpoint
     app.include_router(status_routes.health_router(prometheus_path))
 

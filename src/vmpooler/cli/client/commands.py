@@ -5,6 +5,7 @@
     vmpooler snapshot HOST                vmpooler revert HOST ID       vmpooler disk HOST SIZE_GB
     vmpooler status                       vmpooler ssh HOST|POOL
     vmpooler token get|list|status|delete vmpooler ondemand debian=2 --wait | status ID | cancel ID
+    vmpooler webhooks [log NAME | redeliver NAME ID]   (admins)
 
 Every verb takes ``--url``/``--token``/``--user``/``--service`` (see :mod:`vmpooler.cli.client.config`),
 ``--json`` for machine-readable output and ``--debug`` for tracebacks. Output is a Rich table on a
@@ -34,6 +35,7 @@ from vmpooler.cli.client.session import (
 )
 from vmpooler.cli.client.ssh import ssh
 from vmpooler.cli.client.tokens import token_app
+from vmpooler.cli.client.webhooks import webhooks_app
 from vmpooler.errors import ApiError, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -318,6 +320,7 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_)
     app.add_typer(ondemand_app, name="ondemand")
     app.add_typer(token_app, name="token")
+    app.add_typer(webhooks_app, name="webhooks")
 
 
 __all__ = ["register"]
