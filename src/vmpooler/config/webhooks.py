@@ -45,7 +45,7 @@ class WebhookSettings(BaseModel):
     timeout_s: float = Field(5.0, gt=0, le=60, description="Seconds one delivery may take before it counts as failed.")
     max_attempts: int = Field(8, ge=1, le=30, description="Attempts before the event goes to the dead letters.")
     concurrency: int = Field(
-        4, ge=1, le=64, description="Deliveries in flight to this hook at once: a slow receiver waits only for itself."
+        8, ge=1, le=64, description="Deliveries in flight to this hook at once: a slow receiver waits only for itself."
     )
 
     @model_validator(mode="after")
