@@ -19,7 +19,8 @@ from tests.support.servers import ApiThread
 from tests.support.waiting import until_sync
 from tests.support.webhooks import DispatcherThread, Receiver, emit
 from vmpooler.config import parse_settings
-from vmpooler.config.webhooks import WebhookSettings, secret_key
+from vmpooler.config.webhooks import WebhookSettings, secret_key, webhook_problems
+from vmpooler.errors import ConfigError
 from vmpooler.store import keys
 from vmpooler.webhooks import verify
 
@@ -153,3 +154,14 @@ def test_a_killed_managers_pending_deliveries_are_sent_by_another(
     assert {item.headers["webhook-id"] for item in receiver.answered(200)} == set(sent)
     assert all(verify(KEY, item.headers, item.body) for item in receiver.answered(200))
     assert client.xpending(keys.EVENT_STREAM, keys.webhook_group("ci"))["pending"] == 0
+
+
+def test_a_wrong_webhook_entry_names_its_key_path() -> None:
+    bad = [{"name": "a", "url": "ftp://x", "secret": SECRET}, {"name": "b", "url": "http://x"}]
+    with pytest.raises(ConfigError) as raised:
+        parse_settings({"webhooks": bad}, env={})
+    problems = "\n".join(raised.value.problems)
+    assert "webhooks[0].url" in problems and "webhooks[1]" in problems and "secret_env" in problems
+    settings, _ = parse_settings({"webhooks": [{"name": "a", "url": "http://x", "secret_env": "HOOK_SECRET"}]}, env={})
+    assert webhook_problems(settings.webhooks, env={}) == ["webhooks.a.secret_env: the variable HOOK_SECRET is not set"]
+    assert webhook_problems(settings.webhooks, env={"HOOK_SECRET": "s3cret-value"}) == []
