@@ -3,6 +3,7 @@ redelivery, and a killed manager's pending deliveries sent by another worker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -15,13 +16,14 @@ import pytest
 import redis
 
 from tests.support.processes import VMPOOLER, VmpoolerProcess, write_config
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, make_store
 from tests.support.waiting import until_sync
 from tests.support.webhooks import DispatcherThread, Receiver, emit
 from vmpooler.config import parse_settings
 from vmpooler.config.webhooks import WebhookSettings, secret_key, webhook_problems
 from vmpooler.errors import ConfigError
 from vmpooler.store import keys
+from vmpooler.store.webhooks import WebhookStore
 from vmpooler.webhooks import verify
 
 SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="  # base64 of "secret-key-for-tests-only"
@@ -40,6 +42,10 @@ def client(redis_port: int) -> Iterator[redis.Redis]:
     connection.close()
 
 
+def pending(client: redis.Redis, hook: str) -> int:
+    return int(client.xpending(keys.EVENT_STREAM, keys.webhook_group(hook))["pending"])
+
+
 def test_deliveries_are_signed_filtered_and_retried_after_500(client: redis.Redis, redis_port: int) -> None:
     with (
         Receiver("ok", fail_first=2) as receiver,
@@ -49,6 +55,8 @@ def test_deliveries_are_signed_filtered_and_retried_after_500(client: redis.Redi
         emit(client, "vm.ready", pool="other")  # not this pool
         wanted = emit(client, "vm.checked_out", vm="vm7", owner="alice", lifetime=2)
         until_sync(lambda: receiver.answered(200), "a delivery answered 200", timeout=10)
+        # every entry of the hook's group is acknowledged, the skipped ones too
+        until_sync(lambda: pending(client, "ci") == 0, "every entry acknowledged", timeout=10)
         attempts = list(receiver.received)
     assert [item.status for item in attempts] == [500, 500, 200]
     assert {item.headers["webhook-id"] for item in attempts} == {wanted}  # one message id across retries
@@ -65,8 +73,14 @@ def test_deliveries_are_signed_filtered_and_retried_after_500(client: redis.Redi
         "at": pytest.approx(time.time(), abs=30),
         "data": {"lifetime": 2},
     }
-    # every entry of the hook's group was acknowledged, the skipped ones too
-    assert client.xpending(keys.EVENT_STREAM, keys.webhook_group("ci"))["pending"] == 0
+
+
+async def forget_idle(redis_port: int, hook: str) -> int:
+    store = make_store(redis_port)
+    try:
+        return await WebhookStore(store.client).forget_idle_consumers(hook, keep="nobody", idle_ms=0)
+    finally:
+        await store.close()
 
 
 def test_a_hanging_receiver_delays_no_other_hook(client: redis.Redis, redis_port: int) -> None:
@@ -151,9 +165,16 @@ def test_a_killed_managers_pending_deliveries_are_sent_by_another(
         (settings,) = [hook("ci", receiver.url)]
         with DispatcherThread([settings], redis_port, claim_idle_s=1.0, **FAST):
             until_sync(lambda: len(receiver.answered(200)) >= 5, "every event delivered by the survivor", timeout=15)
+            until_sync(lambda: pending(client, "ci") == 0, "every delivery acknowledged", timeout=10)
     assert {item.headers["webhook-id"] for item in receiver.answered(200)} == set(sent)
     assert all(verify(KEY, item.headers, item.body) for item in receiver.answered(200))
-    assert client.xpending(keys.EVENT_STREAM, keys.webhook_group("ci"))["pending"] == 0
+    # the dead manager's consumer holds nothing now: it is forgotten, the consumer holding entries is not
+    consumers = {c["name"].decode() for c in client.xinfo_consumers(keys.EVENT_STREAM, keys.webhook_group("ci"))}
+    assert len(consumers) == 2
+    client.xclaim(keys.EVENT_STREAM, keys.webhook_group("ci"), "holder", 0, [sent[0]], force=True)  # type: ignore[no-untyped-call]
+    assert asyncio.run(forget_idle(redis_port, "ci")) == 2
+    left = client.xinfo_consumers(keys.EVENT_STREAM, keys.webhook_group("ci"))
+    assert [c["name"].decode() for c in left] == ["holder"]
 
 
 def test_a_wrong_webhook_entry_names_its_key_path() -> None:

@@ -101,6 +101,21 @@ class WebhookStore:
         async with translated():
             await self.client.xclaim(self.stream, keys.webhook_group(hook), consumer, 0, list(entry_ids), justid=True)
 
+    async def forget_idle_consumers(self, hook: str, keep: str, idle_ms: int) -> int:
+        """Remove the group's consumers that hold nothing and have been idle ``idle_ms`` (workers of processes
+        long gone: each start is a new consumer). Holding nothing, none loses an entry; a live one that is
+        removed is made again by its next read."""
+        async with translated():
+            consumers = await self.client.xinfo_consumers(self.stream, keys.webhook_group(hook))
+            gone = [
+                str(c["name"])
+                for c in consumers
+                if c["name"] != keep and int(c["pending"]) == 0 and int(c["idle"]) >= idle_ms
+            ]
+            for name in gone:
+                await self.client.xgroup_delconsumer(self.stream, keys.webhook_group(hook), name)
+        return len(gone)
+
     async def ack(self, hook: str, entry_ids: Sequence[str]) -> None:
         """Done with these entries (delivered, or not for this hook)."""
         if entry_ids:

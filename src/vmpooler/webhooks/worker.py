@@ -36,6 +36,10 @@ log = logging.getLogger("vmpooler.webhooks")
 RETRY_BASE_S = 1.0
 #: an entry pending this long with no word from its worker is taken over by another
 CLAIM_IDLE_S = 30.0
+#: consumers (workers of earlier processes) holding nothing are forgotten after this long
+FORGET_IDLE_S = 24 * 3600.0
+#: on stop, deliveries in flight get this long to finish before they are cut short
+STOP_GRACE_S = 2.0
 #: how long one read waits for a new event (under the Redis gate's stall threshold: store/gate.py)
 BLOCK_MS = 250
 
@@ -96,8 +100,10 @@ class HookWorker:
                     await _sleep(1.0, stop)
         finally:
             keeper.cancel()
-            # deliveries cut short stay pending in the group: this worker's successor, or another
-            # manager's, sends them once they are idle long enough (at least once, never lost)
+            # a delivery about to finish may (its answer is due); one still retrying is cut short and stays
+            # pending in the group: another worker sends it once it is idle long enough (at least once)
+            if self.in_flight:
+                await asyncio.wait(list(self.in_flight.values()), timeout=STOP_GRACE_S)
             for task in self.in_flight.values():
                 task.cancel()
             await asyncio.gather(keeper, *self.in_flight.values(), return_exceptions=True)
@@ -175,12 +181,17 @@ class HookWorker:
             self.slot_freed.set()
 
     async def _keep_claims(self, stop: asyncio.Event) -> None:
-        """Tell the group, often enough, that the entries in flight are still ours (they may retry for minutes)."""
+        """Tell the group, often enough, that the entries in flight are still ours (they may retry for minutes);
+        now and then, forget the consumers of processes long gone."""
+        last_forget = float("-inf")
         while not stop.is_set():
             await _sleep(self.claim_idle_s / 3, stop)
             ours = [slot for slot in self.in_flight if not slot.startswith("redeliver:")]
             try:
                 await self.store.keep(self.name, self.consumer, ours)
+                if time.monotonic() - last_forget >= 3600:
+                    last_forget = time.monotonic()
+                    await self.store.forget_idle_consumers(self.name, self.consumer, int(FORGET_IDLE_S * 1000))
             except StoreError as exc:
                 log.warning("webhook %s: cannot renew claims: %s", self.name, exc)
 
