@@ -15,7 +15,7 @@ from tests.support.servers import ApiThread, make_store
 from vmpooler.auth.oidc import OidcRejected, OidcVerifier
 from vmpooler.auth.oidc_config import read_oidc
 from vmpooler.config import parse_settings
-from vmpooler.errors import ConfigError
+from vmpooler.errors import ConfigError, ServiceUnavailable
 from vmpooler.store.redis import Store
 
 AUDIENCE = "https://vmpooler.test"
@@ -138,6 +138,23 @@ async def test_keys_are_cached_and_fetched_again_for_an_unknown_kid(issuer: Loca
         now[0] += 11
         assert (await verifier.verify(issuer.token("unpublished", **GOOD))).user == "acme/widgets"
         assert issuer.requests.count("/jwks") == 2
+    finally:
+        await verifier.close()
+
+
+async def test_an_issuer_that_is_down_is_a_503_and_asked_again_only_after_a_pause(issuer: LocalIssuer) -> None:
+    now = [1000.0]
+    (config,) = read_oidc({"oidc": [{**oidc_section(issuer), "jwks_url": f"{issuer.url}/missing"}]})
+    verifier = OidcVerifier([config], is_admin=lambda _: False, clock=lambda: now[0])
+    try:
+        for _ in range(3):
+            with pytest.raises(ServiceUnavailable, match="cannot fetch its JWKS"):
+                await verifier.verify(issuer.token("rsa-1", **GOOD))
+        assert issuer.requests.count("/missing") == 1
+        now[0] += 11
+        with pytest.raises(ServiceUnavailable):
+            await verifier.verify(issuer.token("rsa-1", **GOOD))
+        assert issuer.requests.count("/missing") == 2
     finally:
         await verifier.close()
 

@@ -55,16 +55,28 @@ class _IssuerKeys:
         self.clock = clock
         self.keys: dict[str, jwt.PyJWK] = {}
         self.fetched_at = float("-inf")
+        self.attempted_at = float("-inf")
+        self.failure: ServiceUnavailable | None = None
         self.lock = asyncio.Lock()
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
-        stale = self.clock() - self.fetched_at > KEYS_MAX_AGE_S
-        if kid in self.keys and not stale:
+        """The key named ``kid``; None when the issuer does not publish it. ServiceUnavailable while the
+        issuer cannot be asked and the key is not known from before."""
+        if kid in self.keys and self.clock() - self.fetched_at <= KEYS_MAX_AGE_S:
             return self.keys[kid]
         async with self.lock:  # concurrent requests with a new kid share one fetch
-            since = self.clock() - self.fetched_at
-            if since > KEYS_MAX_AGE_S or (kid not in self.keys and since >= REFETCH_INTERVAL_S):
-                await self._fetch()
+            now = self.clock()
+            wanted = kid not in self.keys or now - self.fetched_at > KEYS_MAX_AGE_S
+            # failed fetches count too: an issuer that is down is asked again only every REFETCH_INTERVAL_S
+            if wanted and now - self.attempted_at >= REFETCH_INTERVAL_S:
+                self.attempted_at = now
+                try:
+                    await self._fetch()
+                    self.failure = None
+                except ServiceUnavailable as exc:
+                    self.failure = exc  # keys known from before stay usable meanwhile
+            if kid not in self.keys and self.failure is not None:
+                raise self.failure
             return self.keys.get(kid)
 
     async def _fetch(self) -> None:
