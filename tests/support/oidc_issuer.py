@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -13,6 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@functools.cache
+def _generated(kid: str, algorithm: str) -> PrivateKey:
+    """A key made in this test run, once per kid (an RSA key takes a while to make)."""
+    if algorithm == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 class LocalIssuer:
@@ -49,11 +58,7 @@ class LocalIssuer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def add_key(self, kid: str, algorithm: str = "RS256", *, publish: bool = True) -> None:
-        if algorithm == "RS256":
-            private: PrivateKey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        else:
-            private = ec.generate_private_key(ec.SECP256R1())
-        self.keys[kid] = (algorithm, private)
+        self.keys[kid] = (algorithm, _generated(kid, algorithm))
         if publish:
             self.published.add(kid)
 
