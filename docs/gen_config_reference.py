@@ -39,10 +39,12 @@ from pydantic_core import PydanticUndefined
 
 from vmpooler import config
 from vmpooler.auth.ldap import LdapSettings
+from vmpooler.auth.oidc_config import OidcIssuer
 from vmpooler.auth.policy import AuthPolicy
 from vmpooler.config import effect as config_effect
 from vmpooler.config import env as config_env
 from vmpooler.config.rate_limits import RateLimits
+from vmpooler.config.webhooks import WebhookSettings
 from vmpooler.config.settings import INHERITED
 from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 from vmpooler.providers import registry
@@ -129,11 +131,22 @@ def render(current: str = "") -> str:
         f"from the name; env `{_first_var('auth')}`) — and, for `ldap`, this `:ldap:` mapping.",
     )
     out += _section(
+        ":auth: → :oidc:",
+        OidcIssuer,
+        note="A list: each entry an issuer whose OIDC ID tokens (CI jobs') are accepted in place of a token; see "
+        "[OIDC for CI jobs](oidc.md).",
+    )
+    out += _section(
         ":rate_limits:",
         RateLimits,
         note="`global_per_ip` counts every request per client address, `authenticated` the requests with a "
         "token per token, `vm_creation` checkouts and `vm_deletion` returns per address; over a limit the API "
         "answers 429. `trusted_proxies` are peers whose `X-Forwarded-For` names the client.",
+    )
+    out += _section(
+        ":webhooks:",
+        WebhookSettings,
+        note="A list: each entry a receiver of lifecycle events, signed; see [Webhooks](webhooks.md).",
     )
     for name, model in METRIC_SECTIONS.items():
         variables = {key: var for var, key in config_env.OPTIONAL_SECTION_VARS.get(name, {}).items()}
@@ -235,7 +248,17 @@ def _model_of(annotation: Any) -> type[BaseModel]:
 
 def _free_form_sections() -> list[str]:
     out = []
-    typed = {"config", "pools", "dns_configs", "redis", "auth", "rate_limits", "providers", *METRIC_SECTIONS}
+    typed = {
+        "config",
+        "pools",
+        "dns_configs",
+        "redis",
+        "auth",
+        "rate_limits",
+        "providers",
+        "webhooks",
+        *METRIC_SECTIONS,
+    }
     for name, info in config.Settings.model_fields.items():
         if name in typed:
             continue

@@ -26,6 +26,7 @@ from vmpooler.providers import registry
 from vmpooler.store.connection import client_for
 from vmpooler.store.embedded import EmbeddedRedis
 from vmpooler.store.redis import Store
+from vmpooler.webhooks import WebhookDispatcher
 
 log = logging.getLogger("vmpooler")
 
@@ -131,6 +132,9 @@ async def run(launch: Launch) -> None:
         if roles.manager:
             manager = Manager(settings, manager_store, providers, metrics=metrics)
             tasks.append(asyncio.create_task(manager.run(stop), name="manager"))
+            if settings.webhooks:
+                hooks = WebhookDispatcher(settings.webhooks, manager_store.client)
+                tasks.append(asyncio.create_task(hooks.run(stop), name="webhooks"))
         if roles.api:
             app = create_app(settings, store, metrics=metrics)
             config = uvicorn.Config(

@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from vmpooler.auth import build_backend
+from vmpooler.auth.oidc_config import read_oidc
 from vmpooler.auth.policy import read_policy
 from vmpooler.config import VSPHERE_KEYS, Settings, describe, enabled_limits, evaluate_source
+from vmpooler.config.webhooks import webhook_problems
 from vmpooler.errors import ConfigError
 from vmpooler.providers import registry
 from vmpooler.providers.base import Provider
@@ -36,7 +38,9 @@ def problems(settings: Settings, load_provider: LoadProvider = registry.load) ->
         *provider_problems(settings, load_provider),
         *_raised(lambda: build_backend(settings.auth)),
         *_raised(lambda: read_policy(settings.auth)),
+        *_raised(lambda: read_oidc(settings.auth)),
         *_raised(lambda: enabled_limits(settings)),
+        *webhook_problems(settings.webhooks),
     ]
 
 

@@ -33,6 +33,7 @@ from vmpooler.api.routes import status as status_routes
 from vmpooler.api.routes import tokens as token_routes
 from vmpooler.api.routes import vm_tasks as vm_task_routes
 from vmpooler.api.routes import vms as vm_routes
+from vmpooler.api.routes import webhooks as webhook_routes
 from vmpooler.api.services.dashboard import DashboardService
 from vmpooler.api.services.event_stream import EventStreams
 from vmpooler.api.services.feed import DashboardFeed
@@ -41,8 +42,11 @@ from vmpooler.api.services.runtime_config import RuntimeConfig
 from vmpooler.api.services.status import StatusService
 from vmpooler.api.services.summary import SummaryService
 from vmpooler.api.services.vms import VMService
+from vmpooler.api.services.webhooks import WebhookService
 from vmpooler.api.shapes import V1, V2, V3, Flavor
 from vmpooler.auth import AuthBackend, build_backend
+from vmpooler.auth.oidc import OidcVerifier
+from vmpooler.auth.oidc_config import read_oidc
 from vmpooler.auth.policy import read_policy
 from vmpooler.auth.tokens import TokenService
 from vmpooler.config import Settings, describe, enabled_limits
@@ -51,6 +55,7 @@ from vmpooler.errors import ApiError, StoreError, StoreUnavailable
 from vmpooler.metrics import Metrics, build_metrics
 from vmpooler.metrics.sections import PrometheusSection
 from vmpooler.store.redis import Store
+from vmpooler.store.webhooks import WebhookStore
 
 log = logging.getLogger("vmpooler.api")
 
@@ -89,7 +94,10 @@ def create_app(
     metrics = metrics if metrics is not None else build_metrics(settings)
     app.state.metrics = metrics
     backend = auth_backend if auth_backend is not None else build_backend(settings.auth)
-    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock, read_policy(settings.auth)))
+    policy = read_policy(settings.auth)
+    issuers = read_oidc(settings.auth)
+    oidc = OidcVerifier(issuers, policy.is_admin, clock) if issuers and backend is not None else None
+    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock, policy), oidc)
     app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None, metrics=metrics)
     app.state.status = StatusService(settings, store, clock)
     app.state.runtime_config = RuntimeConfig(settings, store, clock)
@@ -101,6 +109,7 @@ def create_app(
     app.state.event_streams = EventStreams(
         store, settings.config.events_max_streams, settings.config.events_keepalive_seconds
     )
+    app.state.webhooks = WebhookService(settings, WebhookStore(store.client), auth_enabled=backend is not None)
 
     # each router is built once and included under every prefix that serves it: building the routes is
     # most of create_app's time (FastAPI compiles a validator per parameter), and a mount only prefixes them
@@ -115,6 +124,7 @@ def create_app(
         for router in (vm_tasks, vms, config, ondemand, status, tokens):
             app.include_router(router, prefix=prefix)
     app.include_router(event_routes.router(), prefix=API_PREFIX)  # new routes: v3 only
+    app.include_router(webhook_routes.router(), prefix=API_PREFIX)
     prometheus_path = (settings.prometheus or PrometheusSection()).prometheus_endpoint
     app.include_router(status_routes.health_router(prometheus_path))
 

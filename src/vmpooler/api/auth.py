@@ -1,4 +1,5 @@
-"""Who is calling: HTTP basic auth checked by the auth backend, and X-AUTH-TOKEN checked by the token service.
+"""Who is calling: HTTP basic auth checked by the auth backend, X-AUTH-TOKEN checked by the token service,
+and an OIDC ID token (``Authorization: Bearer``, or in X-AUTH-TOKEN) checked by the OIDC verifier.
 
 Either way the answer says whether the caller is an admin: named in ``:auth: admins`` or, for basic
 auth and for tokens made since, in the backend's admin group (see vmpooler.auth.policy).
@@ -14,6 +15,7 @@ from starlette.requests import Request
 
 from vmpooler.api.audit_notes import note
 from vmpooler.auth.base import AuthBackend, Login
+from vmpooler.auth.oidc import OidcVerifier, looks_like_jwt
 from vmpooler.auth.tokens import Identity, TokenService
 from vmpooler.errors import AuthUnavailable, BadRequest, NotFound, ServiceUnavailable, Unauthorized
 
@@ -25,9 +27,10 @@ TOKEN_HEADER = "X-AUTH-TOKEN"
 class ApiAuth:
     """Authentication is on only when the configuration has an ``:auth:`` section."""
 
-    def __init__(self, backend: AuthBackend | None, tokens: TokenService) -> None:
+    def __init__(self, backend: AuthBackend | None, tokens: TokenService, oidc: OidcVerifier | None = None) -> None:
         self.backend = backend
         self.tokens = tokens
+        self.oidc = oidc
 
     @property
     def enabled(self) -> bool:
@@ -68,13 +71,22 @@ class ApiAuth:
         """The caller's token identity. Without ``:auth:`` a token is ignored, as the original does."""
         if not self.enabled:
             return None
-        value = request.headers.get(TOKEN_HEADER)
+        value = request.headers.get(TOKEN_HEADER) or _bearer(request)
         if not value:
             if required:
                 raise Unauthorized(f"this needs a token: send it in the {TOKEN_HEADER} header (POST /token makes one)")
             return None
-        identity = await self.tokens.verify(value.strip())
+        value = value.strip()
+        if self.oidc is not None and self.oidc.enabled and looks_like_jwt(value):
+            return await self.oidc.verify(value)
+        identity = await self.tokens.verify(value)
         if identity is None:
             raise Unauthorized(f"the {TOKEN_HEADER} token is not valid (unknown or deleted)")
         note(request, user=identity.user)
         return identity
+
+
+def _bearer(request: Request) -> str | None:
+    """The credential of ``Authorization: Bearer <credential>`` (basic auth is the token routes' business)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return (credential.strip() or None) if scheme.lower() == "bearer" else None

@@ -18,6 +18,7 @@ from pydantic import (
 from vmpooler.config.autoscale import AutoscaleSettings
 from vmpooler.config.globals import GlobalSettings
 from vmpooler.config.redis import RedisSettings
+from vmpooler.config.webhooks import WebhookSettings
 from vmpooler.domain import PoolTarget
 from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
 
@@ -182,6 +183,9 @@ class Settings(BaseModel):
     )
     rate_limits: dict[str, Any] | None = Field(
         None, description="Request limits (below); on with `enabled: true` here or `:config: rate_limiting_enabled`."
+    )
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="Where lifecycle events are POSTed, signed (see docs/webhooks.md)."
     )
 
     #: whether the configuration has a ``:pools:`` section; without one the pools are read from Redis

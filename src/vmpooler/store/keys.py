@@ -220,3 +220,33 @@ EVENT_STREAM = f"{PREFIX}events"
 
 #: ours: the audit trail (docs/audit.md): one entry per state-changing request or refusal
 AUDIT_STREAM = f"{PREFIX}audit"
+
+
+def webhook_group(hook: str) -> str:
+    """Ours, not a key: the consumer group on ``EVENT_STREAM`` a webhook's deliveries read through."""
+    return f"{PREFIX}webhook__{hook}"
+
+
+def webhook_log(hook: str) -> str:
+    """Ours: a webhook's recent delivery attempts, newest first, as JSON (a capped list)."""
+    return f"{PREFIX}webhook_log__{hook}"
+
+
+def webhook_stats(hook: str) -> str:
+    """Ours: a webhook's counters (delivered, failed attempts, dead) and its last success and error."""
+    return f"{PREFIX}webhook_stats__{hook}"
+
+
+def webhook_dead(hook: str) -> str:
+    """Ours: a webhook's dead letters: event id -> JSON of the event and its last error."""
+    return f"{PREFIX}webhook_dead__{hook}"
+
+
+def webhook_dead_order(hook: str) -> str:
+    """Ours: zset of a webhook's dead letters by when they died, so the oldest go first past the cap."""
+    return f"{PREFIX}webhook_dead_order__{hook}"
+
+
+def webhook_redeliver(hook: str) -> str:
+    """Ours: events an admin asked to send again to a webhook (JSON), taken by a delivery worker."""
+    return f"{PREFIX}webhook_redeliver__{hook}"

@@ -6,6 +6,7 @@
     vmpooler status                       vmpooler ssh HOST|POOL
     vmpooler token get|list|status|delete vmpooler ondemand debian=2 --wait | status ID | cancel ID
     vmpooler events [--follow] [--pool P] [--type vm.]                     vmpooler audit [--by USER] [--vm HOST]
+    vmpooler webhooks [log NAME | redeliver NAME ID]   (admins)
 
 Every verb takes ``--url``/``--token``/``--user``/``--service`` (see :mod:`vmpooler.cli.client.config`),
 ``--json`` for machine-readable output and ``--debug`` for tracebacks. Output is a Rich table on a
@@ -36,6 +37,7 @@ from vmpooler.cli.client.session import (
 )
 from vmpooler.cli.client.ssh import ssh
 from vmpooler.cli.client.tokens import token_app
+from vmpooler.cli.client.webhooks import webhooks_app
 from vmpooler.errors import ApiError, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -322,6 +324,7 @@ def register(app: typer.Typer) -> None:
     app.command("audit")(audit)
     app.add_typer(ondemand_app, name="ondemand")
     app.add_typer(token_app, name="token")
+    app.add_typer(webhooks_app, name="webhooks")
 
 
 __all__ = ["register"]
