@@ -28,6 +28,7 @@ from tests.support.processes import wait_until
 from tests.support.servers import start_redis
 from vmpooler.config import pools_from_records
 from vmpooler.providers.dummy_original import from_original
+from vmpooler.store.records import VMRecord
 
 #: the first test also waits for both services to start and fill (the suite's 120 s is too short on a busy machine)
 pytestmark = pytest.mark.timeout(420)
@@ -45,6 +46,7 @@ class Seen:
     lent: dict[str, str] = field(default_factory=dict)  # role -> VM name
     tokens: dict[str, str] = field(default_factory=dict)  # user -> token made by the original
     pool_records: dict[str, dict[str, str]] = field(default_factory=dict)  # as the original published them
+    vm_record: dict[str, str] = field(default_factory=dict)  # alice's VM's hash, as the original wrote it
     ours: dict[str, Any] = field(default_factory=dict)
     back: dict[str, Any] = field(default_factory=dict)
 
@@ -88,6 +90,7 @@ def phase_original(api: httpx.Client, client: redis.Redis, seen: Seen) -> None:
     vm = seen.lent["alice"]
     assert api.put(f"/api/v3/vm/{vm}", headers=alice, json={"lifetime": "5", "tags": {"team": "qa"}}).json()["ok"]
     assert api.post("/api/v3/config/poolsize", headers=alice, json={"conf-b": "4"}).status_code == 201
+    seen.vm_record = client.hgetall(f"vmpooler__vm__{vm}")
     # the original refills what was lent and grows conf-b to its new size
     wait_until(
         lambda: len(members(client, "conf-a", "ready")) >= 3 and len(members(client, "conf-b", "ready")) >= 4,
@@ -189,6 +192,15 @@ def test_lent_vms_stay_running_with_their_lifetime_and_tags(handover: Seen) -> N
     assert {role: reply.status_code for role, reply in queries.items()} == dict.fromkeys(handover.lent, 200)
     alices = queries["alice"].json()[handover.lent["alice"]]
     assert alices["state"] == "running" and alices["lifetime"] == 5 and alices["tags"] == {"team": "qa"}
+
+
+def test_the_originals_vm_record_reads_typed(handover: Seen) -> None:
+    record = VMRecord.from_hash(handover.vm_record)
+    assert record.other == {}, "a field the original writes that VMRecord does not know"
+    assert (record.pool, record.user, record.token, record.lifetime) == ("conf-a", "alice", handover.tokens["alice"], 5)
+    assert record.tags == {"team": "qa"} and record.clone and record.ready and record.checkout
+    # written back, nothing is lost (times come back in UTC, whatever zone the original wrote them in)
+    assert record.fields().keys() == handover.vm_record.keys() and VMRecord.from_hash(record.fields()) == record
 
 
 def test_lent_vms_keep_their_owner(handover: Seen) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
+from pathlib import Path
 
 import pytest
 
 from vmpooler.states import VMState
 from vmpooler.store import keys
 
-SCRIPTS = sorted(p for p in resources.files("vmpooler.store").joinpath("scripts").iterdir() if p.name.endswith(".lua"))
+#: every script, those of its subfolders (shared Lua) too
+SCRIPTS = sorted((Path(keys.__file__).parent / "scripts").rglob("*.lua"))
 #: a Lua string literal, single- or double-quoted, on one line
 _LUA_STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 
@@ -25,7 +26,7 @@ def test_the_scripts_are_found() -> None:
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_no_script_spells_a_key_name(script: resources.abc.Traversable) -> None:
+def test_no_script_spells_a_key_name(script: Path) -> None:
     source = script.read_text("utf-8")
     assert keys.PREFIX not in source
     # the separator of a composed name ('__' as in vmpooler__ready__<pool>) is a key name half-spelled

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 
 from vmpooler.config import Settings
 from vmpooler.manager.cadence import every
@@ -107,7 +106,7 @@ class OndemandProvisioner:
                 taken = await self.store.checkout(
                     [[pool]],
                     self.clock(),
-                    replace(vm, pool_alias=alias).fields(),
+                    vm._replace(pool_alias=alias).fields(),
                     token_id=record.get(VMField.TOKEN) or None,
                     ondemand=(request_id, alias, pool),
                     lifetime_hours=vm.lifetime_hours(cfg.vm_lifetime),
