@@ -133,6 +133,8 @@ def test_dead_letters_are_shown_to_admins_and_redelivered(client: redis.Redis, r
                 assert refused.status_code == 403 and refused.json()["ok"] is False
                 missing = api.post("/api/v3/webhooks/ops/redeliver/1-1", headers={"X-AUTH-TOKEN": admin})
                 assert missing.status_code == 404 and "neither a dead letter" in missing.json()["error"]
+                last = api.post("/api/v3/webhooks/ops/redeliver/+", headers={"X-AUTH-TOKEN": admin})
+                assert last.status_code == 404  # not "the stream's last entry", as XRANGE would read it
 
                 receiver.mode = "ok"  # the receiver is fixed; an admin sends the event again, from the CLI
                 cli = [VMPOOLER, "webhooks", "--url", server.url, "--token", admin, "--json"]
