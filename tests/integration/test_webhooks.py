@@ -58,6 +58,11 @@ def test_deliveries_are_signed_filtered_and_retried_after_500(client: redis.Redi
         # every entry of the hook's group is acknowledged, the skipped ones too
         until_sync(lambda: pending(client, "ci") == 0, "every entry acknowledged", timeout=10)
         attempts = list(receiver.received)
+        client.delete(keys.EVENT_STREAM)  # the group goes with it (a FLUSHALL): the worker makes it again
+        until_sync(lambda: client.exists(keys.EVENT_STREAM), "the group made again", timeout=10)
+        later = emit(client, "vm.returned", vm="vm7")
+        until_sync(lambda: len(receiver.answered(200)) == 2, "the next event delivered", timeout=10)
+        assert receiver.answered(200)[1].event["id"] == later
     assert [item.status for item in attempts] == [500, 500, 200]
     assert {item.headers["webhook-id"] for item in attempts} == {wanted}  # one message id across retries
     final = attempts[-1]
@@ -128,6 +133,8 @@ def test_dead_letters_are_shown_to_admins_and_redelivered(client: redis.Redis, r
                 assert refused.status_code == 403 and refused.json()["ok"] is False
                 missing = api.post("/api/v3/webhooks/ops/redeliver/1-1", headers={"X-AUTH-TOKEN": admin})
                 assert missing.status_code == 404 and "neither a dead letter" in missing.json()["error"]
+                last = api.post("/api/v3/webhooks/ops/redeliver/+", headers={"X-AUTH-TOKEN": admin})
+                assert last.status_code == 404  # not "the stream's last entry", as XRANGE would read it
 
                 receiver.mode = "ok"  # the receiver is fixed; an admin sends the event again, from the CLI
                 cli = [VMPOOLER, "webhooks", "--url", server.url, "--token", admin, "--json"]

@@ -98,6 +98,8 @@ class HookWorker:
                 except StoreError as exc:
                     log.warning("webhook %s: cannot read events (will retry): %s", self.name, exc)
                     await _sleep(1.0, stop)
+                    # the stream (and with it the group) may be gone: a FLUSHALL, a restore from before it
+                    await self._retrying(self.store.ensure_group, stop)
         finally:
             keeper.cancel()
             # a delivery about to finish may (its answer is due); one still retrying is cut short and stays

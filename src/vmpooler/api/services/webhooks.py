@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +13,8 @@ from vmpooler.errors import Forbidden, NotFound
 from vmpooler.store.webhooks import WebhookStore
 
 __all__ = ["WebhookService"]
+
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 class WebhookService:
@@ -31,7 +34,8 @@ class WebhookService:
     async def redeliver(self, name: str, event_id: str) -> dict[str, Any]:
         if name not in self.hooks:
             raise NotFound(f"no webhook named {name!r}; GET /api/v3/webhooks lists them")
-        event = await self.store.event(name, event_id)
+        # a stream id exactly: XRANGE would read "+" or "-" as the stream's ends
+        event = await self.store.event(name, event_id) if STREAM_ID.fullmatch(event_id) else None
         if event is None:
             raise NotFound(
                 f"event {event_id!r} is neither a dead letter of {name!r} nor in the event stream (it may be trimmed)"
