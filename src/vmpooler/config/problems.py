@@ -175,6 +175,10 @@ def pool_reference_problems(data: Mapping[str, Any]) -> list[str]:
         plugin = pool.get("dns_plugin")
         if isinstance(plugin, str) and plugin not in dns_names:
             problems.append(f"pools[{i}].dns_plugin: no dns_configs entry named {plugin!r}")
+        fallback = pool.get("fallback")
+        for j, other in enumerate(fallback if isinstance(fallback, list) else []):
+            if other not in names or other == name:
+                problems.append(f"pools[{i}].fallback[{j}]: {other!r} is not another configured pool")
     return problems
 
 

@@ -1,0 +1,134 @@
+"""Hand-out checks: a VM that fails is quarantined and replaced within the checkout, over real sockets."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from tests.support.clock import Clock
+from tests.support.pools import dummy, manager_for, run_until, settings_with, settle
+from tests.support.servers import ApiThread
+from vmpooler.api.services.status import StatusService
+from vmpooler.config.handout import HandoutCheck
+from vmpooler.health.probe import probe
+from vmpooler.manager.breaker import BreakerState
+from vmpooler.providers.dummy_listeners import Health, Listeners
+from vmpooler.states import VMState
+from vmpooler.store.redis import Store
+
+SSH = {"ssh": 22, "budget_ms": 250}
+
+
+def handout_settings(size: int, check: dict[str, Any] = SSH, **pool: Any) -> Any:
+    return settings_with([{"name": "deb", "template": "t/deb", "size": size, "handout_check": check, **pool}])
+
+
+async def ready(store: Store) -> set[str]:
+    return await store.members("deb", VMState.READY)
+
+
+def hostnames(body: dict[str, Any]) -> set[str]:
+    value = body["deb"]["hostname"]
+    return set(value if isinstance(value, list) else [value])
+
+
+async def test_each_kind_of_check_tells_a_live_service_from_a_mute_or_dead_one() -> None:
+    listeners = Listeners()
+    try:
+        live = f"127.0.0.1:{await listeners.open('live', Health.HEALTHY)}"
+        mute = f"127.0.0.1:{await listeners.open('mute', Health.MUTE)}"
+        dead = f"127.0.0.1:{await listeners.open('dead', Health.HEALTHY)}"
+        listeners.close("dead")
+        checks = {
+            kind: HandoutCheck.model_validate({kind: value, "budget_ms": 200})
+            for kind, value in (("tcp", 22), ("ssh", 22), ("http", "/health"))
+        }
+        for kind, check in checks.items():
+            assert await probe(check, live, "live") is None, kind
+            assert await probe(check, dead, "dead") is not None, kind
+        # a port that accepts but whose service hangs: only a check that waits for the service sees it
+        assert await probe(checks["tcp"], mute, "mute") is None
+        started = time.perf_counter()
+        assert await probe(checks["ssh"], mute, "mute") == "no answer within 200 ms"
+        assert time.perf_counter() - started < 0.5  # the budget holds
+        assert await probe(checks["http"], mute, "mute") == "no answer within 200 ms"
+    finally:
+        listeners.close_all()
+
+
+async def test_failing_vms_are_quarantined_and_replaced_and_a_short_batch_gives_the_good_ones_back(
+    store: Store, redis_port: int
+) -> None:
+    settings = handout_settings(4)
+    provider = dummy(None, listen=True)
+    manager = manager_for(settings, store, provider)
+
+    async def full() -> bool:
+        await settle(manager)
+        return len(await ready(store)) == 4
+
+    await run_until(manager, full)
+    first = sorted(await ready(store))
+    dead = first[:2]
+    for name in dead:
+        provider._listeners.close(name)  # the VM died while it sat ready; Redis still says ready
+    with ApiThread(settings, redis_port) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+            reply = await client.post("/api/v3/vm", json={"deb": 2})
+            assert reply.status_code == 200, reply.text
+            assert hostnames(reply.json()) == set(first[2:])
+            assert await store.members("deb", VMState.QUARANTINE) == set(dead)
+            record = await store.vm(dead[0])
+            assert "hand-out check ssh 22 failed" in record["quarantine_reason"]
+            assert "checkout" not in record and "quarantined" in record
+
+            await run_until(manager, full)  # refilled: four new ready VMs, of which three die
+            second = sorted(await ready(store))
+            for name in second[:3]:
+                provider._listeners.close(name)
+            reply = await client.post("/api/v3/vm", json={"deb": 2})
+            assert reply.status_code == 503 and reply.json()["ok"] is False, reply.text
+            # nothing handed out, nothing lost: the one VM that passed is ready again, and first in line
+            assert await ready(store) == {second[3]}
+            assert await store.members("deb", VMState.QUARANTINE) == set(dead) | set(second[:3])
+            assert len(await store.members("deb", VMState.RUNNING)) == 2
+            assert (await store.client.lrange("vmpooler__readyqueue__deb", 0, 0)) == [second[3]]
+            reply = await client.post("/api/v3/vm", json={"deb": 1})
+            assert hostnames(reply.json()) == {second[3]}
+    await provider.close()
+
+
+async def test_quarantine_is_destroyed_after_its_hours_and_a_high_failure_rate_opens_the_breaker(
+    store: Store,
+) -> None:
+    check = {**SSH, "min_checks": 4, "max_failure_rate": 0.5}
+    settings = handout_settings(1, check, quarantine_hours=2)
+    provider = dummy(None, listen=True)
+    clock = Clock()
+    manager = manager_for(settings, store, provider, clock)
+
+    async def one_ready() -> bool:
+        await settle(manager)
+        return len(await ready(store)) == 1
+
+    await run_until(manager, one_ready)
+    (name,) = await ready(store)
+    assert await store.checkout([["deb"]], clock()) == [("deb", name)]
+    assert await store.handout.undo("deb", name, VMState.QUARANTINE, clock(), reason="test")
+    await store.handout.record({"deb": (4, 3)}, [], clock())  # 3 of 4 checks failed
+
+    await manager.run_once()
+    breaker = manager.reconcilers["deb"].ctx.breaker
+    assert breaker.state is BreakerState.OPEN
+    status = await StatusService(settings, store).status()
+    assert "3 of 4 VMs failed their hand-out check" in status["pools"]["deb"]["degraded"]["problem"]
+    assert await store.members("deb", VMState.QUARANTINE) == {name}  # kept for debugging...
+
+    clock.advance(2 * 3600 + 1)  # ... for quarantine_hours, then destroyed
+    await manager.run_once()
+    await settle(manager)
+    assert name not in await store.members("deb", VMState.QUARANTINE)
+    assert name not in provider.all_vms().get("deb", [])
+    await provider.close()
