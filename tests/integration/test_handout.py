@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+from typer.testing import CliRunner
 
 from tests.support.clock import Clock
 from tests.support.pools import dummy, manager_for, run_until, settings_with, settle
 from tests.support.servers import ApiThread
 from vmpooler.api.services.status import StatusService
+from vmpooler.cli.main import app as cli
 from vmpooler.config.handout import HandoutCheck
 from vmpooler.health.probe import probe
 from vmpooler.manager.breaker import BreakerState
@@ -132,3 +138,36 @@ async def test_quarantine_is_destroyed_after_its_hours_and_a_high_failure_rate_o
     assert name not in await store.members("deb", VMState.QUARANTINE)
     assert name not in provider.all_vms().get("deb", [])
     await provider.close()
+
+
+async def test_the_quarantine_commands_list_release_and_destroy(store: Store, redis_port: int, tmp_path: Path) -> None:
+    config = tmp_path / "vmpooler.yaml"
+    pools = [{"name": "deb", "template": "t/deb", "size": 0, "handout_check": {"tcp": 22, "budget_ms": 200}}]
+    config.write_text(yaml.safe_dump({"redis": {"server": "127.0.0.1", "port": redis_port}, "pools": pools}))
+    listeners = Listeners()
+    port = await listeners.open("alive", Health.HEALTHY)
+    for name, ip in (("alive", f"127.0.0.1:{port}"), ("gone", "127.0.0.1:1")):
+        assert await store.create_pending("deb", name, {"clone": "x", "ip": ip})
+        assert await store.mark_ready("deb", name, time.time(), 1.0)
+        assert await store.checkout([["deb"]], time.time()) == [("deb", name)]
+        assert await store.handout.undo("deb", name, VMState.QUARANTINE, time.time(), reason=f"{name} test")
+
+    def run(*args: str) -> Any:
+        # the commands run their own event loop: in a thread, while this one serves the listener
+        return CliRunner().invoke(cli, ["quarantine", *args, "--config", str(config)])
+
+    listed = await asyncio.to_thread(run, "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    found = json.loads(listed.output)
+    assert {vm["name"] for vm in found["quarantined"]} == {"alive", "gone"}
+    assert found["quarantined_total"] == {"deb": 2}
+
+    released = await asyncio.to_thread(run, "release", "alive", "gone")
+    assert released.exit_code == 1  # gone still fails its check and stays
+    assert await store.members("deb", VMState.READY) == {"alive"}
+    assert await store.members("deb", VMState.QUARANTINE) == {"gone"}
+
+    destroyed = await asyncio.to_thread(run, "destroy", "--all")
+    assert destroyed.exit_code == 0, destroyed.output
+    assert await store.members("deb", VMState.COMPLETED) == {"gone"}
+    listeners.close_all()
