@@ -8,13 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.test_ec2 import UNKNOWN_AMI
 from tests.support.clock import Clock
+from tests.support.fixtures.moto import MotoServer
 from tests.support.pools import dummy, run_until, settings_with, settle
 from tests.support.servers import ApiThread
 from vmpooler.api.services.vms import VMService
 from vmpooler.errors import ServiceUnavailable
 from vmpooler.manager.breaker import BreakerState
 from vmpooler.manager.loop import Manager
+from vmpooler.providers.ec2 import EC2Options, EC2Provider
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 
@@ -96,3 +99,26 @@ async def test_an_empty_pool_waits_its_budget_then_uses_the_fallback(store: Stor
     assert (taken.pool, taken.fallback) == ("now", False)  # its own VMs come first
     with pytest.raises(ServiceUnavailable):
         await service.checkout({"alone": 1})
+
+
+async def test_an_ec2_pool_with_a_broken_image_fails_over_to_its_on_demand_pool(
+    moto_server: MotoServer, store: Store
+) -> None:
+    settings = settings_with(
+        [
+            {"name": "spot", "template": UNKNOWN_AMI, "size": 1, "provider": "ec2", "fallback": ["ondemand"]},
+            {"name": "ondemand", "template": moto_server.default_ami, "size": 1, "provider": "ec2"},
+        ]
+    )
+    provider = EC2Provider("ec2", EC2Options.model_validate(moto_server.provider_options()))
+    manager = Manager(settings, store, {"ec2": provider}, call_timeout=10, ready_poll_interval=0.02)
+
+    async def spot_degraded_ondemand_ready() -> bool:
+        await settle(manager)
+        ready = (await store.counts(["ondemand"]))["ondemand"][VMState.READY]
+        return "spot" in await store.health.degraded() and ready == 1
+
+    await run_until(manager, spot_degraded_ondemand_ready)
+    (taken,) = await VMService(settings, store).checkout({"spot": 1})
+    assert (taken.requested, taken.pool, taken.fallback) == ("spot", "ondemand", True)
+    await provider.close()
