@@ -8,11 +8,13 @@ bad VMs handed out per pool (target 0 for ``on``) and checkout p50/p95 with the 
 (target: p95 on ≤ p95 off + 150 ms).
 
 (b) ``failover``: pool ``spot`` on a provider whose every clone fails (its breaker opens), ``fallback:
-[ondemand]``, and ``ondemand`` whose clones take ``--clone-seconds``. Clients check out ``spot``,
-retrying a 503 every 100 ms, and return each VM at once. Reported: how many were served by the fallback and
-the p95 wait from first request to VM (target: ≤ the fallback's clone time + 5 s).
+[ondemand]``, and ``ondemand`` whose clones take up to ``--clone-seconds``. Each of ``--clients`` users
+checks out ``spot`` (retrying a 503 every 100 ms), keeps the VM ``--hold`` seconds, returns it, and asks
+again. Reported: how many were served by the fallback and the p95 wait from first request to VM (target:
+≤ the fallback's clone time + 5 s). Demand beyond what the fallback pool can clone waits longer whatever
+the failover does: ``--hold 0`` shows that.
 
-    .venv/bin/python bench/handout.py [--checkouts 2000] [--quick]
+    .venv/bin/python bench/handout.py [--checkouts 2000] [--quick] [--phase handout|failover]
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ async def handout_phase(url: str, checkouts: int) -> dict[str, Any]:
     return figures
 
 
-async def failover_phase(url: str, checkouts: int, clients: int, clone_seconds: float) -> dict[str, Any]:
+async def failover_phase(url: str, checkouts: int, clients: int, clone_seconds: float, hold: float) -> dict[str, Any]:
     waits: list[float] = []
     served = {"fallback": 0, "primary": 0}
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -138,6 +140,7 @@ async def failover_phase(url: str, checkouts: int, clients: int, clone_seconds: 
                 waits.append(time.perf_counter() - started)
                 body = reply.json()["spot"]
                 served["fallback" if "fallback" in body else "primary"] += 1
+                await asyncio.sleep(hold)
                 await client.delete(f"/api/v3/vm/{body['hostname']}")
 
         await asyncio.gather(*(user() for _ in range(clients)))
@@ -145,6 +148,8 @@ async def failover_phase(url: str, checkouts: int, clients: int, clone_seconds: 
         "checkouts": len(waits),
         "served": served,
         "clone_seconds": clone_seconds,
+        "clients": clients,
+        "hold_s": hold,
         "p50_wait_s": round(statistics.median(waits), 2),
         "p95_wait_s": round(percentile(waits, 0.95), 2),
         "max_wait_s": round(max(waits), 2),
@@ -153,6 +158,14 @@ async def failover_phase(url: str, checkouts: int, clients: int, clone_seconds: 
 
 def run(args: Any) -> dict[str, Any]:
     figures: dict[str, Any] = {}
+    if args.phase in ("all", "handout"):
+        figures["handout"] = handout(args)
+    if args.phase in ("all", "failover"):
+        figures["failover"] = failover(args)
+    return figures
+
+
+def handout(args: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vmpooler-bench-") as tmp, Children() as children:
         work = Path(tmp)
         redis_port, _ = start_redis(children, work)
@@ -163,7 +176,10 @@ def run(args: Any) -> dict[str, Any]:
         ]
         config = write(work / "handout.yaml", redis_port, {"dummy": dummy}, pools)
         url, _ = start_vmpooler(children, "serve", config, work)
-        figures["handout"] = run_async(handout_phase(url, args.checkouts))
+        return run_async(handout_phase(url, args.checkouts))
+
+
+def failover(args: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vmpooler-bench-") as tmp, Children() as children:
         work = Path(tmp)
         redis_port, _ = start_redis(children, work)
@@ -177,12 +193,17 @@ def run(args: Any) -> dict[str, Any]:
         ]
         config = write(work / "failover.yaml", redis_port, providers, pools)
         url, _ = start_vmpooler(children, "serve", config, work)
-        figures["failover"] = run_async(failover_phase(url, args.failover_checkouts, args.clients, args.clone_seconds))
-    return figures
+        return run_async(failover_phase(url, args.failover_checkouts, args.clients, args.clone_seconds, args.hold))
 
 
 def report(figures: dict[str, Any], load: float) -> None:
-    handout = figures["handout"]
+    if "handout" in figures:
+        report_handout(figures["handout"])
+    if "failover" in figures:
+        report_failover(figures["failover"], load)
+
+
+def report_handout(handout: dict[str, Any]) -> None:
     for pool in ("on", "off"):
         f = handout[pool]
         console.print(
@@ -193,10 +214,13 @@ def report(figures: dict[str, Any], load: float) -> None:
     growth = handout["on"]["p95_ms"] - handout["off"]["p95_ms"]
     ok = handout["on"]["bad_vms_handed_out"] == 0 and growth <= 150
     console.print(f"p95 growth with the check: {growth:+.1f} ms (target ≤ +150 ms, 0 bad): {'PASS' if ok else 'MISS'}")
-    f = figures["failover"]
+
+
+def report_failover(f: dict[str, Any], load: float) -> None:
     target = f["clone_seconds"] + 5
     console.print(
-        f"failover: {f['checkouts']} checkouts of a pool failing 100 %, served {f['served']}, wait p50 "
+        f"failover: {f['checkouts']} checkouts of a pool failing 100 % ({f['clients']} users, each keeping a VM "
+        f"{f['hold_s']:g} s), served {f['served']}, wait p50 "
         f"{f['p50_wait_s']} s, p95 {f['p95_wait_s']} s, max {f['max_wait_s']} s (target p95 ≤ {target:g} s): "
         f"{'PASS' if f['p95_wait_s'] <= target else 'MISS'}; load {load:.2f} before (other agents share the machine)",
         highlight=False,
@@ -209,6 +233,8 @@ def parse_args(argv: Sequence[str] | None) -> Any:
     parser.add_argument("--failover-checkouts", type=int, default=200, help="checkouts in (b) (default 200)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients in (b) (default 4)")
     parser.add_argument("--clone-seconds", type=float, default=2.0, help="the fallback's clone time (default 2)")
+    parser.add_argument("--hold", type=float, default=1.0, help="seconds a user keeps a VM in (b) (default 1)")
+    parser.add_argument("--phase", choices=("all", "handout", "failover"), default="all", help="run only one")
     parser.add_argument("--quick", action="store_true", help="short: 200 checkouts, 40 in (b)")
     args = parse_with_figures(parser, argv)
     if args.quick:
