@@ -70,10 +70,11 @@ class HandoutStore:
         check_move(VMState.RUNNING, target)
         index = [keys.token_vms(token_id)] if token_id else []
         ready_since = now
-        if target is VMState.READY:
-            record = await self.client.hget(keys.vm(name), "ready")
-            ready_since = parse_time(str(record) if record else None) or now
         async with translated():
+            if target is VMState.READY:
+                # back in the deadline index at the time it first became ready: ready_ttl still counts
+                record = await self.client.hget(keys.vm(name), "ready")
+                ready_since = parse_time(str(record) if record else None) or now
             done = await self._undo(
                 keys=[
                     keys.state_set(VMState.RUNNING, pool),
