@@ -90,6 +90,8 @@ def _our_message(error: Mapping[str, Any]) -> str:
         return f"must match {ctx['pattern']}, got {got}"
     if kind == "string_too_short":
         return _MESSAGES[kind]
+    if kind == "value_error":  # a model's own check: its message says what is wrong, and with what
+        return str(error["msg"]).removeprefix("Value error, ")
     return f"{_MESSAGES.get(kind, error['msg'])}, got {got}"
 
 
