@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from vmpooler.states import VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
-from vmpooler.store.records import format_time, parse_time
+from vmpooler.store.records import VMField, VMRecord, format_time
 from vmpooler.store.scripts import load
 
 #: the record fields a checkout writes (store.redis.Store.checkout), removed when it is undone
-CHECKOUT_FIELDS = ("checkout", "token:token", "token:user", "lifetime")
-#: the record field holding when the VM last passed its hand-out check (epoch seconds)
-PASSED_FIELD = "handout_passed"
+CHECKOUT_FIELDS = (VMField.CHECKOUT, VMField.TOKEN, VMField.USER, VMField.LIFETIME)
+#: read for a check: where the VM is reached, and when it last passed
+_TARGET_FIELDS = (VMField.IP, VMField.HANDOUT_PASSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +39,13 @@ class HandoutStore:
         """Each VM's recorded address (``ip``: an address or ``host:port``) and when it last passed."""
         async with translated(), self.client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.hmget(keys.vm(name), "ip", PASSED_FIELD)
+                pipe.hmget(keys.vm(name), *_TARGET_FIELDS)
             found = await pipe.execute()
-        out = []
-        for ip, passed in found:
-            try:
-                when = float(passed) if passed else None
-            except ValueError:
-                when = None
-            out.append((str(ip or ""), when))
-        return out
+        records = [
+            VMRecord.from_hash({str(f): str(v) for f, v in zip(_TARGET_FIELDS, values, strict=True) if v is not None})
+            for values in found
+        ]
+        return [(record.ip or "", record.handout_passed) for record in records]
 
     async def record(self, outcomes: Mapping[str, tuple[int, int]], passed: Sequence[str], now: float) -> None:
         """Count each pool's checks and failures (pool -> (checks, failures)) and stamp the VMs that passed."""
@@ -59,7 +56,7 @@ class HandoutStore:
                 if failures:
                     pipe.hincrby(keys.handout_stats(pool), f"failures:{minute}", failures)
             for name in passed:
-                pipe.hset(keys.vm(name), PASSED_FIELD, repr(now))
+                pipe.hset(keys.vm(name), VMField.HANDOUT_PASSED, repr(now))
             await pipe.execute()
 
     async def undo(
@@ -73,8 +70,8 @@ class HandoutStore:
         async with translated():
             if target is VMState.READY:
                 # back in the deadline index at the time it first became ready: ready_ttl still counts
-                record = await self.client.hget(keys.vm(name), "ready")
-                ready_since = parse_time(str(record) if record else None) or now
+                ready = await self.client.hget(keys.vm(name), VMField.READY)
+                ready_since = VMRecord.from_hash({VMField.READY: str(ready)} if ready else {}).ready or now
             done = await self._undo(
                 keys=[
                     keys.state_set(VMState.RUNNING, pool),
@@ -88,7 +85,8 @@ class HandoutStore:
                     keys.handout_stats(pool),
                     *index,
                 ],
-                args=[name, target.value, repr(now), format_time(now), reason, repr(ready_since), *CHECKOUT_FIELDS],
+                args=[name, target.value, repr(now), format_time(now), reason, repr(ready_since)]
+                + [str(field) for field in CHECKOUT_FIELDS],
             )
         return bool(done)
 
@@ -129,10 +127,15 @@ class HandoutStore:
             members = await pipe.execute()
             names = [(pool, str(name)) for pool, found in zip(pools, members, strict=True) for name in sorted(found)]
             for _, name in names:
-                pipe.hmget(keys.vm(name), "quarantined", "quarantine_reason")
-            records = await pipe.execute() if names else []
+                pipe.hmget(keys.vm(name), VMField.QUARANTINED, VMField.QUARANTINE_REASON)
+            found = await pipe.execute() if names else []
+        fields = (VMField.QUARANTINED, VMField.QUARANTINE_REASON)
+        records = [
+            VMRecord.from_hash({str(f): str(v) for f, v in zip(fields, values, strict=True) if v is not None})
+            for values in found
+        ]
         out = [
-            Quarantined(pool, name, parse_time(since), str(reason or ""))
-            for (pool, name), (since, reason) in zip(names, records, strict=True)
+            Quarantined(pool, name, record.quarantined, record.quarantine_reason or "")
+            for (pool, name), record in zip(names, records, strict=True)
         ]
         return sorted(out, key=lambda q: (q.since if q.since is not None else -math.inf, q.name))
