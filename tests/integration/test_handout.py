@@ -16,12 +16,16 @@ from tests.support.clock import Clock
 from tests.support.pools import dummy, manager_for, run_until, settings_with, settle
 from tests.support.servers import ApiThread
 from vmpooler.api.services.status import StatusService
+from vmpooler.api.services.vms import VMService
 from vmpooler.cli.main import app as cli
 from vmpooler.config.handout import HandoutCheck
+from vmpooler.domain import PoolTarget
+from vmpooler.errors import ServiceUnavailable
 from vmpooler.health.probe import probe
 from vmpooler.manager.breaker import BreakerState
 from vmpooler.providers.dummy_listeners import Health, Listeners
 from vmpooler.states import VMState
+from vmpooler.store import keys
 from vmpooler.store.redis import Store
 
 SSH = {"ssh": 22, "budget_ms": 250}
@@ -33,6 +37,11 @@ def handout_settings(size: int, check: dict[str, Any] = SSH, **pool: Any) -> Any
 
 async def ready(store: Store) -> set[str]:
     return await store.members("deb", VMState.READY)
+
+
+async def queue(store: Store) -> list[str]:
+    """The pool's ready VMs in the order checkouts take them."""
+    return [str(name) for name in await store.client.lrange(keys.ready_queue("deb"), 0, -1)]
 
 
 def hostnames(body: dict[str, Any]) -> set[str]:
@@ -76,7 +85,7 @@ async def test_failing_vms_are_quarantined_and_replaced_and_a_short_batch_gives_
         return len(await ready(store)) == 4
 
     await run_until(manager, full)
-    first = sorted(await ready(store))
+    first = await queue(store)  # the checkout takes the oldest first: the two at the head die
     dead = first[:2]
     for name in dead:
         provider._listeners.close(name)  # the VM died while it sat ready; Redis still says ready
@@ -91,7 +100,7 @@ async def test_failing_vms_are_quarantined_and_replaced_and_a_short_batch_gives_
             assert "checkout" not in record and "quarantined" in record
 
             await run_until(manager, full)  # refilled: four new ready VMs, of which three die
-            second = sorted(await ready(store))
+            second = await queue(store)
             for name in second[:3]:
                 provider._listeners.close(name)
             reply = await client.post("/api/v3/vm", json={"deb": 2})
@@ -100,7 +109,7 @@ async def test_failing_vms_are_quarantined_and_replaced_and_a_short_batch_gives_
             assert await ready(store) == {second[3]}
             assert await store.members("deb", VMState.QUARANTINE) == set(dead) | set(second[:3])
             assert len(await store.members("deb", VMState.RUNNING)) == 2
-            assert (await store.client.lrange("vmpooler__readyqueue__deb", 0, 0)) == [second[3]]
+            assert (await queue(store))[0] == second[3]
             reply = await client.post("/api/v3/vm", json={"deb": 1})
             assert hostnames(reply.json()) == {second[3]}
     await provider.close()
@@ -170,4 +179,58 @@ async def test_the_quarantine_commands_list_release_and_destroy(store: Store, re
     destroyed = await asyncio.to_thread(run, "destroy", "--all")
     assert destroyed.exit_code == 0, destroyed.output
     assert await store.members("deb", VMState.COMPLETED) == {"gone"}
+    listeners.close_all()
+
+
+async def test_the_dummy_faults_kill_a_vm_once_ready_or_leave_its_port_without_a_service() -> None:
+    check = HandoutCheck(ssh=22, budget_ms=200)
+    pool = PoolTarget("deb", "t/deb")
+    for fault, verdict in (
+        ("ready_die_percent", "ConnectionRefusedError"),
+        ("port_without_service_percent", "no answer"),
+    ):
+        provider = dummy(None, listen=True, ready_delay=0, **{fault: 100})
+        info = await provider.create_vm(pool, "vm1")
+        assert info.ip is not None and info.ip.startswith("127.0.0.1:")
+        if fault == "ready_die_percent":
+            assert await probe(check, info.ip, "vm1") is None  # alive until it is found ready...
+        assert await provider.vm_ready(pool, "vm1")  # ... which the provider still says it is
+        failed = await probe(check, info.ip, "vm1")
+        assert failed is not None and verdict in failed, failed
+        await provider.close()
+
+
+async def test_concurrent_checkouts_with_dead_vms_never_share_lose_or_hand_out_a_dead_one(store: Store) -> None:
+    settings = handout_settings(0)
+    listeners = Listeners()
+    alive = set()
+    for i in range(30):
+        name = f"vm{i}"
+        port = await listeners.open(name, Health.HEALTHY)
+        if i % 3 == 0:
+            listeners.close(name)  # a third are dead
+        else:
+            alive.add(name)
+        assert await store.create_pending("deb", name, {"clone": "x", "ip": f"127.0.0.1:{port}"})
+        assert await store.mark_ready("deb", name, time.time(), 1.0)
+    service = VMService(settings, store)
+
+    async def one() -> list[str]:
+        try:
+            return [vm.hostname for vm in await service.checkout({"deb": 2})]
+        except ServiceUnavailable:
+            return []
+
+    handed = [name for batch in await asyncio.gather(*(one() for _ in range(15))) for name in batch]
+    assert len(handed) == len(set(handed)), "a VM was handed out twice"
+    assert set(handed) <= alive
+    assert len(handed) >= 10, handed
+    # none lost: each is handed out (running), back in ready (its batch ran short), or a dead one quarantined
+    members = await store.all_members("deb")
+    assert members[VMState.RUNNING] == set(handed)
+    assert members[VMState.QUARANTINE] <= {f"vm{i}" for i in range(0, 30, 3)}
+    assert members[VMState.RUNNING] | members[VMState.READY] | members[VMState.QUARANTINE] == {
+        f"vm{i}" for i in range(30)
+    }
+    assert sum(len(names) for names in members.values()) == 30
     listeners.close_all()
