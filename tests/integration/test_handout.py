@@ -98,6 +98,9 @@ async def test_failing_vms_are_quarantined_and_replaced_and_a_short_batch_gives_
             record = await store.vm(dead[0])
             assert "hand-out check ssh 22 failed" in record["quarantine_reason"]
             assert "checkout" not in record and "quarantined" in record
+            events = [e for e in await store.eventlog.after("0") if e.type == "vm.quarantined"]
+            assert {e.vm for e in events} == set(dead)  # written in the same step as the move
+            assert all("ssh 22 failed" in e.data["reason"] and e.pool == "deb" for e in events)
 
             await run_until(manager, full)  # refilled: four new ready VMs, of which three die
             second = await queue(store)

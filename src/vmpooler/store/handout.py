@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from vmpooler.states import VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.eventlog import EventLog, at_field, event_data
 from vmpooler.store.records import VMField, VMRecord, format_time
 from vmpooler.store.scripts import load
 
@@ -31,8 +32,9 @@ def _minute(now: float) -> int:
 
 
 class HandoutStore:
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, eventlog: EventLog) -> None:
         self.client = client
+        self.eventlog = eventlog
         self._undo = load(client, "handout_undo")
 
     async def targets(self, names: Sequence[str]) -> list[tuple[str, float | None]]:
@@ -72,6 +74,8 @@ class HandoutStore:
                 # back in the deadline index at the time it first became ready: ready_ttl still counts
                 ready = await self.client.hget(keys.vm(name), VMField.READY)
                 ready_since = VMRecord.from_hash({VMField.READY: str(ready)} if ready else {}).ready or now
+            event = "vm.quarantined" if target is VMState.QUARANTINE else "vm.ready"
+            why = reason or "its checkout could not be completed: given back before the reply"
             done = await self._undo(
                 keys=[
                     keys.state_set(VMState.RUNNING, pool),
@@ -83,10 +87,23 @@ class HandoutStore:
                     keys.ready_since(pool),
                     keys.checked_at(pool),
                     keys.handout_stats(pool),
+                    keys.EVENT_STREAM,
                     *index,
                 ],
-                args=[name, target.value, repr(now), format_time(now), reason, repr(ready_since)]
-                + [str(field) for field in CHECKOUT_FIELDS],
+                args=[
+                    name,
+                    target.value,
+                    repr(now),
+                    format_time(now),
+                    reason,
+                    repr(ready_since),
+                    pool,
+                    event,
+                    at_field(now),
+                    event_data(**{"from": VMState.RUNNING.value, "reason": why}),
+                    self.eventlog.max_length,
+                    *(str(field) for field in CHECKOUT_FIELDS),
+                ],
             )
         return bool(done)
 

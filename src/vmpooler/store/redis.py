@@ -80,7 +80,7 @@ class Store:
         self.history = HistoryStore(client)
         self.ratelimit = RateLimitStore(client)
         self.health = HealthStore(client, self.eventlog)
-        self.handout = HandoutStore(client)
+        self.handout = HandoutStore(client, self.eventlog)
         self.leases = LeaseStore(client)
         self.events = EventStore(client)
         self.slots = SlotStore(client, self._scripts.clone_slot, self.managers_alive)
