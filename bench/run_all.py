@@ -47,6 +47,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "manager_scale": [],
         "serve_scale": [],
         "autoscale": [],
+        "handout": [],
     },
     "quick": {
         "cli_startup": ["--quick"],
@@ -59,6 +60,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "manager_scale": ["--quick"],
         "serve_scale": ["--quick"],
         "autoscale": ["--quick"],
+        "handout": ["--quick"],
     },
     "smoke": {
         "cli_startup": ["--rounds", "1"],

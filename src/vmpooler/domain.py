@@ -33,8 +33,10 @@ class VMInfo:
 
 @dataclass(frozen=True, slots=True)
 class Checkout:
-    """One VM handed out: the name requested (pool or alias), the pool it came from, its name."""
+    """One VM handed out: the name requested (pool or alias), the pool it came from, its name, and
+    whether that pool is a fallback of the one requested (the requested one was degraded or empty)."""
 
     requested: str
     pool: str
     hostname: str
+    fallback: bool = False

@@ -10,6 +10,11 @@ of any set (its hash lingers for ``data_ttl`` as a record).
                           │          READY ───────────┘ (ttl, excess, template change)
                           └──────────────────────────────────> DESTROYED
     (provider has it, Redis does not) ──> DISCOVERED ──> COMPLETED
+
+    READY ──> RUNNING ──> QUARANTINE ──> COMPLETED   (failed its hand-out check; kept for debugging)
+                 │  ^          │
+                 │  └ READY <──┘ (released by an operator after a passing check)
+                 └──> READY       (a checkout that could not complete gives back the VMs it had checked)
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class VMState(StrEnum):
     FAILED = "failed"
     DISCOVERED = "discovered"
     DESTROYED = "destroyed"
+    #: failed its hand-out check: out of circulation, kept ``quarantine_hours`` for debugging
+    QUARANTINE = "quarantine"
 
 
 #: States that are a Redis set per pool; DESTROYED is not held anywhere.
@@ -37,6 +44,7 @@ LIVE_STATES: tuple[VMState, ...] = (
     VMState.COMPLETED,
     VMState.FAILED,
     VMState.DISCOVERED,
+    VMState.QUARANTINE,
 )
 
 #: States whose VMs the manager destroys.
@@ -45,10 +53,12 @@ DOOMED_STATES: tuple[VMState, ...] = (VMState.COMPLETED, VMState.FAILED)
 ALLOWED: dict[VMState, frozenset[VMState]] = {
     VMState.PENDING: frozenset({VMState.READY, VMState.FAILED, VMState.RUNNING}),
     VMState.READY: frozenset({VMState.RUNNING, VMState.COMPLETED, VMState.FAILED}),
-    VMState.RUNNING: frozenset({VMState.COMPLETED}),
+    # QUARANTINE and READY only in the hand-out check's step of a checkout (api/services/handout.py)
+    VMState.RUNNING: frozenset({VMState.COMPLETED, VMState.QUARANTINE, VMState.READY}),
     VMState.COMPLETED: frozenset({VMState.DESTROYED}),
     VMState.FAILED: frozenset({VMState.DESTROYED}),
     VMState.DISCOVERED: frozenset({VMState.COMPLETED}),
+    VMState.QUARANTINE: frozenset({VMState.READY, VMState.COMPLETED}),
     VMState.DESTROYED: frozenset(),
 }
 

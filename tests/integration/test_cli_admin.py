@@ -114,6 +114,7 @@ async def test_inventory_lists_every_pool_with_its_vms_by_state(config: Path, st
         "completed": [],
         "failed": [],
         "discovered": [],
+        "quarantine": [],
     }
     assert pools["old"] == {
         "configured": False,
@@ -123,7 +124,7 @@ async def test_inventory_lists_every_pool_with_its_vms_by_state(config: Path, st
 
     plain = (await run("inventory", "-c", str(config))).stdout.splitlines()  # a pipe: one pool and state a line
     assert "deb ready 1 deb-a" in plain and "deb running 1 deb-b" in plain and "cent ready 0" in plain
-    assert len(plain) == 3 * 6
+    assert len(plain) == 3 * 7  # three pools, seven states (quarantine is one)
 
 
 # ---- purge ------------------------------------------------------------------------------------------------
@@ -221,6 +222,7 @@ async def test_migrate_from_ruby_reads_the_original_layout(config: Path, store: 
         "completed": 0,
         "failed": 0,
         "discovered": 0,
+        "quarantine": 0,
     }
     assert report["pools"]["cent"]["counts"]["completed"] == 1
     assert report["tokens"]["adopted_on_first_use"] == [hint("a" * 32)]  # never the token itself
@@ -232,7 +234,7 @@ async def test_migrate_from_ruby_reads_the_original_layout(config: Path, store: 
 
     plain = await run("migrate-from-ruby", "--config", str(config))
     assert plain.returncode == 0
-    assert "pool deb: pending 1, ready 1, running 1, completed 0, failed 0, discovered 0" in plain.stdout
+    assert "pool deb: pending 1, ready 1, running 1, completed 0, failed 0, discovered 0, quarantine 0" in plain.stdout
     assert plain.stdout.splitlines()[-1] == "21 keys read; OK: everything vmpooler needs is readable"
 
     # what the report promises holds: the Store places the VMs, and the clear token is adopted on first use

@@ -31,10 +31,17 @@ def test_only_doomed_states_lead_to_destroyed() -> None:
     assert {s for s in VMState if can_move(s, VMState.DESTROYED)} == set(DOOMED_STATES)
 
 
-def test_a_checked_out_vm_can_only_be_returned() -> None:
-    assert ALLOWED[VMState.RUNNING] == {VMState.COMPLETED}
-    with pytest.raises(IllegalTransition, match="running to ready"):
-        check_move(VMState.RUNNING, VMState.READY)
+def test_a_checked_out_vm_can_only_be_returned_or_undone_by_its_handout_check() -> None:
+    # READY and QUARANTINE only before the checkout's reply (api/services/handout.py), never after
+    assert ALLOWED[VMState.RUNNING] == {VMState.COMPLETED, VMState.QUARANTINE, VMState.READY}
+    with pytest.raises(IllegalTransition, match="running to pending"):
+        check_move(VMState.RUNNING, VMState.PENDING)
+
+
+def test_a_quarantined_vm_goes_back_to_ready_or_to_destruction() -> None:
+    assert ALLOWED[VMState.QUARANTINE] == {VMState.READY, VMState.COMPLETED}
+    with pytest.raises(IllegalTransition, match="quarantine to running"):
+        check_move(VMState.QUARANTINE, VMState.RUNNING)
 
 
 @given(st.sampled_from(list(VMState)), st.sampled_from(list(VMState)))

@@ -24,15 +24,21 @@ class Flavor:
     def checkout_body(self, taken: list[Checkout], domain_of: Callable[[str], str | None]) -> dict[str, Any]:
         """``{"<requested>": {"hostname": h | [h, ...]}}``: a list once a name got two or more VMs."""
         grouped: dict[str, list[str]] = {}
+        fallbacks: dict[str, set[str]] = {}
         domains: set[str] = set()
         for vm in taken:
             domain = domain_of(vm.pool)
             if domain:
                 domains.add(domain)
             grouped.setdefault(vm.requested, []).append(self.hostname(vm.hostname, domain))
+            if vm.fallback:
+                fallbacks.setdefault(vm.requested, set()).add(vm.pool)
         body: dict[str, Any] = {
             requested: {"hostname": names[0] if len(names) == 1 else names} for requested, names in grouped.items()
         }
+        for requested, pools in fallbacks.items():
+            # an addition to the original's shape: served by these fallback pools, not the one asked for
+            body[requested]["fallback"] = sorted(pools)
         if self.domain_key and domains:
             body["domain"] = sorted(domains)[0]
         return body

@@ -350,6 +350,9 @@ def register(app: typer.Typer) -> None:
     app.command("inventory")(inventory)
     app.command("purge")(purge)
     app.command("migrate-from-ruby")(migrate_from_ruby)
+    from vmpooler.cli import quarantine  # here: it imports this module's helpers
+
+    app.add_typer(quarantine.app, name="quarantine")
 
 
 __all__ = ["register"]

@@ -90,6 +90,8 @@ def _our_message(error: Mapping[str, Any]) -> str:
         return f"must match {ctx['pattern']}, got {got}"
     if kind == "string_too_short":
         return _MESSAGES[kind]
+    if kind == "value_error":  # a model's own check: its message says what is wrong, and with what
+        return str(error["msg"]).removeprefix("Value error, ")
     return f"{_MESSAGES.get(kind, error['msg'])}, got {got}"
 
 
@@ -175,6 +177,10 @@ def pool_reference_problems(data: Mapping[str, Any]) -> list[str]:
         plugin = pool.get("dns_plugin")
         if isinstance(plugin, str) and plugin not in dns_names:
             problems.append(f"pools[{i}].dns_plugin: no dns_configs entry named {plugin!r}")
+        fallback = pool.get("fallback")
+        for j, other in enumerate(fallback if isinstance(fallback, list) else []):
+            if other not in names or other == name:
+                problems.append(f"pools[{i}].fallback[{j}]: {other!r} is not another configured pool")
     return problems
 
 

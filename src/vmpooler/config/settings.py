@@ -17,6 +17,7 @@ from pydantic import (
 
 from vmpooler.config.autoscale import AutoscaleSettings
 from vmpooler.config.globals import GlobalSettings
+from vmpooler.config.handout import HandoutCheck
 from vmpooler.config.redis import RedisSettings
 from vmpooler.config.webhooks import WebhookSettings
 from vmpooler.domain import PoolTarget
@@ -74,6 +75,18 @@ class PoolSettings(BaseModel):
     check_hostname_for_mismatch: bool = Field(True, description="Accepted for compatibility; not used.")
     autoscale: AutoscaleSettings | None = Field(
         None, description="Size the pool to a wait target instead of `size` (see the autoscale page)."
+    )
+    handout_check: HandoutCheck | None = Field(
+        None, description="A check each VM must pass at checkout, before the reply (see docs/health.md)."
+    )
+    quarantine_hours: float = Field(
+        24, ge=0, le=8760, description="Hours a VM that failed its hand-out check is kept before it is destroyed."
+    )
+    fallback: list[str] = Field(
+        default_factory=list, description="Pools that serve this pool's checkouts while it is degraded or empty."
+    )
+    fallback_after_s: float = Field(
+        0, ge=0, le=300, description="Seconds a checkout waits for this pool, when empty, before its fallback serves."
     )
     provider_options: dict[str, Any] = Field(
         default_factory=dict, description="Every other key of the pool, for its provider."

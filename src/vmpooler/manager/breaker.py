@@ -70,6 +70,13 @@ class CircuitBreaker:
         self.state = BreakerState.OPEN
         return True
 
+    def trip(self, problem: str) -> bool:
+        """Open now, whatever the clones did (the pool's VMs fail their hand-out checks). True when
+        this opened it; an open breaker keeps its backoff."""
+        if not self.enabled or self.state is BreakerState.OPEN:
+            return False
+        return self.failed(problem, permanent=True)
+
     @property
     def degraded(self) -> bool:
         return self.state is not BreakerState.CLOSED

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from vmpooler.config.handout import HandoutCheck
 from vmpooler.domain import PoolTarget
 from vmpooler.errors import ProviderError, ProviderTimeout, StoreError
 from vmpooler.manager.breaker import CircuitBreaker
@@ -46,6 +47,10 @@ class PoolPolicy:
     max_size: int = 10_000
     #: set: the ready target follows demand (``manager/autoscale.py``) and ``size`` is not used
     autoscale: AutoscaleSpec | None = None
+    #: hours a VM that failed its hand-out check is kept before it is destroyed
+    quarantine_hours: float = 24.0
+    #: the pool's hand-out check (run by the API), whose failure rate may open the breaker
+    handout_check: HandoutCheck | None = None
 
 
 @dataclass

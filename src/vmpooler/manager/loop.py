@@ -63,6 +63,8 @@ def policy_for(settings: Settings, pool: PoolSettings) -> PoolPolicy:
         loop_delay_decay=float(pool.check_loop_delay_decay or cfg.check_loop_delay_decay),
         max_size=cfg.max_pool_size,
         autoscale=pool.autoscale.spec() if pool.autoscale is not None else None,
+        quarantine_hours=pool.quarantine_hours,
+        handout_check=pool.handout_check,
     )
 
 

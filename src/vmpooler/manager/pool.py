@@ -13,6 +13,7 @@ from vmpooler.errors import ProviderError
 from vmpooler.manager.autoscale import Autoscaler
 from vmpooler.manager.context import PoolContext
 from vmpooler.manager.lifecycle import Lifecycle
+from vmpooler.manager.quarantine import QuarantineKeeper
 from vmpooler.manager.quiet import Census, QuietPool
 from vmpooler.states import DOOMED_STATES, VMState
 from vmpooler.store.pool_view import Due, PoolView
@@ -57,6 +58,7 @@ class PoolReconciler:
         self.next_due = math.inf
         #: sets the size of a pool with an ``autoscale:`` section
         self.autoscaler = Autoscaler(ctx) if ctx.policy.autoscale is not None else None
+        self.quarantine = QuarantineKeeper(ctx)
 
     def forget_cached_state(self) -> None:
         self._empty = None
@@ -117,11 +119,14 @@ class PoolReconciler:
         changed |= await self._check_ready(inventory, members[VMState.READY], view.due, busy)
         changed |= await self._check_pending(inventory, members[VMState.PENDING], records)
         changed |= await self._drain_if_changed(members, view.prepared, view.reset_requested)
+        released, quarantine_due = await self.quarantine.run(members[VMState.QUARANTINE])
+        changed |= released
         # VMs doomed during this pass are destroyed now too: look again, but only if something changed
         self._destroy_doomed(await ctx.store.all_members(ctx.name) if changed else members)
         changed |= await self._resize(view, changed)
         # an autoscaled pool's target moves with the clock: it is looked at again each minute
-        self.next_due = view.due.next_at if self.autoscaler is None else min(view.due.next_at, ctx.clock() + 60)
+        next_due = view.due.next_at if self.autoscaler is None else min(view.due.next_at, ctx.clock() + 60)
+        self.next_due = min(next_due, quarantine_due)
         self.quiet.settle(view, changed, bool(self.lifecycle.busy), ctx.policy.size + view.demand)
         return changed
 

@@ -15,7 +15,8 @@ from vmpooler.store.redis import Store
 FULL_PASS_EVERY = 30
 #: the shared census of set sizes is read again when older than this
 CENSUS_MAX_AGE = 5.0
-_SETTLED_STATES = (VMState.READY, VMState.RUNNING)
+#: quarantined VMs wait for their hours (next_due) or an operator (whose change is announced)
+_SETTLED_STATES = (VMState.READY, VMState.RUNNING, VMState.QUARANTINE)
 
 
 class Census:
@@ -57,7 +58,7 @@ class QuietPool:
         if changed or busy or unsettled or view.count(VMState.READY) != level:
             self.members = None
             return
-        self.members = frozenset(view.members[VMState.READY] | view.members[VMState.RUNNING])
+        self.members = frozenset().union(*(view.members[s] for s in _SETTLED_STATES))
         self.counts = {state: view.count(state) for state in LIVE_STATES}
         self.settled_at = time.monotonic()
         self.skipped = 0

@@ -29,6 +29,7 @@ from vmpooler.domain import PoolTarget, VMInfo
 from vmpooler.errors import PermanentProviderError, ProviderError
 from vmpooler.providers.base import Provider, ProviderOptions
 from vmpooler.providers.dummy_inventory import Inventory, InventoryStore, Record
+from vmpooler.providers.dummy_listeners import Health, Listeners
 
 __all__ = ["DummyOptions", "DummyProvider", "VMStatus"]
 
@@ -73,6 +74,14 @@ class DummyOptions(ProviderOptions):
     getvm_poweroff_percent: Percent = 0
     getvm_rename_percent: Percent = 0
     vmready_fail_percent: Percent = 0
+    #: run a loopback listener per running VM (its address becomes ``127.0.0.1:<port>``), which answers
+    #: an ``ssh``, ``http`` or ``tcp`` hand-out check (dummy_listeners.py); off: VMs get an unreachable address
+    listen: bool = False
+    #: with ``listen``: the chance a VM dies silently once ready (its listener closes; the provider still
+    #: reports it running and ready, as a hung guest looks to a hypervisor)
+    ready_die_percent: Percent = 0
+    #: with ``listen``: the chance a VM's port accepts connections but its service never answers
+    port_without_service_percent: Percent = 0
     seed: int | None = None
 
 
@@ -97,6 +106,9 @@ class DummyProvider(Provider):
         if options.filename:
             Path(options.filename).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._inventory = InventoryStore(Path(options.filename).expanduser() if options.filename else None)
+        self._listeners = Listeners()
+        #: VMs (of this process's listeners) that die silently the first time they are found ready
+        self._doomed: set[str] = set()
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
         return await self._inventory.names(pool.name)
@@ -144,10 +156,10 @@ class DummyProvider(Provider):
                 "tags": {},
             }
 
+        address = await self._listen(name)
+
         def power_on(record: Record) -> VMInfo:
-            record.update(
-                hostname=name, ip=_fake_ip(name), powered_on=True, booted=time.time(), status=VMStatus.RUNNING
-            )
+            record.update(hostname=name, ip=address, powered_on=True, booted=time.time(), status=VMStatus.RUNNING)
             return _info(pool.name, name, record)
 
         await self._inventory.update(pool.name, name, start_clone)
@@ -163,6 +175,8 @@ class DummyProvider(Provider):
         record = await self._inventory.record(pool.name, name)
         if record is None:
             return
+        self._listeners.close(name)
+        self._doomed.discard(name)
         if record["powered_on"]:
             await self._delay(self.options.destroyvm_max_shutdown_time)
             await self._set_if_present(pool, name, powered_on=False)
@@ -182,7 +196,13 @@ class DummyProvider(Provider):
             return False
         if time.time() - record["booted"] < self.options.ready_delay:
             return False
-        return not self._roll(self.options.vmready_fail_percent)
+        if self._roll(self.options.vmready_fail_percent):
+            return False
+        if name in self._doomed:
+            # dies silently: the hypervisor still sees it running, only its services are gone
+            self._doomed.discard(name)
+            self._listeners.close(name)
+        return True
 
     async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
         await self._simulate("createsnapshot", f"snapshotting {name!r}")
@@ -218,6 +238,19 @@ class DummyProvider(Provider):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "filename": self.options.filename}
+
+    async def close(self) -> None:
+        self._listeners.close_all()
+
+    async def _listen(self, name: str) -> str:
+        """The address a powered-on VM is reached at: its own listener's with ``listen``."""
+        if not self.options.listen:
+            return _fake_ip(name)
+        mute = self._roll(self.options.port_without_service_percent)
+        if self._roll(self.options.ready_die_percent):
+            self._doomed.add(name)
+        port = await self._listeners.open(name, Health.MUTE if mute else Health.HEALTHY)
+        return f"{self._listeners.host}:{port}"
 
     async def _change_vm(self, pool: PoolTarget, name: str, change: Callable[[Record], T]) -> T:
         """Apply ``change`` to the VM's record; PermanentProviderError when there is no such VM."""

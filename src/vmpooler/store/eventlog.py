@@ -65,6 +65,7 @@ def transition_event(source: VMState, target: VMState) -> str:
         VMState.DESTROYED: "vm.destroyed",
         VMState.DISCOVERED: "vm.discovered",
         VMState.PENDING: "vm.cloned",
+        VMState.QUARANTINE: "vm.quarantined",
     }[target]
 
 

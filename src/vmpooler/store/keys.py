@@ -57,6 +57,13 @@ def checked_at(pool: str) -> str:
     return f"{PREFIX}checked_at__{pool}"
 
 
+def handout_stats(pool: str) -> str:
+    """Ours: hand-out checks of the pool's VMs: ``checks:<minute>`` and ``failures:<minute>`` counts
+    (the manager's failure rate) and ``quarantined``, the total ever quarantined.
+    The pool's quarantined VMs themselves are the state set ``vmpooler__quarantine__<pool>``."""
+    return f"{PREFIX}handout__{pool}"
+
+
 def lifetime_ends(pool: str) -> str:
     """Ours: zset of the pool's running VMs by the time each one's lifetime ends (+inf: no limit)."""
     return f"{PREFIX}lifetime_ends__{pool}"

@@ -96,6 +96,11 @@ class VMField(StrEnum):
     DESTROY = "destroy"
     TIMEOUT_NOTIFICATION = "timeout_notification"
     OPEN_SOCKET_ERROR = "open_socket_error"
+    #: ours: when it last passed its hand-out check (epoch seconds)
+    HANDOUT_PASSED = "handout_passed"
+    #: ours: when it failed its hand-out check and was quarantined, and why
+    QUARANTINED = "quarantined"
+    QUARANTINE_REASON = "quarantine_reason"
 
 
 #: ``tag:<name>`` -> the tag's value
@@ -146,6 +151,9 @@ class VMRecord(NamedTuple):
     destroy: float | None = None
     timeout_notification: str | None = None
     open_socket_error: str | None = None
+    handout_passed: float | None = None
+    quarantined: float | None = None
+    quarantine_reason: str | None = None
     tags: Mapping[str, str] = _NONE
     #: snapshot id -> when it was taken, as stored
     snapshots: Mapping[str, str] = _NONE
@@ -244,19 +252,24 @@ _FIELD: dict[str, str] = {
     "destroy": VMField.DESTROY,
     "timeout_notification": VMField.TIMEOUT_NOTIFICATION,
     "open_socket_error": VMField.OPEN_SOCKET_ERROR,
+    "handout_passed": VMField.HANDOUT_PASSED,
+    "quarantined": VMField.QUARANTINED,
+    "quarantine_reason": VMField.QUARANTINE_REASON,
 }
 _FIELD = {attribute: str(name) for attribute, name in _FIELD.items()}  # plain str: as a reply's fields are
 _ATTRIBUTE = {name: attribute for attribute, name in _FIELD.items()}
-_TIMES = ("clone", "ready", "check", "checkout", "destroy")
+_TIMES = ("clone", "ready", "check", "checkout", "destroy", "quarantined")
 _READERS = {
     **dict.fromkeys(_TIMES, parse_time),
     "clone_time": _seconds,
+    "handout_passed": _seconds,
     "lifetime": read_lifetime,
     "disks": lambda value: tuple(disk for disk in value.split(":") if disk),
 }
 _WRITERS: dict[str, Callable[[Any], str]] = {
     **dict.fromkeys(_TIMES, format_time),
     "clone_time": lambda seconds: f"{seconds:.2f}",
+    "handout_passed": repr,
 }
 #: (position, field, how its value is written) for every single-valued attribute: fields() runs on
 #: every checkout, so it walks one flat tuple

@@ -16,6 +16,7 @@ from vmpooler.store.connection import Redis, translated
 from vmpooler.store.deadlines import DeadlineStore, deadline_keys, zset_score
 from vmpooler.store.eventlog import DEFAULT_MAX_LENGTH, EventLog, at_field, event_data, transition_event
 from vmpooler.store.events import EventStore
+from vmpooler.store.handout import HandoutStore
 from vmpooler.store.health import HealthStore
 from vmpooler.store.history import HistoryStore, count_field
 from vmpooler.store.leases import LeaseStore
@@ -79,6 +80,7 @@ class Store:
         self.history = HistoryStore(client)
         self.ratelimit = RateLimitStore(client)
         self.health = HealthStore(client, self.eventlog)
+        self.handout = HandoutStore(client, self.eventlog)
         self.leases = LeaseStore(client)
         self.events = EventStore(client)
         self.slots = SlotStore(client, self._scripts.clone_slot, self.managers_alive)

@@ -147,6 +147,9 @@ class StatusService:
                     entry["degraded"] = health[pool.name]
                 if pool.name in autoscaled:
                     entry["autoscale"] = autoscaled[pool.name]
+                quarantined = counts[pool.name][VMState.QUARANTINE]
+                if pool.handout_check is not None or quarantined:  # ours: failed their hand-out check
+                    entry["quarantine"] = quarantined
                 report["pools"][pool.name] = entry
         return dict(sorted(report.items()))
 

@@ -9,7 +9,7 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
 from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, StoreError, Unauthorized
+from vmpooler.health import Failover, HandoutGate
 from vmpooler.limits import LIFETIME_CEILING_HOURS, lifetime_limit
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
@@ -117,6 +118,8 @@ class VMService:
         #: called after every change this service makes (the status report drops its cache)
         self.on_change: Callable[[], None] = lambda: None
         self._rng = random.Random()
+        self.handout = HandoutGate(settings, store, clock, self.metrics)
+        self.failover = Failover(settings, store, clock)
 
     def pool_names(self) -> list[str]:
         return [pool.name for pool in self.settings.pools]
@@ -145,13 +148,23 @@ class VMService:
         if owner is not None:
             lifetime = self.settings.config.vm_lifetime_auth or None
             record = VMRecord(token=owner.token_id, user=owner.user, lifetime=lifetime)
-        taken = await self.store.checkout(
-            requests,
-            self.clock(),
-            record.fields(),
-            token_id=owner.token_id if owner else None,
-            lifetime_hours=record.lifetime_hours(self.settings.config.vm_lifetime),
-        )
+        token_id = owner.token_id if owner else None
+        fields = record.fields()
+        lifetime_hours = record.lifetime_hours(self.settings.config.vm_lifetime)
+
+        async def take(batch: Sequence[Sequence[str]]) -> list[tuple[str, str]] | int:
+            return await self.store.checkout(
+                batch, self.clock(), fields, token_id=token_id, lifetime_hours=lifetime_hours
+            )
+
+        # fallback pools and hand-out checks: health/ (each a no-op for pools that configure neither)
+        used: Sequence[Sequence[str]] = requests
+        if self.failover.involved(requests):
+            taken, used = await self.failover.checkout(requests, take)
+        else:
+            taken = await take(requests)
+        if not isinstance(taken, int) and self.handout.applies(taken):
+            taken = await self.handout.confirm(used, taken, take, token_id)
         if isinstance(taken, int):
             short = names[taken]
             self.metrics.checkout(short, "empty")
@@ -162,11 +175,12 @@ class VMService:
             )
         self.on_change()
         await self.record_waits([pool for pool, _ in taken], 0.0)
-        for pool, _ in taken:
-            self.metrics.checkout(pool, "success")
+        fallback = Failover.served_by_fallback(requests, taken)
+        for (pool, _), via_fallback in zip(taken, fallback, strict=True):
+            self.metrics.checkout(pool, "fallback" if via_fallback else "success")
             if owner is not None and self.settings.config.usage_stats:
                 self.metrics.usage(owner.user, "allocate", pool)
-        return [Checkout(names[i], pool, vm) for i, (pool, vm) in enumerate(taken)]
+        return [Checkout(names[i], pool, vm, fallback[i]) for i, (pool, vm) in enumerate(taken)]
 
     async def record_waits(self, pools: list[str], waited: float) -> None:
         """The wait of checked-out VMs (one entry of ``pools`` per VM): the histogram, and for autoscaled
