@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.pools import settings_with
-from tests.support.servers import ApiThread, start_redis
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client, start_redis
 from vmpooler.config import Settings, parse_settings
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
@@ -36,9 +36,15 @@ def demo_settings(**config: Any) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
+    with ApiThread(demo_settings(), redis_server.port) as server:
+        yield server
+
+
 @pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    with ApiThread(demo_settings(), redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    with shared_api_client(server) as client:
         yield client
 
 

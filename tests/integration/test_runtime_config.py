@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.support.pools import dummy, manager_for, run_until
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 from vmpooler.config import Settings, parse_settings
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
@@ -32,9 +32,15 @@ def config_settings(experimental: bool = True, auth: bool = False) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
+    with ApiThread(config_settings(), redis_server.port) as server:
+        yield server
+
+
 @pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    with ApiThread(config_settings(), redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    with shared_api_client(server) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.support.pools import settings_with
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 from vmpooler.store import keys
 from vmpooler.store.redis import Store
 
@@ -18,10 +18,16 @@ TODAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 YESTERDAY = TODAY - timedelta(days=1)
 
 
-@pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
     settings = settings_with([{"name": "deb", "template": "t", "size": 1}])
-    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with ApiThread(settings, redis_server.port) as server:
+        yield server
+
+
+@pytest.fixture
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    with shared_api_client(server) as client:
         yield client
 
 

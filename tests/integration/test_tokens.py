@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 from vmpooler.config import Settings, parse_settings
 from vmpooler.states import VMState
 from vmpooler.store import keys
@@ -29,9 +29,15 @@ def auth_settings(auth: bool = True) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
+    with ApiThread(auth_settings(), redis_server.port) as server:
+        yield server
+
+
 @pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    with ApiThread(auth_settings(), redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    with shared_api_client(server) as client:
         yield client
 
 

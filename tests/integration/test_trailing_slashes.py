@@ -8,13 +8,19 @@ import httpx
 import pytest
 
 from tests.integration.test_api import demo_settings, fill
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 from vmpooler.store.redis import Store
 
 
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
+    with ApiThread(demo_settings(), redis_server.port) as server:
+        yield server
+
+
 @pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    with ApiThread(demo_settings(), redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    with shared_api_client(server) as client:
         yield client
 
 

@@ -10,17 +10,23 @@ import httpx
 import pytest
 
 from tests.support.pools import dummy, manager_for, run_until, settings_with
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 from vmpooler.states import VMState
 from vmpooler.store.redis import Store
 
 POOL = {"name": "deb", "template": "t/deb", "size": 1}
 
 
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
+    with ApiThread(settings_with([POOL]), redis_server.port) as server:
+        yield server
+
+
 @pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    with ApiThread(settings_with([POOL]), redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as c:
-        yield c
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    with shared_api_client(server) as client:
+        yield client
 
 
 async def test_snapshot_revert_and_disk_reach_the_provider(

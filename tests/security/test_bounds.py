@@ -14,7 +14,7 @@ import redis
 
 from tests.security.served import fill
 from tests.support.pools import dummy, manager_for, run_until, settings_with
-from tests.support.servers import ApiThread, make_store
+from tests.support.servers import ApiThread, RedisProcess, make_store, shared_api_client
 from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.redis import Store
@@ -34,11 +34,17 @@ READ_ROUTES = [
 ]
 
 
-@pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    fill(redis_port, "deb", 5)
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
     config = settings_with([{"name": "deb", "template": "t/deb", "size": 5}], experimental_features=True)
-    with ApiThread(config, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with ApiThread(config, redis_server.port) as server:
+        yield server
+
+
+@pytest.fixture
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    fill(redis_port, "deb", 5)
+    with shared_api_client(server) as client:
         yield client
 
 

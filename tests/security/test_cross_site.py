@@ -12,16 +12,22 @@ import pytest
 
 from tests.security.served import fill
 from tests.support.pools import settings_with
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 
 EVIL = "http://evil.example.com"
 
 
-@pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    fill(redis_port, "deb", 5)
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
     settings = settings_with([{"name": "deb", "template": "t/deb", "size": 5}])
-    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with ApiThread(settings, redis_server.port) as server:
+        yield server
+
+
+@pytest.fixture
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    fill(redis_port, "deb", 5)
+    with shared_api_client(server) as client:
         yield client
 
 

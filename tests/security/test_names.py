@@ -11,16 +11,22 @@ import redis
 
 from tests.security.served import fill
 from tests.support.pools import settings_with
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 from vmpooler.errors import ConfigError
 from vmpooler.store import keys
 
 
-@pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
-    fill(redis_port, "deb", 3)
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
     settings = settings_with([{"name": "deb", "template": "t/deb", "size": 3}])
-    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with ApiThread(settings, redis_server.port) as server:
+        yield server
+
+
+@pytest.fixture
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    fill(redis_port, "deb", 3)
+    with shared_api_client(server) as client:
         yield client
 
 

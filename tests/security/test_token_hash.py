@@ -16,7 +16,7 @@ import pytest
 import redis
 import yaml
 
-from tests.support.servers import ApiThread
+from tests.support.servers import ApiThread, RedisProcess, shared_api_client
 from vmpooler.config import parse_settings
 from vmpooler.states import VMState
 from vmpooler.store import keys
@@ -29,11 +29,17 @@ ORIGINAL_TOKEN = "xvob49xnzmv1z4o9qlqju3opni6yzfpr"
 RUBY_TIME = "%Y-%m-%d %H:%M:%S +0000"
 
 
-@pytest.fixture
-def api(redis_port: int) -> Iterator[httpx.Client]:
+@pytest.fixture(scope="module")
+def server(redis_server: RedisProcess) -> Iterator[ApiThread]:
     raw = {"pools": [{"name": "deb", "template": "t/deb", "size": 5}], "auth": {"provider": "dummy"}}
     settings, _ = parse_settings(raw, env={})
-    with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with ApiThread(settings, redis_server.port) as server:
+        yield server
+
+
+@pytest.fixture
+def api(server: ApiThread, redis_port: int) -> Iterator[httpx.Client]:
+    with shared_api_client(server) as client:
         yield client
 
 

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from tests.support.waiting import until_sync
 from vmpooler.api.app import create_app
@@ -84,12 +86,13 @@ class ApiThread:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server: uvicorn.Server | None = None
+        self._app: FastAPI | None = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def _serve(self) -> None:
         async def main() -> None:
             store = make_store(self.redis_port)
-            app = create_app(self.settings, store)
+            app = self._app = create_app(self.settings, store)
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", proxy_headers=False
             )
@@ -107,6 +110,12 @@ class ApiThread:
         wait_for_port(self.port)
         return self
 
+    def forget_caches(self) -> None:
+        """For the next test on a server its module shares (one app per module: building it is most of a
+        short test's time): drop the status report cached from the last test's Redis, which was flushed."""
+        if self._app is not None:
+            self._app.state.status.invalidate()
+
     def __exit__(self, *exc: object) -> None:
         if self._server is not None:
             self._server.should_exit = True
@@ -117,3 +126,12 @@ class ApiThread:
 def api_thread(settings: Settings, redis_port: int) -> Iterator[ApiThread]:
     with ApiThread(settings, redis_port) as server:
         yield server
+
+
+@contextlib.contextmanager
+def shared_api_client(server: ApiThread, timeout: float = 10) -> Iterator[httpx.Client]:
+    """A client of a module-scoped ``server`` for one test (which asks for ``redis_port``, so Redis is
+    flushed): what the app cached of the test before is dropped first."""
+    server.forget_caches()
+    with httpx.Client(base_url=server.url, timeout=timeout) as client:
+        yield client

@@ -25,9 +25,9 @@ PROVIDER_KINDS = {"libvirt": "vm", "qemu": "vm", "vsphere": "simulator", "ec2": 
 FOLDER_KINDS = {"chaos": "chaos", "compat": "compat"}
 KINDS = sorted({*FIXTURE_KINDS.values(), *FOLDER_KINDS.values()})
 
-#: modules that need no VM, browser or simulator but are slow all the same (each test starts `vmpooler` as a
-#: process, builds the docs or runs a fuzzer): `slow` too, so `make test-fast` stays an inner loop of about a
-#: minute; `make test` runs them. Chosen from `pytest -m "not slow" --durations=0` (seconds per test).
+#: modules (or single tests, ``path::name``) that need no VM, browser or simulator but are slow all the same
+#: (each starts `vmpooler` as a process, builds the docs or runs a fuzzer): `slow` too, so `make test-fast`
+#: stays an inner loop under a minute; `make test` runs them. Chosen from `pytest -m "not slow" --durations=0`.
 LONG_RUNNING: dict[str, str] = {
     "tests/integration/test_api_tls.py": "an HTTPS service process per test",
     "tests/integration/test_cli.py": "validate-config and serve as processes",
@@ -35,6 +35,8 @@ LONG_RUNNING: dict[str, str] = {
     "tests/integration/test_cli_client.py": "client verbs as processes",
     "tests/integration/test_cli_forms.py": "the original's command lines as processes",
     "tests/integration/test_client.py": "the pytest plugin runs a pytest of its own",
+    "tests/integration/test_cli_verbs.py::test_ssh_checks_out_from_a_pool_then_runs_ssh": "three CLI processes",
+    "tests/integration/test_cli_verbs.py::test_ctrl_c_during_wait_says_how_to_follow_up": "a CLI process, interrupted",
     "tests/integration/test_docs.py": "builds the documentation site",
     "tests/integration/test_manager_probe.py": "a manager process",
     "tests/integration/test_openapi.py": "schemathesis over every route",
@@ -48,6 +50,7 @@ LONG_RUNNING: dict[str, str] = {
     "tests/security/test_bodies.py": "200 MB bodies against a service process",
     "tests/security/test_embedded_redis.py": "serve with its own Redis",
     "tests/security/test_fuzz_bodies.py": "hypothesis over every body",
+    "tests/security/test_log_forging.py": "an API service process",
     "tests/security/test_rate_limit_keys.py": "a service process per test",
     "tests/security/test_slow_clients.py": "clients that wait out the server's timeouts",
     "tests/security/test_token_hash.py": "the original and this service side by side",
@@ -75,7 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def long_running(item: pytest.Item) -> bool:
-    return item.nodeid.split("::", 1)[0] in LONG_RUNNING
+    module, _, name = item.nodeid.partition("::")
+    return module in LONG_RUNNING or f"{module}::{name.split('[', 1)[0]}" in LONG_RUNNING
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
