@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -13,6 +14,7 @@ import sys
 import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 #: the id of the API request being served (set by the API's middleware), for every log line it causes
 request_id: ContextVar[str] = ContextVar("request_id", default="")
@@ -87,10 +89,17 @@ class _BatchWriter:
         self._write()
 
     def _write(self) -> None:
+        batch = []
         while self.records:
-            record = self.records.popleft()
-            for handler in self.handlers:
-                if record.levelno >= handler.level:
+            batch.append(self.records.popleft())
+        if not batch:
+            return
+        for handler in self.handlers:
+            mine = [record for record in batch if record.levelno >= handler.level and handler.filter(record)]
+            if isinstance(handler, logging.StreamHandler):
+                _write_lines(handler, mine)
+            else:
+                for record in mine:
                     handler.handle(record)
 
     def stop(self) -> None:
@@ -98,6 +107,24 @@ class _BatchWriter:
         if os.getpid() == self._owner:
             self._stop.set()
             self._thread.join()
+
+
+def _write_lines(handler: logging.StreamHandler[Any], records: list[logging.LogRecord]) -> None:
+    """The records as one write and one flush: a StreamHandler flushes after every line, a syscall each."""
+    lines = []
+    for record in records:
+        try:
+            lines.append(handler.format(record) + handler.terminator)
+        except Exception:
+            handler.handleError(record)
+    if not lines:
+        return
+    with handler.lock or contextlib.nullcontext():
+        try:
+            handler.stream.write("".join(lines))
+            handler.flush()
+        except Exception:
+            handler.handleError(records[-1])
 
 
 class _Handoff(logging.handlers.QueueHandler):
