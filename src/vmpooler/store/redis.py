@@ -24,7 +24,7 @@ from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.pool_view import PoolView, read_pool_view
 from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import VMField, VMRecord, format_time
-from vmpooler.store.scripts import Scripts
+from vmpooler.store.scripts import Scripts, settle
 from vmpooler.store.slots import SlotStore
 from vmpooler.store.stats import StatsStore
 from vmpooler.store.tasks import TaskStore
@@ -269,21 +269,33 @@ class Store:
             )
         return bool(done)
 
-    async def mark_ready(self, pool: str, name: str, now: float, boot_seconds: float) -> bool:
-        """PENDING -> READY, queued for checkout, with the boot statistics the summary reports."""
-        ready = VMRecord(ready=now).fields()
+    async def mark_ready(
+        self, pool: str, name: str, now: float, boot_seconds: float, fields: Fields | None = None
+    ) -> bool:
+        """PENDING -> READY (``fields`` written on the record too), queued for checkout, with the boot
+        statistics the summary reports (together in one more round trip: a fill makes thousands)."""
+        ready = {**VMRecord(ready=now).fields(), **(fields or {})}
         reason = f"booted in {boot_seconds:.1f}s"
         if not await self.move(pool, name, VMState.PENDING, VMState.READY, ready, score=now, reason=reason):
             return False
-        async with translated():
-            await self.client.hset(keys.LASTBOOT, pool, format_time(now))
-        await self.stats.record("boot", pool, name, boot_seconds, now)
-        await self.history.boot(pool, boot_seconds, now)
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.LASTBOOT, pool, format_time(now))
+            self.history.queue_boot(pipe, pool, boot_seconds, now)
+            fallback = self.stats.queue_record(pipe, "boot", pool, name, boot_seconds, now)
+            await settle(await pipe.execute(raise_on_error=False), {3: fallback})
         return True
 
-    async def record_clone_time(self, pool: str, name: str, now: float, seconds: float) -> None:
-        await self.stats.record("clone", pool, name, seconds, now)
-        await self.history.clone(pool, seconds, now)
+    async def record_clone_time(
+        self, pool: str, name: str, now: float, seconds: float, fields: Fields | None = None
+    ) -> None:
+        """A finished clone's statistics, and ``fields`` on its record, in one round trip."""
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            if fields:
+                pipe.hset(keys.vm(name), mapping=_mapping(fields))
+            self.history.queue_clone(pipe, pool, seconds, now)
+            fallback = self.stats.queue_record(pipe, "clone", pool, name, seconds, now)
+            replies = await pipe.execute(raise_on_error=False)
+            await settle(replies, {len(replies) - 1: fallback})
 
     async def mark_destroyed(self, pool: str, name: str, source: VMState, now: float) -> bool:
         """COMPLETED/FAILED -> DESTROYED: the record stays ``data_ttl`` hours for queries."""
