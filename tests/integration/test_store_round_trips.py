@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from vmpooler.store import keys
 from vmpooler.states import VMState
+from vmpooler.store import keys
 from vmpooler.store.events import EventStore
 from vmpooler.store.history import minute_of
 from vmpooler.store.redis import Store
