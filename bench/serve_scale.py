@@ -12,9 +12,10 @@ manager in processes of their own under a supervising parent), dummy provider wi
     half as long.
 (b) **many**: ``--pools`` pools (1,000) of 2 filling from empty, then idle ``--idle`` seconds (120):
     the idle CPU of each process, Redis commands per pool pass (``INFO`` against the manager's pass
-    counter on /prometheus; a pipeline is one round trip but several commands, so this over-counts
-    round trips), the history points written, and the warnings in the log (``No connection available``
-    above all).
+    counter on /prometheus, counting those scripts run inside Redis), client round trips per pass
+    (``total_reads_processed``: Redis reads a pipeline's or a script call's commands in one go) and the
+    commands clients sent by name (MONITOR), the history points written, and the warnings in the log
+    (``No connection available`` above all).
 
 RSS of every process (parent, API worker, manager, redis-server) after each scenario.
 A benchmark, not a test: it exits 0 whatever the figures, 1 when it could not run.
@@ -239,10 +240,15 @@ def many(children: Children, workdir: Path, args: argparse.Namespace) -> dict[st
     # the scrapes (/prometheus reads every pool's counts from Redis) stay outside the measured window
     passes_before = passes(url)
     cpu_before = {role: cpu_seconds(pid) for role, pid in pids.items()}
-    commands_before = int(client.info("stats")["total_commands_processed"])
+    stats = client.info("stats")
+    commands_before, reads_before = int(stats["total_commands_processed"]), int(stats["total_reads_processed"])
     with RoundTrips(redis_port) as round_trips:
         time.sleep(args.idle)
-    commands = int(client.info("stats")["total_commands_processed"]) - commands_before - 1  # our INFO
+    stats = client.info("stats")
+    commands = int(stats["total_commands_processed"]) - commands_before - 1  # our INFO
+    # a round trip is one read of a client's socket for Redis (a pipeline's commands arrive together);
+    # ours: the closing PING of the MONITOR client and the INFO just sent
+    reads = int(stats["total_reads_processed"]) - reads_before - 2
     sent = sum(round_trips.counts.values())
     cpu = {role: (cpu_seconds(pid) - cpu_before[role]) / args.idle for role, pid in pids.items()}
     pass_count = passes(url) - passes_before
@@ -256,7 +262,8 @@ def many(children: Children, workdir: Path, args: argparse.Namespace) -> dict[st
     return {"pools": args.pools, "fill": fill_figures(fill, 2 * args.pools), "idle_seconds": args.idle,
             "idle_cpu_share": cpu, "idle_cpu_vmpooler": vmpooler_cpu, "passes": pass_count,
             "commands_per_pass": commands / pass_count if pass_count else float("nan"),
-            "round_trips_per_pass": sent / pass_count if pass_count else float("nan"),
+            "round_trips_per_pass": reads / pass_count if pass_count else float("nan"),
+            "commands_sent_per_pass": sent / pass_count if pass_count else float("nan"),
             "round_trips_by_command": dict(round_trips.counts.most_common(8)),
             "history_points": points, "history_minutes": minutes, "rss_mib": rss(pids)} | log_counts(
         workdir / f"serve-{config.stem}.log")  # fmt: skip
@@ -278,7 +285,8 @@ def report(fig: dict[str, Any]) -> None:
         f"CPU {b['idle_cpu_vmpooler']:.1%} of a core (vmpooler processes; target <= 5 %), by process "
         + ", ".join(f"{k} {v:.1%}" for k, v in b["idle_cpu_share"].items()),
         f"(b) Redis commands per pool pass while idle: {b['commands_per_pass']:.2f} ({b['passes']:.0f} passes); "
-        f"round trips per pass {b['round_trips_per_pass']:.3f}, by command {b['round_trips_by_command']}",
+        f"client round trips per pass {b['round_trips_per_pass']:.3f} (Redis's socket reads); commands clients "
+        f"sent per pass {b['commands_sent_per_pass']:.3f}, by command {b['round_trips_by_command']}",
         f"(b) history points {b['history_points']} over {b['history_minutes']} minute boundaries x {b['pools']} pools",
         f"(b) warnings {b['warnings']} ({b['no_connection_available']} no connection); RSS MiB {b['rss_mib']}",
     ]

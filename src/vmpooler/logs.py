@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import atexit
+import collections
+import contextlib
 import json
 import logging
 import logging.handlers
+import os
 import queue
 import sys
+import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 #: the id of the API request being served (set by the API's middleware), for every log line it causes
 request_id: ContextVar[str] = ContextVar("request_id", default="")
@@ -60,10 +65,83 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _BatchWriter:
+    """Writes the records the event loop hands over, in batches, from a thread of its own.
+
+    The loop only appends to a deque: waking a writer thread for every record (a ``QueueHandler``'s
+    queue) cost a futex call and a GIL hand-off per log line, 12 % of a checkout's CPU under load
+    (py-spy, bench/checkout.py). The writer wakes every ``interval`` instead and writes what came."""
+
+    def __init__(self, handlers: list[logging.Handler], interval: float = 0.05) -> None:
+        self.records: collections.deque[logging.LogRecord] = collections.deque()
+        self.handlers = handlers
+        self.interval = interval
+        self._owner = os.getpid()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vmpooler-log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._write()
+        self._write()
+
+    def _write(self) -> None:
+        batch = []
+        while self.records:
+            batch.append(self.records.popleft())
+        if not batch:
+            return
+        for handler in self.handlers:
+            mine = [record for record in batch if record.levelno >= handler.level and handler.filter(record)]
+            if isinstance(handler, logging.StreamHandler):
+                _write_lines(handler, mine)
+            else:
+                for record in mine:
+                    handler.handle(record)
+
+    def stop(self) -> None:
+        # a writer inherited through fork has no thread here, and its records were the parent's to write
+        if os.getpid() == self._owner:
+            self._stop.set()
+            self._thread.join()
+
+
+def _write_lines(handler: logging.StreamHandler[Any], records: list[logging.LogRecord]) -> None:
+    """The records as one write and one flush: a StreamHandler flushes after every line, a syscall each."""
+    lines = []
+    for record in records:
+        try:
+            lines.append(handler.format(record) + handler.terminator)
+        except Exception:
+            handler.handleError(record)
+    if not lines:
+        return
+    with handler.lock or contextlib.nullcontext():
+        try:
+            handler.stream.write("".join(lines))
+            handler.flush()
+        except Exception:
+            handler.handleError(records[-1])
+
+
+class _Handoff(logging.handlers.QueueHandler):
+    """Formats (escaped, in the caller's context) and copies a record as QueueHandler does, then hands it over."""
+
+    def __init__(self, writer: _BatchWriter) -> None:
+        super().__init__(queue.SimpleQueue())  # unused: enqueue goes to the writer's deque
+        self.writer = writer
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.writer.records.append(record)
+
+
 def setup_logging(level: int = logging.INFO, fmt: str = "plain", logfile: str | None = None) -> list[str]:
     """Configure the root logger; returns warnings (e.g. an unwritable logfile) for the caller to show.
 
-    Records are handed to a queue and written by a background thread, so a slow terminal or disk never
+    Records are handed to a background thread that writes them, so a slow terminal or disk never
     blocks the event loop (a checkout's log line cost ~12 % of its latency when written inline)."""
     warnings: list[str] = []
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -75,28 +153,25 @@ def setup_logging(level: int = logging.INFO, fmt: str = "plain", logfile: str | 
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else logging.Formatter(PLAIN_FORMAT)
     for handler in handlers:
         handler.setFormatter(formatter)
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    front = logging.handlers.QueueHandler(records)
-    # the queue carries the bare message, escaped; the writer thread's handlers apply the real format
+    writer = _BatchWriter(handlers)
+    front = _Handoff(writer)
+    # the writer gets the bare message, escaped; its handlers apply the real format
     front.setFormatter(_EscapingFormatter("%(message)s"))
     # the request id is read here, in the request's context, before the record crosses threads
     front.addFilter(_RequestIdFilter())
     logging.basicConfig(level=level, handlers=[front], force=True)
-    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
-    listener.start()
-    _LISTENERS.append(listener)
+    writer.start()
+    _WRITERS.append(writer)
     atexit.register(stop_logging)
     return warnings
 
 
 #: the writer threads setup_logging started in this process (a forked child starts its own)
-_LISTENERS: list[logging.handlers.QueueListener] = []
+_WRITERS: list[_BatchWriter] = []
 
 
 def stop_logging() -> None:
-    """Write out every queued record and stop the writer threads: for atexit, and for a forked child that
-    ends with os._exit (which runs no atexit handler, so its last lines would be lost)."""
-    while _LISTENERS:
-        listener = _LISTENERS.pop()
-        if listener._thread is not None:  # a listener inherited through fork has no thread here
-            listener.stop()
+    """Write out every record handed over and stop the writer threads: for atexit, and for a forked child
+    that ends with os._exit (which runs no atexit handler, so its last lines would be lost)."""
+    while _WRITERS:
+        _WRITERS.pop().stop()

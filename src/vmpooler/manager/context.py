@@ -128,10 +128,9 @@ class PoolContext:
         except ProviderError as exc:
             log.warning("pool %s vm %s: no address yet (%s)", self.name, name, exc)
             address = None
-        if address:
-            await self.store.update_vm(name, VMRecord(ip=address).fields())
         now = self.clock()
-        became_ready = await self.store.mark_ready(self.name, name, now, now - started)
+        fields = VMRecord(ip=address).fields() if address else None
+        became_ready = await self.store.mark_ready(self.name, name, now, now - started, fields)
         if became_ready:
             self.metrics.became_ready(self.name, now - started)
             self.on_ready(now - started)

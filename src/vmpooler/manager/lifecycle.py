@@ -84,8 +84,8 @@ class Lifecycle:
         try:
             info = await ctx.call("create_vm", ctx.provider.create_vm(ctx.target, name), ctx.policy.timeout, vm=name)
             clone_seconds = ctx.clock() - started
-            await ctx.store.update_vm(name, VMRecord(clone_time=clone_seconds, ip=info.ip or "").fields())
-            await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds)
+            fields = VMRecord(clone_time=clone_seconds, ip=info.ip or "").fields()
+            await ctx.store.record_clone_time(ctx.name, name, ctx.clock(), clone_seconds, fields)
             ctx.metrics.cloned(ctx.name, clone_seconds)
             # the clone is done: its slot goes to the next clone while this VM boots
             slot_held = False

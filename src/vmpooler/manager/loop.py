@@ -26,6 +26,7 @@ from vmpooler.manager.tasks import TaskWorker
 from vmpooler.manager.wakeups import Wakeups
 from vmpooler.metrics.base import Metrics
 from vmpooler.providers.base import Provider
+from vmpooler.store.events import ONDEMAND, TASKS
 from vmpooler.store.redis import Store
 
 log = logging.getLogger("vmpooler.manager")
@@ -145,7 +146,8 @@ class Manager:
             HEARTBEAT_TTL,
             self._fence_changed,
         )
-        self.wakeups = Wakeups(store, self.reconcilers)
+        # the pools' wake-ups, and those of the task and on-demand loops
+        self.wakeups = Wakeups(store, [*self.reconcilers, TASKS, ONDEMAND])
         self.tasks = TaskWorker(store, {name: r.ctx for name, r in self.reconcilers.items()}, clock)
         self.ondemand = OndemandProvisioner(settings, store, clock)
         self.history = HistorySampler(settings, store, clock, history_wait)
@@ -195,8 +197,8 @@ class Manager:
             for i, (n, r) in enumerate(self.reconcilers.items())
         ]
         background = {
-            "vm-tasks": self.tasks.run(stop, self.metrics),
-            "ondemand": self.ondemand.run(stop, self.metrics),
+            "vm-tasks": self.tasks.run(stop, self.metrics, wakeups=self.wakeups),
+            "ondemand": self.ondemand.run(stop, self.metrics, wakeups=self.wakeups),
             "heartbeat": every(HEARTBEAT_SECONDS, stop, self._heartbeat, name="heartbeat", metrics=self.metrics),
             "leases": self.leases.run(stop, self.metrics),
             "wakeups": self.wakeups.run(stop, self.metrics),

@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 from vmpooler.config import Settings
 from vmpooler.manager.cadence import every
+from vmpooler.manager.wakeups import Wakeups, idle_sleep
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
+from vmpooler.store.events import ONDEMAND
 from vmpooler.store.ondemand import Item, decode_items
 from vmpooler.store.records import VMField, VMRecord, parse_time
 from vmpooler.store.redis import Store
@@ -22,6 +24,9 @@ log = logging.getLogger("vmpooler.manager")
 #: a finished request's record is kept this long for GET, as the original does for deleted ones
 FINISHED_TTL_SECONDS = 15 * 24 * 3600
 LOCK_SECONDS = 30.0
+#: with no request open the provisioner passes this often (a new request wakes it at once): well
+#: under LOCK_SECONDS, so an idle provisioner keeps its lock
+IDLE_POLL_SECONDS = 10.0
 
 
 class OndemandProvisioner:
@@ -37,11 +42,15 @@ class OndemandProvisioner:
         self.owner = uuid.uuid4().hex
         #: the demand this provisioner last wrote, pool -> VMs
         self._demand: dict[str, int] = {}
+        #: whether the last pass left requests open (then it passes each second: VMs become ready unannounced)
+        self._open = True
 
     async def run_once(self) -> bool:
         """One pass; True when any request changed."""
         od = self.store.ondemand
+        self._open = True
         if not await od.lock(self.owner, LOCK_SECONDS):
+            self._open = False
             self._demand = {}  # another manager provisions; if this one takes over, it tells every pool
             return False
         changed = False
@@ -52,8 +61,10 @@ class OndemandProvisioner:
             await od.update(request_id, {f"failures:{p}": str(n) for p, n in baseline.items()})
             changed = True
         demand: Counter[str] = Counter()
+        still_open = False
         for request_id in await od.open_requests():
             changed |= await self._serve(request_id, demand)
+            still_open = True
         limit = self.settings.config.ondemand_clone_limit
         capped: dict[str, int] = {}
         for pool, missing in demand.items():
@@ -65,6 +76,7 @@ class OndemandProvisioner:
         moved = sorted(p for p in set(wanted) | set(self._demand) if wanted.get(p) != self._demand.get(p))
         await self.store.events.notify(moved)
         self._demand = wanted
+        self._open = still_open
         return changed
 
     async def _serve(self, request_id: str, demand: Counter[str]) -> bool:
@@ -137,5 +149,16 @@ class OndemandProvisioner:
                 await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED, reason="on-demand request ended")
         await self.store.ondemand.forget_vms(request_id, items)
 
-    async def run(self, stop: asyncio.Event, metrics: Metrics, interval: float = 1.0) -> None:
-        await every(interval, stop, self.run_once, name="ondemand", metrics=metrics)
+    async def run(
+        self,
+        stop: asyncio.Event,
+        metrics: Metrics,
+        interval: float = 1.0,
+        *,
+        wakeups: Wakeups | None = None,
+        idle_interval: float = IDLE_POLL_SECONDS,
+    ) -> None:
+        """Every ``interval`` while requests are open; otherwise every ``idle_interval``, or at once when
+        the API announces a new request on ``wakeups`` (each ``interval`` while that is not listening)."""
+        sleep = idle_sleep(wakeups, ONDEMAND, lambda: self._open, idle_interval)
+        await every(interval, stop, self.run_once, name="ondemand", metrics=metrics, sleep=sleep)

@@ -10,8 +10,10 @@ from collections.abc import Callable, Mapping
 from vmpooler.errors import NotSupported, ProviderError
 from vmpooler.manager.cadence import every
 from vmpooler.manager.context import PoolContext
+from vmpooler.manager.wakeups import Wakeups, idle_sleep
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
+from vmpooler.store.events import TASKS
 from vmpooler.store.records import VMRecord, format_time, task_error_field
 from vmpooler.store.redis import Store
 
@@ -20,6 +22,8 @@ log = logging.getLogger("vmpooler.manager")
 KINDS = ("snapshot", "revert", "disk")
 #: a task taken this long ago and not finished belonged to a manager that died: queue it again
 STALE_AFTER_SECONDS = 600.0
+#: with nothing queued the worker looks this often (the API's announcement of a task wakes it at once)
+IDLE_POLL_SECONDS = 10.0
 
 
 class TaskWorker:
@@ -66,5 +70,21 @@ class TaskWorker:
             await self.store.update_vm(vm, {task_error_field(kind): str(exc)})
             log.warning("pool %s vm %s: %s %s failed: %s", ctx.name, vm, kind, argument, exc)
 
-    async def run(self, stop: asyncio.Event, metrics: Metrics, interval: float = 1.0) -> None:
-        await every(interval, stop, self.run_once, name="tasks", metrics=metrics)
+    async def run(
+        self,
+        stop: asyncio.Event,
+        metrics: Metrics,
+        interval: float = 1.0,
+        *,
+        wakeups: Wakeups | None = None,
+        idle_interval: float = IDLE_POLL_SECONDS,
+    ) -> None:
+        """Again after ``interval`` when a pass found work; otherwise after ``idle_interval``, or at once
+        when the API announces a task on ``wakeups`` (each ``interval`` while that is not listening)."""
+        done = [0]
+
+        async def run_pass() -> None:
+            done[0] = await self.run_once()
+
+        sleep = idle_sleep(wakeups, TASKS, lambda: done[0] > 0, idle_interval)
+        await every(interval, stop, run_pass, name="tasks", metrics=metrics, sleep=sleep)

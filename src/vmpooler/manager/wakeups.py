@@ -1,14 +1,14 @@
-"""Wakes a sleeping pool loop as soon as the API reports a change to its pool (pub/sub)."""
+"""Wakes a sleeping pool loop (or the task or on-demand loop) as soon as the API reports a change (pub/sub)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from vmpooler.errors import StoreError
-from vmpooler.manager.cadence import every
+from vmpooler.manager.cadence import Sleep, every, wait
 from vmpooler.metrics.base import Metrics
 from vmpooler.store.redis import Store
 
@@ -70,3 +70,18 @@ class Wakeups:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+def idle_sleep(wakeups: Wakeups | None, name: str, busy: Callable[[], bool], idle_seconds: float) -> Sleep:
+    """A ``sleep`` for ``cadence.every`` (the task and on-demand loops): the loop's interval while
+    ``busy()`` or while the subscription is down (or there is none); otherwise up to ``idle_seconds``,
+    ended at once by a wake-up of ``name``. Wake-ups before the next pass are forgotten: it sees them."""
+
+    async def sleep(seconds: float, stop: asyncio.Event) -> None:
+        if wakeups is None or not wakeups.listening or busy():
+            await wait(stop, seconds)
+            return
+        await wakeups.sleep(name, idle_seconds, stop)
+        wakeups.before_pass(name)
+
+    return sleep

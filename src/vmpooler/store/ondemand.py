@@ -8,6 +8,7 @@ from typing import Any
 
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.events import ONDEMAND
 from vmpooler.store.history import count_field
 from vmpooler.store.scripts import load
 
@@ -43,6 +44,8 @@ class OndemandStore:
             done = await self._create(
                 keys=[keys.ondemand_request(request_id), keys.PROVISIONING_REQUEST], args=[request_id, now, *pairs]
             )
+            if done:
+                await self.client.publish(keys.EVENTS, ONDEMAND)  # the provisioner waits on this, polling slowly
         return bool(done)
 
     async def get(self, request_id: str) -> dict[str, str] | None:

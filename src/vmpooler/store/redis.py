@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from vmpooler.errors import LeaseLost
 from vmpooler.states import LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
@@ -25,7 +27,7 @@ from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.pool_view import PoolView, read_pool_view
 from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import VMField, VMRecord, format_time
-from vmpooler.store.scripts import Scripts
+from vmpooler.store.scripts import Scripts, queue, settle
 from vmpooler.store.slots import SlotStore
 from vmpooler.store.stats import StatsStore
 from vmpooler.store.tasks import TaskStore
@@ -236,56 +238,79 @@ class Store:
         *,
         score: float | None = None,
         reason: str = "",
+        notify: bool = False,
     ) -> bool:
         """Move ``name`` from ``source`` to ``target`` (a live state); False if it was no longer in
         ``source``. Raises IllegalTransition for a move the state table forbids. The move's event
-        (eventlog.transition_event) is written with it, carrying ``reason``.
+        (eventlog.transition_event) is written with it, carrying ``reason``. With ``notify`` the
+        pool's managers are told (``events.notify``) in the same round trip.
 
         The pool's deadline index moves with it: ``score`` is, for a READY target, when it became
         ready (default now); for a RUNNING target, when its lifetime ends (default never)."""
         check_move(source, target)
         if score is None:
             score = time.time() if target is VMState.READY else math.inf
+        script_keys = [
+            keys.state_set(source, pool),
+            keys.state_set(target, pool),
+            keys.vm(name),
+            keys.active(pool),
+            *deadline_keys(pool),
+            keys.EVENT_STREAM,
+        ]
+        args = [
+            name,
+            source.value,
+            target.value,
+            zset_score(score),
+            pool,
+            transition_event(source, target),
+            at_field(),
+            event_data(**{"from": source.value, "reason": reason or None}),
+            self.eventlog.max_length,
+            *_pairs(fields),
+        ]
         async with translated():
-            done = await self._scripts.move(
-                keys=[
-                    keys.state_set(source, pool),
-                    keys.state_set(target, pool),
-                    keys.vm(name),
-                    keys.active(pool),
-                    *deadline_keys(pool),
-                    keys.EVENT_STREAM,
-                ],
-                args=[
-                    name,
-                    source.value,
-                    target.value,
-                    zset_score(score),
-                    pool,
-                    transition_event(source, target),
-                    at_field(),
-                    event_data(**{"from": source.value, "reason": reason or None}),
-                    self.eventlog.max_length,
-                    *_pairs(fields),
-                ],
-            )
+            if not notify:
+                return bool(await self._scripts.move(keys=script_keys, args=args))
+            async with self.client.pipeline(transaction=False) as pipe:
+                queue(pipe, self._scripts.move, script_keys, args)
+                pipe.publish(keys.EVENTS, pool)
+                done, _ = await pipe.execute(raise_on_error=False)
+            if isinstance(done, NoScriptError):  # Redis lost the script (a restart): load it, tell again
+                done = await self._scripts.move(keys=script_keys, args=args)
+                await self.events.notify([pool])
+            elif isinstance(done, Exception):
+                raise done
         return bool(done)
 
-    async def mark_ready(self, pool: str, name: str, now: float, boot_seconds: float) -> bool:
-        """PENDING -> READY, queued for checkout, with the boot statistics the summary reports."""
-        ready = VMRecord(ready=now).fields()
+    async def mark_ready(
+        self, pool: str, name: str, now: float, boot_seconds: float, fields: Fields | None = None
+    ) -> bool:
+        """PENDING -> READY (``fields`` written on the record too), queued for checkout, with the boot
+        statistics the summary reports (together in one more round trip: a fill makes thousands)."""
+        ready = {**VMRecord(ready=now).fields(), **(fields or {})}
         reason = f"booted in {boot_seconds:.1f}s"
         if not await self.move(pool, name, VMState.PENDING, VMState.READY, ready, score=now, reason=reason):
             return False
-        async with translated():
-            await self.client.hset(keys.LASTBOOT, pool, format_time(now))
-        await self.stats.record("boot", pool, name, boot_seconds, now)
-        await self.history.boot(pool, boot_seconds, now)
+        async with translated(), self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.LASTBOOT, pool, format_time(now))
+            self.history.queue_boot(pipe, pool, boot_seconds, now)
+            fallback = self.stats.queue_record(pipe, "boot", pool, name, boot_seconds, now)
+            await settle(await pipe.execute(raise_on_error=False), {3: fallback})
         return True
 
-    async def record_clone_time(self, pool: str, name: str, now: float, seconds: float) -> None:
-        await self.stats.record("clone", pool, name, seconds, now)
-        await self.history.clone(pool, seconds, now)
+    async def record_clone_time(
+        self, pool: str, name: str, now: float, seconds: float, fields: Fields | None = None
+    ) -> None:
+        """A finished clone's statistics, and ``fields`` on its record, in one round trip."""
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            if fields:
+                pipe.hset(keys.vm(name), mapping=_mapping(fields))
+            self.history.queue_clone(pipe, pool, seconds, now)
+            fallback = self.stats.queue_record(pipe, "clone", pool, name, seconds, now)
+            replies = await pipe.execute(raise_on_error=False)
+            await settle(replies, {len(replies) - 1: fallback})
 
     async def mark_destroyed(self, pool: str, name: str, source: VMState, now: float) -> bool:
         """COMPLETED/FAILED -> DESTROYED: the record stays ``data_ttl`` hours for queries."""

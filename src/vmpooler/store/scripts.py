@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from vmpooler.store.connection import Redis
 
@@ -13,6 +17,23 @@ from vmpooler.store.connection import Redis
 def load(client: Redis, name: str) -> AsyncScript:
     """Register ``scripts/<name>.lua`` with ``client``."""
     return client.register_script(_source(name))
+
+
+def queue(pipe: Pipeline, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> None:
+    """Queue ``script`` on ``pipe`` as a bare EVALSHA. Called on a pipeline, redis-py's Script asks
+    SCRIPT EXISTS before every execute: one round trip more. Should Redis have lost the script (a
+    restart), the reply is a NoScriptError: ``settle`` runs the fallback given for it."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+async def settle(replies: Sequence[Any], fallbacks: Mapping[int, Callable[[], Awaitable[Any]]]) -> None:
+    """Raise the first error among a pipeline's ``replies`` (run with ``raise_on_error=False``), but
+    for a NoScriptError at an index of ``fallbacks``: run that fallback (the script, loading it) instead."""
+    for index, reply in enumerate(replies):
+        if isinstance(reply, NoScriptError) and index in fallbacks:
+            await fallbacks[index]()
+        elif isinstance(reply, Exception):
+            raise reply
 
 
 def _source(name: str) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
+
+from redis.asyncio.client import Pipeline
 
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
-from vmpooler.store.scripts import load
+from vmpooler.store.scripts import load, queue
 
 KINDS = ("boot", "clone")
 #: per-day figures are kept this long (the original keeps them forever; a year answers any summary)
@@ -23,6 +26,14 @@ class DayDurations:
     maximum: float = 0.0
     #: the same figures for each pool that had any that day
     pools: Mapping[str, DayDurations] = field(default_factory=dict)
+
+
+def _record_call(kind: str, pool: str, vm: str, seconds: float, now: float) -> dict[str, list[Any]]:
+    day = datetime.fromtimestamp(now, UTC).date()
+    return {
+        "keys": [_day_key(kind, day), keys.duration_totals(kind, day)],
+        "args": [f"{pool}:{vm}", f"{seconds:.2f}", RETENTION_SECONDS],
+    }
 
 
 def _day_key(kind: str, day: date) -> str:
@@ -59,12 +70,17 @@ class StatsStore:
         self._record = load(client, "record_duration")
 
     async def record(self, kind: str, pool: str, vm: str, seconds: float, now: float) -> None:
-        day = datetime.fromtimestamp(now, UTC).date()
         async with translated():
-            await self._record(
-                keys=[_day_key(kind, day), keys.duration_totals(kind, day)],
-                args=[f"{pool}:{vm}", f"{seconds:.2f}", RETENTION_SECONDS],
-            )
+            call = _record_call(kind, pool, vm, seconds, now)
+            await self._record(keys=call["keys"], args=call["args"])
+
+    def queue_record(
+        self, pipe: Pipeline, kind: str, pool: str, vm: str, seconds: float, now: float
+    ) -> Callable[[], Awaitable[None]]:
+        """``record`` queued on ``pipe``; returns the fallback for ``scripts.settle``."""
+        call = _record_call(kind, pool, vm, seconds, now)
+        queue(pipe, self._record, call["keys"], call["args"])
+        return lambda: self.record(kind, pool, vm, seconds, now)
 
     async def durations(self, kind: str, days: list[date]) -> list[DayDurations]:
         """One aggregate per day, overall and per pool. A day the aggregate does not cover whole (written

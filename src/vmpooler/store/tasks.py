@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.events import TASKS
 from vmpooler.store.scripts import load
 
 #: task kind -> the set of "<vm>:<argument>" entries waiting, in the original's key layout
@@ -25,8 +26,10 @@ class TaskStore:
         self._requeue = load(client, "requeue_tasks")
 
     async def add(self, kind: str, vm: str, argument: str) -> None:
-        async with translated():
-            await self.client.sadd(QUEUES[kind], f"{vm}:{argument}")
+        async with translated(), self.client.pipeline(transaction=True) as pipe:
+            pipe.sadd(QUEUES[kind], f"{vm}:{argument}")
+            pipe.publish(keys.EVENTS, TASKS)  # the manager's task loop waits on this, polling slowly
+            await pipe.execute()
 
     async def take(self, kind: str, now: float) -> tuple[str, str] | None:
         """One waiting task as (vm, argument), marked in progress until ``done``; None when idle."""

@@ -346,12 +346,12 @@ class VMService:
         if state is not VMState.RUNNING:
             self.metrics.returned("failed")
             raise NotFound(f"VM {name!r} is not checked out (it is {state.value}); nothing to return")
-        if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED, reason="returned"):
+        # notify: the manager destroys it now, not at its next poll
+        if not await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED, reason="returned", notify=True):
             self.metrics.returned("failed")
             raise NotFound(f"VM {name!r} was returned already")
         self.metrics.returned("success")
         self.on_change()
-        await self.store.events.notify([pool])  # the manager destroys it now, not at its next poll
 
     async def queue_snapshot(self, hostname: str, caller: Identity | None) -> str:
         """Queue a snapshot for the manager; returns the snapshot's id (32 characters)."""

@@ -1,5 +1,8 @@
--- Give up a pool's lease, only if ``owner`` still holds it. KEYS[1] lease hash; ARGV[1] owner.
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+-- Give up pools' leases, each only if ``owner`` still holds it. KEYS: the lease hashes; ARGV[1] owner.
+local released = 0
+for _, lease in ipairs(KEYS) do
+  if redis.call('HGET', lease, 'owner') == ARGV[1] then
+    released = released + redis.call('DEL', lease)
+  end
 end
-return 0
+return released
