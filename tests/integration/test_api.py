@@ -233,6 +233,7 @@ async def test_status_reports_every_pool(api: httpx.Client, store: Store) -> Non
         "pending": 0,
         "max": 5,
         "lastBoot": status["pools"]["deb"]["lastBoot"],
+        "queue": 0,  # ours: checkouts waiting their turn
         "alias": ["debian"],  # as configured: a list stays a list, a string a string (as the original)
     }
     assert status["pools"]["cent"]["alias"] == "centos"

@@ -46,6 +46,7 @@ LONG_RUNNING: dict[str, str] = {
     "tests/integration/test_serve_processes.py": "serve's process tree, killed and restarted",
     "tests/integration/test_state_properties.py": "hypothesis over the store",
     "tests/integration/test_stored_pools.py": "serve processes",
+    "tests/integration/test_waiting_processes.py": "two API processes and two managers",
     "tests/integration/test_workers.py": "several API processes",
     "tests/security/test_bodies.py": "200 MB bodies against a service process",
     "tests/security/test_embedded_redis.py": "serve with its own Redis",

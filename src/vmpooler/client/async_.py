@@ -45,7 +45,12 @@ class AsyncClient:
         """Send one request described by :mod:`vmpooler.client.core` and parse its reply."""
         with core.transport_errors(self.url):
             response = await self._http.request(
-                call.method, call.path, json=call.json, params=call.params, auth=call.basic_auth
+                call.method,
+                call.path,
+                json=call.json,
+                params=call.params,
+                auth=call.basic_auth,
+                timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout,
             )
         return core.read_reply(call, response)
 
@@ -62,9 +67,14 @@ class AsyncClient:
     async def pools(self) -> list[str]:
         return await self.send(core.pools())
 
-    async def checkout(self, spec: PoolSpec) -> list[VM]:
-        """Check out VMs, all or nothing: ``{"debian": 2}``, ``"debian"`` or ``["debian", "centos"]``."""
-        return await self.send(core.checkout(spec))
+    async def checkout(self, spec: PoolSpec, wait: float = 0.0) -> list[VM]:
+        """Check out VMs, all or nothing: ``{"debian": 2}``, ``"debian"`` or ``["debian", "centos"]``; with
+        ``wait`` (seconds, up to 600) the server holds the request until its turn instead of a 503."""
+        return await self.send(core.checkout(spec, wait))
+
+    async def queue(self, pool: str) -> dict[str, Any]:
+        """The pool's waiting checkouts, and this token's ``position`` among them (None: not waiting)."""
+        return await self.send(core.queue(pool))
 
     async def query(self, host: str) -> dict[str, Any]:
         return await self.send(core.query(host))

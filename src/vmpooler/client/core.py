@@ -85,6 +85,8 @@ class Call(Generic[T]):
     basic_auth: tuple[str, str] | None = None
     #: statuses that are answers rather than errors (besides 2xx)
     ok_statuses: frozenset[int] = frozenset()
+    #: seconds to wait for the reply instead of the client's timeout (a checkout that waits its turn)
+    timeout: float | None = None
 
 
 _ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
@@ -207,8 +209,23 @@ def pools() -> Call[list[str]]:
     return Call("GET", "/vm", lambda _s, body: [str(p) for p in body])
 
 
-def checkout(spec: PoolSpec) -> Call[list[VM]]:
-    return Call("POST", "/vm", lambda _s, body: _vms(_body(body), ("ok", "domain")), json=counts(spec))
+#: seconds a waiting checkout's reply may take beyond its wait budget (the server answers at the budget's end)
+WAIT_SLACK_SECONDS = 10.0
+
+
+def checkout(spec: PoolSpec, wait: float = 0.0) -> Call[list[VM]]:
+    """``wait`` > 0: the server holds the request up to that many seconds for its turn (docs/waiting.md)."""
+    parse = lambda _s, body: _vms(_body(body), ("ok", "domain", "waited"))  # noqa: E731
+    if wait <= 0:
+        return Call("POST", "/vm", parse, json=counts(spec))
+    return Call(
+        "POST", "/vm", parse, json=counts(spec), params={"wait": f"{wait:g}"}, timeout=wait + WAIT_SLACK_SECONDS
+    )
+
+
+def queue(pool: str) -> Call[dict[str, Any]]:
+    """A pool's waiting checkouts: ``waiting``, ``waiting_vms``, ``oldest_wait``, the caller's ``position``."""
+    return Call("GET", f"/vm/{_seg(pool)}/queue", lambda _s, body: {k: v for k, v in _body(body).items() if k != "ok"})
 
 
 def query(host: str) -> Call[dict[str, Any]]:

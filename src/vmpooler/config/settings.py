@@ -19,6 +19,7 @@ from vmpooler.config.autoscale import AutoscaleSettings
 from vmpooler.config.globals import GlobalSettings
 from vmpooler.config.handout import HandoutCheck
 from vmpooler.config.redis import RedisSettings
+from vmpooler.config.waiting import Priorities, Quotas
 from vmpooler.config.webhooks import WebhookSettings
 from vmpooler.domain import PoolTarget
 from vmpooler.metrics.sections import GraphiteSection, PrometheusSection, StatsdSection
@@ -199,6 +200,14 @@ class Settings(BaseModel):
     )
     webhooks: list[WebhookSettings] = Field(
         default_factory=list, description="Where lifecycle events are POSTed, signed (see docs/webhooks.md)."
+    )
+    priorities: Priorities = Field(
+        default_factory=Priorities,
+        description="Owners' weights in the fair order of checkouts that wait (docs/waiting.md); equal by default.",
+    )
+    quotas: Quotas = Field(
+        default_factory=Quotas,
+        description="Checked-out VMs each owner may hold, overall and per pool; none by default.",
     )
 
     #: whether the configuration has a ``:pools:`` section; without one the pools are read from Redis

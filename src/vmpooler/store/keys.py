@@ -257,3 +257,34 @@ def webhook_dead_order(hook: str) -> str:
 def webhook_redeliver(hook: str) -> str:
     """Ours: events an admin asked to send again to a webhook (JSON), taken by a delivery worker."""
     return f"{PREFIX}webhook_redeliver__{hook}"
+
+
+# ---- checkouts that wait their turn (docs/waiting.md) ------------------------------------------
+
+#: ours: the counter waiting requests' arrival numbers come from (FIFO order within an owner)
+WAIT_SEQ = f"{PREFIX}wait_seq"
+#: ours: a pub/sub channel carrying the name of a pool whose waiters should look again: a VM of it
+#: became ready, or a waiter of it was served or left (polling is only the fallback)
+WAIT_WAKE = f"{PREFIX}wait_wake"
+#: the prefix of every waiting request's hash (``wait_request``), for the scripts that read them by id
+WAIT_REQUEST_PREFIX = f"{PREFIX}wait_request__"
+
+
+def wait_queue(pool: str) -> str:
+    """Ours: zset of the ids of a pool's waiting checkout requests by arrival number."""
+    return f"{PREFIX}wait_queue__{pool}"
+
+
+def wait_request(request_id: str) -> str:
+    """Ours: one waiting request: owner, weight, count, arrival number, when it joined, heartbeat deadline."""
+    return f"{WAIT_REQUEST_PREFIX}{request_id}"
+
+
+def wait_vtime(pool: str) -> str:
+    """Ours: owner -> VMs served per unit of weight while the pool had waiters (the fair-share clock)."""
+    return f"{PREFIX}wait_vtime__{pool}"
+
+
+def owner_vms(owner: str) -> str:
+    """Ours: names of the VMs an owner checked out (pruned of those no longer running), for quotas."""
+    return f"{PREFIX}owner_vms__{owner}"

@@ -32,6 +32,7 @@ from vmpooler.store.slots import SlotStore
 from vmpooler.store.stats import StatsStore
 from vmpooler.store.tasks import TaskStore
 from vmpooler.store.tokens import TokenStore
+from vmpooler.store.waiting import CheckoutVia, WaitQueues
 
 Fields = Mapping[str, str | int | float]
 
@@ -85,6 +86,7 @@ class Store:
         self.handout = HandoutStore(client, self.eventlog)
         self.leases = LeaseStore(client)
         self.events = EventStore(client)
+        self.queues = WaitQueues(client, events_max_length)
         self.slots = SlotStore(client, self._scripts.clone_slot, self.managers_alive)
         self.deadlines = DeadlineStore(client, self._scripts.set_lifetime)
 
@@ -297,6 +299,7 @@ class Store:
             pipe.hset(keys.LASTBOOT, pool, format_time(now))
             self.history.queue_boot(pipe, pool, boot_seconds, now)
             fallback = self.stats.queue_record(pipe, "boot", pool, name, boot_seconds, now)
+            self.queues.queue_wake(pipe, pool)  # a checkout waiting for this pool may be served now
             await settle(await pipe.execute(raise_on_error=False), {3: fallback})
         return True
 
@@ -350,6 +353,9 @@ class Store:
         token_id: str | None = None,
         ondemand: tuple[str, str, str] | None = None,
         lifetime_hours: float = DEFAULT_LIFETIME_HOURS,
+        *,
+        index_sets: Sequence[str] = (),
+        via: CheckoutVia | None = None,
     ) -> list[tuple[str, str]] | int:
         """Take one ready VM per request (each a list of candidate pools), all or nothing. In the
         same step the VMs are indexed under ``token_id``, under the on-demand request
@@ -357,7 +363,9 @@ class Store:
         end (0: never), for the manager.
 
         Returns [(pool, name), ...] in request order, or the index of the first request that
-        could not be served, in which case nothing was taken.
+        could not be served, in which case nothing was taken. ``index_sets`` are more sets every VM
+        taken is added to; ``via`` is a script the checkout runs through (a quota check, a waiting
+        request's turn: store/waiting.py), which raises its own error when it serves nothing.
         """
         check_move(VMState.READY, VMState.RUNNING)
         pools: list[str] = []
@@ -397,8 +405,14 @@ class Store:
             script_keys.append(keys.token_vms(token_id))
         if ondemand is not None:
             script_keys.append(keys.request_vms(*ondemand))
+        script_keys += index_sets
         async with translated():
-            reply = await self._scripts.checkout(keys=script_keys, args=args)
+            if via is None:
+                reply = await self._scripts.checkout(keys=script_keys, args=args)
+            else:
+                reply = await via.script(keys=[*via.keys, *script_keys], args=[*via.args, *args])
+        if via is not None and int(reply[0]) < 0:
+            raise via.refusal(list(reply))
         if reply[0] == 0:
             return int(reply[1]) - 1
         flat = reply[1:]

@@ -66,3 +66,14 @@ class Scripts:
     def register(cls, client: Redis) -> Scripts:
         # EVALSHA with a fallback to EVAL: survives a Redis restart that flushed the script cache
         return cls(**{name: client.register_script(_source(name)) for name in cls.__dataclass_fields__})
+
+
+def load_with(client: Redis, main: str, functions: tuple[str, ...]) -> AsyncScript:
+    """Register ``scripts/<main>.lua`` after the scripts it calls as local functions. ``checkout`` becomes
+    ``checkout(KEYS, ARGV)`` (the parameters shadow the globals), so the scripts that check quotas or serve
+    waiting requests hand VMs out with the one checkout there is; the others define their function."""
+    parts = []
+    for name in functions:
+        source = _source(name)
+        parts.append(f"local function {name}(KEYS, ARGV)\n{source}\nend\n" if name == "checkout" else source)
+    return client.register_script("\n".join([*parts, _source(main)]))

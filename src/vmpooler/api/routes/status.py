@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from vmpooler.api.auth import TOKEN_HEADER, ApiAuth
 from vmpooler.api.deps import Status
 from vmpooler.api.responses import PrettyJSONResponse, error, ok
 from vmpooler.api.schemas import errors
 from vmpooler.api.services.summary import SummaryService
-from vmpooler.errors import StoreError
+from vmpooler.api.services.waiting import quota_usage
+from vmpooler.errors import ApiError, StoreError
 from vmpooler.limits import pool_sizes
 from vmpooler.metrics import multiprocess, prometheus_of
 from vmpooler.states import VMState
@@ -27,7 +31,15 @@ def router() -> APIRouter:
             views = {v.strip() for v in request.query_params["view"].split(",")}
         elif "view=" in request.url.query.split("&"):
             views = set()
-        return PrettyJSONResponse(await service.status(views))
+        report = await service.status(views)
+        if service.settings.quotas.owners and request.headers.get(TOKEN_HEADER):
+            # per-owner usage against the quotas, for admins only (it names users): docs/waiting.md
+            auth: ApiAuth = request.app.state.auth
+            with contextlib.suppress(ApiError):  # a bad token still gets the public report
+                caller = await auth.token(request, required=False)
+                if caller is not None and caller.admin:
+                    report = {**report, "quotas": await quota_usage(service.settings, service.store.queues)}
+        return PrettyJSONResponse(report)
 
     @routes.get("/summary", responses=errors(400))
     async def summary(request: Request) -> Response:

@@ -13,6 +13,7 @@ from vmpooler.api.deps import Auth, Body, VMs
 from vmpooler.api.responses import PrettyJSONResponse, ok
 from vmpooler.api.schemas import CHECKOUT_BODY, MODIFY_BODY, errors, json_body
 from vmpooler.api.services.vms import parse_count, parse_spec
+from vmpooler.api.services.waiting import WAIT_NOTE, WAITED_HEADER, wait_budget
 from vmpooler.api.shapes import Flavor
 from vmpooler.errors import BadRequest
 
@@ -35,21 +36,36 @@ def router(flavor: Flavor) -> APIRouter:
     async def list_pools(vms: VMs) -> Response:
         return PrettyJSONResponse(vms.pool_names())
 
-    @routes.post("/vm", openapi_extra=json_body(CHECKOUT_BODY))
-    async def checkout_batch(request: Request, vms: VMs, auth: Auth, body: Body) -> Response:
-        wanted = checkout_request(body)
-        taken = await vms.checkout(wanted, await auth.token(request, required=False))
+    async def check_out(request: Request, vms: VMs, auth: Auth, wanted: dict[str, int]) -> Response:
+        # ?wait= or Prefer: wait= (docs/waiting.md); without either, exactly the checkout there always was
+        wait, from_prefer = wait_budget(request.query_params.get("wait"), request.headers.get("prefer"))
+        caller = await auth.token(request, required=False)
+        taken, waited = await vms.checkout_waiting(wanted, caller, wait, request.is_disconnected)
         log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
         note(request, vm=",".join(t.hostname for t in taken), pool=",".join(sorted({t.pool for t in taken})))
-        return ok(**flavor.checkout_body(taken, vms.domain_of))
+        if wait <= 0:
+            return ok(**flavor.checkout_body(taken, vms.domain_of))
+        reply = ok(**flavor.checkout_body(taken, vms.domain_of), waited=round(waited, 3))
+        reply.headers[WAITED_HEADER] = f"{waited:.3f}"
+        if from_prefer:
+            reply.headers["Preference-Applied"] = f"wait={wait:g}"
+        return reply
 
-    @routes.post("/vm/{spec}")
+    # `?wait=` is described in the route's text, not as a parameter: a fuzzer trying wait=600 would hold
+    # one request for ten minutes per example
+    @routes.post("/vm", openapi_extra=json_body(CHECKOUT_BODY), description=WAIT_NOTE)
+    async def checkout_batch(request: Request, vms: VMs, auth: Auth, body: Body) -> Response:
+        return await check_out(request, vms, auth, checkout_request(body))
+
+    @routes.post("/vm/{spec}", description=WAIT_NOTE)
     async def checkout_by_url(spec: str, request: Request, vms: VMs, auth: Auth) -> Response:
         # the body is ignored: the seed README's `curl -d --url .../vm/<pool>` posts "--url" as data
-        taken = await vms.checkout(parse_spec(spec, "/vm"), await auth.token(request, required=False))
-        log.info("checkout %s", ", ".join(f"{t.requested}={t.hostname}" for t in taken))
-        note(request, vm=",".join(t.hostname for t in taken), pool=",".join(sorted({t.pool for t in taken})))
-        return ok(**flavor.checkout_body(taken, vms.domain_of))
+        return await check_out(request, vms, auth, parse_spec(spec, "/vm"))
+
+    @routes.get("/vm/{pool}/queue")
+    async def queue(pool: str, request: Request, vms: VMs, auth: Auth) -> Response:
+        caller = await auth.token(request, required=False)
+        return ok(**await vms.waiting.queue(vms.settings, pool, caller.user if caller else None))
 
     @routes.get("/vm/{hostname}")
     async def query(hostname: str, vms: VMs) -> Response:

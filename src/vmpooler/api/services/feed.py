@@ -21,7 +21,7 @@ from vmpooler.store.records import VMField, parse_time
 from vmpooler.store.redis import Store
 
 #: the order of each pool's array in ``pools``
-COLUMNS = ("ready", "pending", "running", "size", "last_boot")
+COLUMNS = ("ready", "pending", "running", "size", "last_boot", "waiting")
 #: minutes of history behind "failing": at least MIN_FAILURES failed clones, and more than
 #: FAILURE_RATE of the clones that finished failed
 RECENT_MINUTES = 15
@@ -76,7 +76,8 @@ class DashboardFeed:
     @staticmethod
     def _levels(entry: dict[str, Any]) -> list[Any]:
         booted = parse_time(entry.get("lastBoot") or None)
-        return [entry["ready"], entry["pending"], entry["running"], entry["max"], booted and round(booted)]
+        levels = [entry["ready"], entry["pending"], entry["running"], entry["max"], booted and round(booted)]
+        return [*levels, entry.get("queue", 0)]  # checkouts waiting their turn (docs/waiting.md)
 
     async def _recent_points(self, now: float) -> dict[str, list[Point]]:
         minute = int(now // 60)

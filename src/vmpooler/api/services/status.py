@@ -132,6 +132,7 @@ class StatusService:
         if "pools" in wanted:
             lastboot = await self.store.lastboot()
             autoscaled = await self._autoscale_entries(now)
+            waiting = await self.store.queues.queue_lengths(pools)
             report["pools"] = {}
             for pool in self.settings.pools:
                 entry: dict[str, Any] = {
@@ -140,6 +141,7 @@ class StatusService:
                     "pending": counts[pool.name][VMState.PENDING],
                     "max": size_of[pool.name],
                     "lastBoot": lastboot.get(pool.name, ""),
+                    "queue": waiting[pool.name],  # checkouts waiting their turn (docs/waiting.md)
                 }
                 if pool.alias:
                     entry["alias"] = pool.alias_as_configured

@@ -9,10 +9,12 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from vmpooler.api.services.waiting import WaitingCheckouts, new_ticket, quota_error, quota_limits
 from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
@@ -23,6 +25,7 @@ from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.records import VMRecord, rfc3339
 from vmpooler.store.redis import Store
+from vmpooler.store.waiting import CheckoutVia
 from vmpooler.store.waits import WaitStore
 
 # always used with fullmatch: `$` also matches before a final newline, so "team\n" passed as a name
@@ -120,6 +123,7 @@ class VMService:
         self._rng = random.Random()
         self.handout = HandoutGate(settings, store, clock, self.metrics)
         self.failover = Failover(settings, store, clock)
+        self.waiting = WaitingCheckouts(store.queues, clock)
 
     def pool_names(self) -> list[str]:
         return [pool.name for pool in self.settings.pools]
@@ -136,6 +140,18 @@ class VMService:
     async def checkout(self, wanted: Mapping[str, int], owner: Identity | None = None) -> list[Checkout]:
         """Check out ``count`` VMs per requested pool or alias, all or nothing; a token's owner gets
         ``vm_lifetime_auth`` and the VMs are recorded as theirs."""
+        return (await self.checkout_waiting(wanted, owner))[0]
+
+    async def checkout_waiting(
+        self,
+        wanted: Mapping[str, int],
+        owner: Identity | None = None,
+        wait: float = 0.0,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+    ) -> tuple[list[Checkout], float]:
+        """``checkout``, holding the request up to ``wait`` seconds for its turn in the pool's queue
+        (docs/waiting.md); returns the VMs and the seconds waited. ``disconnected`` tells whether the
+        client left (then the request gives its place up)."""
         requests: list[list[str]] = []
         names: list[str] = []
         for requested, count in wanted.items():
@@ -151,15 +167,39 @@ class VMService:
         token_id = owner.token_id if owner else None
         fields = record.fields()
         lifetime_hours = record.lifetime_hours(self.settings.config.vm_lifetime)
+        ticket = new_ticket(self.settings, requests[0][0], owner.user if owner else None, len(requests))
+        limits = quota_limits(self.settings, ticket.owner, wanted)
+        # indexed only for an owner with a quota: the index is pruned when the quota is checked
+        index_sets = self.store.queues.owner_index(ticket.owner) if limits else []
+        quota_via = self.store.queues.quota_via(limits, partial(quota_error, ticket.owner)) if limits else None
 
-        async def take(batch: Sequence[Sequence[str]]) -> list[tuple[str, str]] | int:
+        async def take(batch: Sequence[Sequence[str]], via: CheckoutVia | None = None) -> list[tuple[str, str]] | int:
             return await self.store.checkout(
-                batch, self.clock(), fields, token_id=token_id, lifetime_hours=lifetime_hours
+                batch,
+                self.clock(),
+                fields,
+                token_id=token_id,
+                lifetime_hours=lifetime_hours,
+                index_sets=index_sets,
+                via=via or quota_via,
             )
 
+        waited = 0.0
+        taken: list[tuple[str, str]] | int
         # fallback pools and hand-out checks: health/ (each a no-op for pools that configure neither)
         used: Sequence[Sequence[str]] = requests
-        if self.failover.involved(requests):
+        if wait > 0:
+            if any(len(candidates) > 1 or candidates[0] != ticket.pool for candidates in requests):
+                raise BadRequest(
+                    "a checkout that waits asks for VMs of one pool: send one request per pool "
+                    "(an alias of several pools cannot wait; name one of its pools)"
+                )
+            try:
+                taken, waited = await self.waiting.run(ticket, wait, limits, partial(take, requests), disconnected)
+            except ServiceUnavailable:
+                self.metrics.checkout(ticket.pool, "empty")  # no turn within the wait: counted as a refusal
+                raise
+        elif self.failover.involved(requests):
             taken, used = await self.failover.checkout(requests, take)
         else:
             taken = await take(requests)
@@ -174,13 +214,13 @@ class VMService:
                 pool=short,
             )
         self.on_change()
-        await self.record_waits([pool for pool, _ in taken], 0.0)
+        await self.record_waits([pool for pool, _ in taken], waited)
         fallback = Failover.served_by_fallback(requests, taken)
         for (pool, _), via_fallback in zip(taken, fallback, strict=True):
             self.metrics.checkout(pool, "fallback" if via_fallback else "success")
             if owner is not None and self.settings.config.usage_stats:
                 self.metrics.usage(owner.user, "allocate", pool)
-        return [Checkout(names[i], pool, vm, fallback[i]) for i, (pool, vm) in enumerate(taken)]
+        return [Checkout(names[i], pool, vm, fallback[i]) for i, (pool, vm) in enumerate(taken)], waited
 
     async def record_waits(self, pools: list[str], waited: float) -> None:
         """The wait of checked-out VMs (one entry of ``pools`` per VM): the histogram, and for autoscaled

@@ -37,6 +37,7 @@ from vmpooler.cli.client.session import (
 )
 from vmpooler.cli.client.ssh import ssh
 from vmpooler.cli.client.tokens import token_app
+from vmpooler.cli.client.waiting import checkout_waiting
 from vmpooler.cli.client.webhooks import webhooks_app
 from vmpooler.errors import ApiError, ServiceUnavailable
 
@@ -49,12 +50,22 @@ EXIT_UNHEALTHY = 1
 
 
 @client_verb
-def get(opts: ClientOptions, pools: SpecArg) -> None:
-    """Check out ready VMs, all or nothing: `vmpooler get debian-12=2 centos`."""
+def get(
+    opts: ClientOptions,
+    pools: SpecArg,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", help="seconds (up to 600) to wait for your turn instead of a refusal", metavar="SECONDS"
+        ),
+    ] = 0.0,
+) -> None:
+    """Check out ready VMs, all or nothing: `vmpooler get debian-12=2 centos`; `--wait 120` waits its turn
+    (one pool), showing the place in the queue."""
     wanted = parse_specs(pools)
     with opts.session() as ctx, ctx.client() as client:
         try:
-            vms = client.checkout(wanted)
+            vms = checkout_waiting(ctx.client, wanted, wait) if wait > 0 else client.checkout(wanted)
         except ServiceUnavailable as exc:
             raise _beyond_size(client, wanted, exc) from None
         emit(

@@ -111,7 +111,7 @@ function buildRow(entry) {
 function updateRow(entry, now) {
   if (!entry.row) buildRow(entry);
   const { cells, values } = entry;
-  const [ready, pending, running, size, lastBoot] = entry.levels;
+  const [ready, pending, running, size, lastBoot, waiting = 0] = entry.levels;
   const aliasText = entry.aliases.join(", ");
   if (values.aliasText !== aliasText) {
     values.aliasText = aliasText;
@@ -137,11 +137,14 @@ function updateRow(entry, now) {
   }
   const level = entry.health ? "degraded" : size === 0 ? "idle" : ready === 0 ? "empty" : ready < size ? "low" : "full";
   if (entry.row.dataset.level !== level) entry.row.dataset.level = level;
-  const flag = entry.health ? `degraded: ${entry.health.problem || "cannot be filled"}` : "";
+  // checkouts waiting their turn (docs/waiting.md) are shown where a degraded pool says why
+  const queued = waiting ? `${fmt(waiting)} waiting` : "";
+  const flag = entry.health ? `degraded: ${entry.health.problem || "cannot be filled"}` : queued;
   if (values.flag !== flag) {
     values.flag = flag;
     cells.flag.textContent = flag;
     cells.flag.title = flag;
+    cells.flag.dataset.kind = entry.health ? "degraded" : queued ? "waiting" : "";
   }
   setText(cells.boot, lastBoot ? ago(lastBoot * 1000, now) : "never");
   if (values.lastBoot !== lastBoot) {
