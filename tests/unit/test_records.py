@@ -53,8 +53,8 @@ def test_a_hash_round_trips_through_the_record() -> None:
 def test_a_record_round_trips_through_its_fields() -> None:
     record = VMRecord(
         pool="p", template="t", clone=1_700_000_000.0, clone_owner="m-1", clone_time=2.5, checkout=1_700_000_100.0,
-        lifetime=0, token="abc", user="", disks=("+1gb",), tags={"a": "b"}, snapshots={"s": "x"},
-        other={"disk_error": "no room"},
+        lifetime=0, token="abc", user="", disks=("+1gb",), expiry_warned="1700018100", tags={"a": "b"},
+        snapshots={"s": "x"}, other={"disk_error": "no room"},
     )  # fmt: skip
     assert VMRecord.from_hash(record.fields()) == record
     # only what is set is written: a partial record is a partial update

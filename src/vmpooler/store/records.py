@@ -111,6 +111,8 @@ class VMField(StrEnum):
     #: ours: when it failed its hand-out check and was quarantined, and why
     QUARANTINED = "quarantined"
     QUARANTINE_REASON = "quarantine_reason"
+    #: ours: the lifetime end (a zset score, as written) a vm.expiring event was sent for (expiring.lua)
+    EXPIRY_WARNED = "expiry_warned"
 
 
 #: ``tag:<name>`` -> the tag's value
@@ -164,6 +166,8 @@ class VMRecord(NamedTuple):
     handout_passed: float | None = None
     quarantined: float | None = None
     quarantine_reason: str | None = None
+    #: kept as written: expiring.lua compares it with a zset score as a string
+    expiry_warned: str | None = None
     tags: Mapping[str, str] = _NONE
     #: snapshot id -> when it was taken, as stored
     snapshots: Mapping[str, str] = _NONE
@@ -265,6 +269,7 @@ _FIELD: dict[str, str] = {
     "handout_passed": VMField.HANDOUT_PASSED,
     "quarantined": VMField.QUARANTINED,
     "quarantine_reason": VMField.QUARANTINE_REASON,
+    "expiry_warned": VMField.EXPIRY_WARNED,
 }
 _FIELD = {attribute: str(name) for attribute, name in _FIELD.items()}  # plain str: as a reply's fields are
 _ATTRIBUTE = {name: attribute for attribute, name in _FIELD.items()}
