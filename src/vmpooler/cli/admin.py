@@ -17,12 +17,14 @@ import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, overload
 
 import typer
 
 from vmpooler.cli.client.session import DebugOpt, JsonOpt, table
+from vmpooler.cli.shared import parameters, shared_options
 from vmpooler.errors import ConfigError, ProviderError, StoreError, StoreUnavailable
 from vmpooler.states import LIVE_STATES
 
@@ -63,6 +65,35 @@ FinalizeOpt = Annotated[
         help="end the migration: the original's clear-text tokens are stored hashed only (it can no longer use them)",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    """What every operator command takes, declared once (:func:`operator_command`): each field one option."""
+
+    config: ConfigOpt = None
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR
+    as_json: JsonOpt = False
+    debug: DebugOpt = False
+
+    def settings(self) -> Settings:
+        return _settings(self.config, self.state_dir)
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        """Our errors as one stderr line and an exit code (with ``--debug``, the traceback instead)."""
+        return _one_line_errors(self.debug)
+
+
+@overload
+def operator_command(command: Callable[..., None], /) -> Callable[..., None]: ...
+@overload
+def operator_command(*, json: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]: ...
+def operator_command(command: Callable[..., None] | None = None, /, *, json: bool = True) -> Any:
+    """Give a command the operator options after its own, as one :class:`OperatorOptions` (its first
+    parameter); ``json=False`` for commands that print nothing but their outcome."""
+    shared = [p for p in parameters(OperatorOptions) if json or p.name != "as_json"]
+    decorate = shared_options(OperatorOptions, shared)
+    return decorate if command is None else decorate(command)
 
 
 @contextlib.contextmanager
@@ -149,15 +180,13 @@ def _emit(as_json: bool, data: Any, plain: Callable[[], Sequence[str]], rich: Ca
 # ---- inventory ------------------------------------------------------------------------------------
 
 
+@operator_command
 def inventory(
-    config: ConfigOpt = None,
-    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
+    opts: OperatorOptions,
 ) -> None:
     """Every pool's VMs by state, as Redis holds them (configured pools first, then any others Redis names)."""
-    with _one_line_errors(debug):
-        pools = _run_async(_inventory(_settings(config, state_dir)))
+    with opts.errors():
+        pools = _run_async(_inventory(opts.settings()))
     rows = [
         [name, state, len(vms), " ".join(vms)]
         for name, pool in pools.items()
@@ -166,7 +195,7 @@ def inventory(
     ]
     rows += [[name, "-", 0, ""] for name, pool in pools.items() if not any(pool["vms"].values())]
     _emit(
-        as_json,
+        opts.as_json,
         {"pools": pools},
         lambda: [
             f"{name} {state} {len(vms)} {' '.join(vms)}".rstrip()
@@ -194,13 +223,11 @@ async def _inventory(settings: Settings) -> dict[str, dict[str, Any]]:
 # ---- purge ------------------------------------------------------------------------------------------
 
 
+@operator_command
 def purge(
-    config: ConfigOpt = None,
-    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    opts: OperatorOptions,
     dry_run: DryRunOpt = True,
     timeout: TimeoutOpt = 120.0,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """VMs the pools' providers hold that Redis does not know (leaks); --no-dry-run destroys them.
 
@@ -208,18 +235,18 @@ def purge(
     from vmpooler.providers import registry
     from vmpooler.validate import problems as start_up_problems
 
-    with _one_line_errors(debug):
-        settings = _settings(config, state_dir)
+    with opts.errors():
+        settings = opts.settings()
         if found := start_up_problems(settings):  # the same words as validate-config and start-up
             raise ConfigError(found)
-        providers = registry.build_all(settings.pools, settings.providers, settings.config, state_dir)
+        providers = registry.build_all(settings.pools, settings.providers, settings.config, opts.state_dir)
         results = _run_async(_purge(settings, providers, dry_run, timeout))
     unknown = [(pool.pool, name) for pool in results for name in pool.unknown]
     destroyed = [(pool.pool, name) for pool in results for name in pool.destroyed]
     failed = [(pool.pool, name, why) for pool in results for name, why in pool.failed.items()]
     rows = [[r.pool, r.provider, " ".join(r.unknown), r.error or _outcome(r, dry_run)] for r in results]
     _emit(
-        as_json,
+        opts.as_json,
         {"dry_run": dry_run, "pools": {pool.pool: pool.as_dict() for pool in results}},
         # one VM a line: the unknown ones in a dry run, else the ones destroyed
         lambda: [f"{pool} {name}" for pool, name in (unknown if dry_run else destroyed)],
@@ -230,7 +257,7 @@ def purge(
             typer.echo(f"error: pool {pool.pool}: inventory failed, nothing judged: {pool.error}", err=True)
     for pool_name, name, why in failed:
         typer.echo(f"error: pool {pool_name}: {name} not destroyed: {why}", err=True)
-    if unknown and dry_run and not as_json:
+    if unknown and dry_run and not opts.as_json:
         typer.echo(f"{len(unknown)} VM(s) unknown to Redis; `vmpooler purge --no-dry-run` destroys them", err=True)
     problems = failed or any(pool.error for pool in results) or (dry_run and unknown)
     raise typer.Exit(EXIT_FOUND if problems else 0)
@@ -274,34 +301,32 @@ async def _purge(
 # ---- migrate-from-ruby ---------------------------------------------------------------------------------
 
 
+@operator_command
 def migrate_from_ruby(
-    config: ConfigOpt = None,
-    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    opts: OperatorOptions,
     finalize: FinalizeOpt = False,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Check that a Redis written by the original (Ruby) vmpooler reads correctly here; changes nothing.
     With --finalize (once the original is stopped for good), store its clear-text tokens hashed only.
 
     Exit 0 when everything is readable, 1 when there are problems (each listed)."""
     if finalize:
-        with _one_line_errors(debug):
-            done = _run_async(_finalize(_settings(config, state_dir)))
-        if as_json:
+        with opts.errors():
+            done = _run_async(_finalize(opts.settings()))
+        if opts.as_json:
             typer.echo(json.dumps({"ok": True, "tokens": done}, indent=2))
         else:
             for token, vms in done.items():
                 typer.echo(f"token {token}: stored hashed only" + (f"; holds {', '.join(vms)}" if vms else ""))
             typer.echo(f"{len(done)} token(s) of the original finalized; the original no longer accepts them")
         return
-    with _one_line_errors(debug):
-        report = _run_async(_migration_report(_settings(config, state_dir)))
+    with opts.errors():
+        report = _run_async(_migration_report(opts.settings()))
     from rich.console import Console
 
     lines = _report_lines(report)
     rows = [[p.name + ("" if p.configured else " (not configured)"), *p.counts.values()] for p in report.pools]
-    if as_json:
+    if opts.as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     elif sys.stdout.isatty():
         Console().print(table("pool", *(state.value for state in LIVE_STATES), rows=rows))

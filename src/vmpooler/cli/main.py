@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -18,6 +19,7 @@ from vmpooler import __version__
 from vmpooler.cli import admin, probe, simulate
 from vmpooler.cli.client import commands as client_commands
 from vmpooler.cli.help import LazyConsole, plain_help
+from vmpooler.cli.shared import parameters, shared_options
 
 if TYPE_CHECKING:
     from vmpooler.config import Settings
@@ -159,43 +161,49 @@ def _run(
         pass
 
 
+@dataclass(frozen=True)
+class ServerOptions:
+    """What `serve` and `api` both take, declared once: each field is one command-line option."""
+
+    config: ConfigOption = None
+    host: HostOption = ALL_INTERFACES
+    port: PortOption = 4567
+    state_dir: StateOption = Path(".vmpooler")
+    verbose: VerboseOption = False
+    workers: WorkersOption = 1
+    tls_cert: TlsCertOption = None
+    tls_key: TlsKeyOption = None
+
+    def run(self, roles: Roles) -> None:
+        tls = (self.tls_cert, self.tls_key)
+        _run(self.config, roles, self.host, self.port, self.state_dir, self.verbose, self.workers, tls)
+
+
+server_command = shared_options(ServerOptions, parameters(ServerOptions))
+
+
 @app.command()
+@server_command
 def serve(
-    config: ConfigOption = None,
-    host: HostOption = ALL_INTERFACES,
-    port: PortOption = 4567,
-    state_dir: StateOption = Path(".vmpooler"),
-    verbose: VerboseOption = False,
+    opts: ServerOptions,
     demo_traffic: Annotated[
         bool, typer.Option("--demo-traffic", help="simulate a few users checking VMs out and back (demos)")
     ] = False,
-    workers: WorkersOption = 1,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
 ) -> None:
     """API, manager and (when no Redis is configured) an embedded Redis: the API (or, with --workers N, N API
     processes on one port) and the manager each in a process of its own, under one supervising process."""
     from vmpooler.runtime import Roles
 
-    roles = Roles(api=True, manager=True, demo_traffic=demo_traffic)
-    _run(config, roles, host, port, state_dir, verbose, workers, (tls_cert, tls_key))
+    opts.run(Roles(api=True, manager=True, demo_traffic=demo_traffic))
 
 
 @app.command()
-def api(
-    config: ConfigOption = None,
-    host: HostOption = ALL_INTERFACES,
-    port: PortOption = 4567,
-    state_dir: StateOption = Path(".vmpooler"),
-    verbose: VerboseOption = False,
-    workers: WorkersOption = 1,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-) -> None:
+@server_command
+def api(opts: ServerOptions) -> None:
     """Only the REST API, against the configured Redis (several may share one)."""
     from vmpooler.runtime import Roles
 
-    _run(config, Roles(api=True, manager=False), host, port, state_dir, verbose, workers, (tls_cert, tls_key))
+    opts.run(Roles(api=True, manager=False))
 
 
 @app.command()

@@ -15,18 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vmpooler.cli.admin import (
-    DEFAULT_STATE_DIR,
-    EXIT_FOUND,
-    ConfigOpt,
-    StateDirOpt,
-    _emit,
-    _one_line_errors,
-    _run_async,
-    _settings,
-    _store,
-)
-from vmpooler.cli.client.session import DebugOpt, JsonOpt, table
+from vmpooler.cli.admin import EXIT_FOUND, OperatorOptions, _emit, _run_async, _store, operator_command
+from vmpooler.cli.client.session import table
 
 if TYPE_CHECKING:
     from vmpooler.config import Settings
@@ -39,18 +29,16 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="release without checkin
 
 
 @app.command("list")
+@operator_command
 def list_(
-    config: ConfigOpt = None,
-    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    as_json: JsonOpt = False,
-    debug: DebugOpt = False,
+    opts: OperatorOptions,
 ) -> None:
     """Every quarantined VM, oldest first, with why it failed; and how many each pool ever had."""
-    with _one_line_errors(debug):
-        found, totals = _run_async(_list(_settings(config, state_dir)))
+    with opts.errors():
+        found, totals = _run_async(_list(opts.settings()))
     rows = [[vm["pool"], vm["name"], vm["since"], vm["reason"]] for vm in found]
     _emit(
-        as_json,
+        opts.as_json,
         {"quarantined": found, "quarantined_total": totals},
         lambda: [f"{vm['pool']} {vm['name']} {vm['since']} {vm['reason']}" for vm in found],
         lambda: table("pool", "VM", "since", "why", rows=rows),
@@ -70,16 +58,15 @@ def _when(epoch: float | None) -> str:
 
 
 @app.command()
+@operator_command(json=False)
 def release(
+    opts: OperatorOptions,
     names: NamesArg = None,
     force: ForceOpt = False,
-    config: ConfigOpt = None,
-    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    debug: DebugOpt = False,
 ) -> None:
     """Put quarantined VMs back in circulation (ready), each only once it passes its pool's hand-out check."""
-    with _one_line_errors(debug):
-        outcomes = _run_async(_release(_settings(config, state_dir), names or [], force))
+    with opts.errors():
+        outcomes = _run_async(_release(opts.settings(), names or [], force))
     _report(outcomes)
 
 
@@ -114,19 +101,18 @@ async def _release(settings: Settings, names: list[str], force: bool) -> dict[st
 
 
 @app.command()
+@operator_command(json=False)
 def destroy(
+    opts: OperatorOptions,
     names: NamesArg = None,
     every: AllOpt = False,
-    config: ConfigOpt = None,
-    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    debug: DebugOpt = False,
 ) -> None:
     """Hand quarantined VMs to the manager for destruction now (quarantine -> completed)."""
     if not names and not every:
         typer.echo("error: name the VMs to destroy, or give --all", err=True)
         raise typer.Exit(EXIT_FOUND)
-    with _one_line_errors(debug):
-        outcomes = _run_async(_destroy(_settings(config, state_dir), names or [], every))
+    with opts.errors():
+        outcomes = _run_async(_destroy(opts.settings(), names or [], every))
     _report(outcomes)
 
 

@@ -8,8 +8,6 @@ be reached; ``--debug`` lets the exception (and its traceback) through instead.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +18,7 @@ import typer
 
 from vmpooler.cli.client.config import Connection, resolve
 from vmpooler.cli.client.hints import in_cli_terms
+from vmpooler.cli.shared import parameters, shared_options
 from vmpooler.errors import ApiError, ConfigError, ServerUnreachable, VmpoolerError
 
 # httpx and Rich load when a verb first needs them: `vmpooler --help` needs neither (issue 17)
@@ -94,33 +93,19 @@ class Ctx:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """The options every client verb takes, declared once (:func:`client_verb`) and handed over as one."""
+    """The options every client verb takes, declared once (:func:`client_verb`) and handed over as one;
+    ``--help`` lists them in this order, after each verb's own."""
 
-    url: str | None = None
-    token: str | None = None
-    user: str | None = None
-    service: str | None = None
-    as_json: bool = False
-    debug: bool = False
+    url: UrlOpt = None
+    token: TokenOpt = None
+    user: UserOpt = None
+    service: ServiceOpt = None
+    as_json: JsonOpt = False
+    debug: DebugOpt = False
 
     def session(self) -> contextlib.AbstractContextManager[Ctx]:
         return session(self.url, self.token, self.user, self.service, self.as_json, self.debug)
 
-
-def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-
-
-#: the shared options, in the order --help lists them (after each verb's own); ``--json`` is left out of verbs
-#: that print nothing of their own (``ssh``)
-_SHARED = (
-    _option("url", UrlOpt, None),
-    _option("token", TokenOpt, None),
-    _option("user", UserOpt, None),
-    _option("service", ServiceOpt, None),
-    _option("as_json", JsonOpt, False),
-    _option("debug", DebugOpt, False),
-)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -136,21 +121,8 @@ def client_verb(func: Verb[P, R] | None = None, /, *, json: bool = True) -> Any:
     ``vmpooler get --json debian`` both parse as before; the verb's first parameter receives them as one
     :class:`ClientOptions`. Typer reads the command's parameters from ``__signature__``."""
 
-    def decorate(verb: Verb[P, R]) -> Callable[..., R]:
-        shared = [p for p in _SHARED if json or p.name != "as_json"]
-        names = {p.name for p in shared}
-        own = list(inspect.signature(verb, eval_str=True).parameters.values())[1:]  # without the ClientOptions
-
-        @functools.wraps(verb)
-        def command(*args: Any, **kwargs: Any) -> R:
-            given = {name: kwargs.pop(name) for name in names if name in kwargs}
-            return verb(ClientOptions(**given), *args, **kwargs)
-
-        params = [*own, *shared]
-        command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        return command
-
+    # ``--json`` is left out of verbs that print nothing of their own (``ssh``)
+    decorate = shared_options(ClientOptions, [p for p in parameters(ClientOptions) if json or p.name != "as_json"])
     return decorate if func is None else decorate(func)
 
 
