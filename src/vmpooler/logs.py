@@ -12,6 +12,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -70,21 +71,34 @@ class _BatchWriter:
 
     The loop only appends to a deque: waking a writer thread for every record (a ``QueueHandler``'s
     queue) cost a futex call and a GIL hand-off per log line, 12 % of a checkout's CPU under load
-    (py-spy, bench/checkout.py). The writer wakes every ``interval`` instead and writes what came."""
+    (py-spy, bench/checkout.py). The first record into an empty deque wakes the writer, which waits
+    ``interval`` for more, then writes them all; an idle process's writer never wakes."""
 
     def __init__(self, handlers: list[logging.Handler], interval: float = 0.05) -> None:
         self.records: collections.deque[logging.LogRecord] = collections.deque()
         self.handlers = handlers
         self.interval = interval
         self._owner = os.getpid()
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="vmpooler-log-writer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def hand_over(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        # counted after the append: the writer takes a record it popped meanwhile; one behind others is
+        # taken with them (the first of them woke it, or it is still draining)
+        if len(self.records) == 1:
+            self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stopping:
+            self._wake.wait()
+            if not self._stopping:
+                time.sleep(self.interval)  # the rest of the batch
+            self._wake.clear()
             self._write()
         self._write()
 
@@ -105,7 +119,8 @@ class _BatchWriter:
     def stop(self) -> None:
         # a writer inherited through fork has no thread here, and its records were the parent's to write
         if os.getpid() == self._owner:
-            self._stop.set()
+            self._stopping = True
+            self._wake.set()
             self._thread.join()
 
 
@@ -135,7 +150,7 @@ class _Handoff(logging.handlers.QueueHandler):
         self.writer = writer
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        self.writer.records.append(record)
+        self.writer.hand_over(record)
 
 
 def setup_logging(level: int = logging.INFO, fmt: str = "plain", logfile: str | None = None) -> list[str]:
