@@ -25,7 +25,7 @@ class Autoscaler:
             raise ValueError(f"pool {ctx.name} has no autoscale section")
         self.ctx = ctx
         self.spec = ctx.policy.autoscale
-        self.store = AutoscaleStore(ctx.store.client)
+        self.store = AutoscaleStore(ctx.store.client, ctx.store.eventlog.max_length)
         self.profile: Profile | None = None
         self.decision: Decision | None = None
         self._dirty = False
