@@ -22,6 +22,7 @@ def dump_profile(profile: Profile) -> str:
             "hour": [profile.hour, profile.hour_total, profile.hour_peak],
             "learned_through": profile.learned_through,
             "last_minute": profile.last_minute,
+            "folded": [profile.folded_hour, profile.folded_peak],
         },
         separators=(",", ":"),
     )
@@ -32,6 +33,7 @@ def load_profile(text: str) -> Profile:
     try:
         raw: Any = json.loads(text)
         hour, hour_total, hour_peak = raw["hour"]
+        folded = raw.get("folded") or [None, 0]
         return Profile(
             slots={int(s): SlotFigures(float(m), float(p), int(w)) for s, (m, p, w) in raw["slots"].items()},
             refill=Refill(float(raw["refill"][0]), float(raw["refill"][1]), int(raw["refill"][2])),
@@ -40,6 +42,8 @@ def load_profile(text: str) -> Profile:
             hour_peak=int(hour_peak),
             learned_through=int(raw["learned_through"]),
             last_minute=int(raw.get("last_minute", 0)),
+            folded_hour=None if folded[0] is None else int(folded[0]),
+            folded_peak=int(folded[1]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not an autoscale profile: {exc}") from exc
