@@ -33,6 +33,12 @@ class Autoscaler:
         self._recent: deque[tuple[int, float, int]] = deque()
         ctx.on_ready = self._refilled
 
+    def forget(self) -> None:
+        """Another manager may have learned meanwhile (the pool's lease moved): read the profile again."""
+        self.profile = None
+        self._dirty = False
+        self._recent.clear()
+
     def _refilled(self, seconds: float) -> None:
         if self.profile is not None:
             self.profile = learn_refill(self.profile, seconds)
