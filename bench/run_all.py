@@ -48,6 +48,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "serve_scale": [],
         "autoscale": [],
         "handout": [],
+        "autoscale_replay": ["--start-hour", "0", "--hours", "6"],
     },
     "quick": {
         "cli_startup": ["--quick"],
@@ -61,6 +62,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "serve_scale": ["--quick"],
         "autoscale": ["--quick"],
         "handout": ["--quick"],
+        "autoscale_replay": ["--start-hour", "9", "--hours", "1"],
     },
     "smoke": {
         "cli_startup": ["--rounds", "1"],

@@ -74,6 +74,10 @@ ROWS = (
      "≥ 15 % below"),
     ("autoscale_fairness", "autoscale", "#19 three owners at 2x overload: served shares vs weights (simulated)",
      "within ± 5 %"),
+    ("autoscale_replay_p95", "autoscale_replay", "#19 60x replay against `serve` vs the simulator: p95 wait",
+     "within ± 10 %"),
+    ("autoscale_replay_idle", "autoscale_replay", "#19 60x replay against `serve` vs the simulator: idle VM-hours",
+     "within ± 10 %"),
     ("floor_evalsha", "floors", "floor: bare `EVALSHA` round trip (redis-py, service settings)", "for reference"),
     ("floor_http", "floors", "floor: no-op HTTP `GET /api/v3/vm` on the same API process", "for reference"),
     ("floor_ratio", "floors", "checkout ÷ no-op HTTP floor, same processes", "for reference"),
@@ -268,6 +272,18 @@ def _autoscale(fig: dict[str, Any]) -> dict[str, Judged]:
     }  # fmt: skip
 
 
+def _autoscale_replay(fig: dict[str, Any]) -> dict[str, Judged]:
+    r = fig["results"]
+    sim, real = r["simulated"], r["replayed"]
+
+    def close(key: str, unit: str) -> Judged:
+        off = (real[key] - sim[key]) / sim[key] if sim[key] else math.nan
+        text = f"{off:+.0%}: {real[key]:.1f} vs {sim[key]:.1f} {unit} ({real['requests']} requests, static:{r['size']})"
+        return text, abs(off) <= 0.10
+
+    return {"autoscale_replay_p95": close("p95_s", "s"), "autoscale_replay_idle": close("idle_vm_hours", "VM-h")}
+
+
 JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "checkout": _checkout,
     "status": _status,
@@ -279,6 +295,7 @@ JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "cli_startup": _cli_startup,
     "serve_scale": _serve_scale,
     "autoscale": _autoscale,
+    "autoscale_replay": _autoscale_replay,
 }
 
 

@@ -39,6 +39,9 @@ PEAK_FADE = 0.8
 #: a burst seen an hour before or after counts this much for this hour too (fan-outs follow people's
 #: working hours, not the clock's exact hour)
 NEIGHBOUR_WEIGHT = 0.85
+#: a neighbouring hour's fan-out is not held once one at least this share of its size came this hour
+#: or the last: the one expected around now has come (a nightly fan-out is not held for another hour)
+BURST_CAME = 0.8
 #: the weight of the latest refill time in its running mean and variance
 REFILL_WEIGHT = 0.05
 #: the refill time assumed before any was measured (a clone and boot of a typical VM)
@@ -101,6 +104,9 @@ class Profile:
     learned_through: int = -1
     #: the checkouts of that minute, to count bursts that straddle a minute's end
     last_minute: int = 0
+    #: the largest burst of the last hour folded, and which hour that was
+    folded_hour: int | None = None
+    folded_peak: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +171,15 @@ def _fold_hour(profile: Profile) -> Profile:
             max(seen.peak_burst, old.peak_burst * PEAK_FADE),
             old.weeks + 1,
         )
-    return replace(profile, slots={**profile.slots, slot: seen}, hour=None, hour_total=0, hour_peak=0)
+    return replace(
+        profile,
+        slots={**profile.slots, slot: seen},
+        hour=None,
+        hour_total=0,
+        hour_peak=0,
+        folded_hour=profile.hour,
+        folded_peak=profile.hour_peak,
+    )
 
 
 def _blend(old: float, new: float, weight: float) -> float:
@@ -227,8 +241,15 @@ def _cover(spec: AutoscaleSpec, profile: Profile, observed: Observed, lead: floa
         figures = profile.slots.get(slot, SlotFigures())
         mean_rate = figures.mean_per_minute / 60
         # a burst seen at about this hour on a day of the same kind (working day or weekend) may come
+        # a fan-out seen an hour before or after counts too, unless one like it came (BURST_CAME)
+        came = _recent_burst(profile, observed.now)
         peak = max(
-            (weight * profile.slots[s].peak_burst for s, weight in _alike(slot) if s in profile.slots), default=0.0
+            (
+                w * profile.slots[s].peak_burst
+                for s, w in _alike(slot)
+                if s in profile.slots and (w == 1 or came < BURST_CAME * profile.slots[s].peak_burst)
+            ),
+            default=0.0,
         )
         expected = mean_rate * lead
         cover = max(
@@ -242,6 +263,13 @@ def _cover(spec: AutoscaleSpec, profile: Profile, observed: Observed, lead: floa
         if cover > best:
             best, why = cover, f"profile {_slot_name(slot)}: {figures.mean_per_minute:.1f}/min, bursts {peak:.0f}"
     return best, f"lead {lead:.0f}s, {why} -> {best:.1f}"
+
+
+def _recent_burst(profile: Profile, now: float) -> int:
+    """The largest fan-out the hour now or the one before saw (as far as learned)."""
+    hour = int(now // 3600)
+    seen = [(profile.hour, profile.hour_peak), (profile.folded_hour, profile.folded_peak)]
+    return max((peak for at, peak in seen if at in (hour, hour - 1)), default=0)
 
 
 def _alike(slot: int) -> list[tuple[int, float]]:

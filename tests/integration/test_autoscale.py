@@ -53,6 +53,10 @@ async def test_manager_follows_the_autoscale_target(
 
     await run_until(manager, only_min_ready)
     assert "autoscale target 5 -> 1" in caplog.text
+    resized = [e for e in await store.eventlog.after() if e.type == "pool.resized"]
+    sizes = [(e.pool, e.data["size"], e.data["source"]) for e in resized]
+    assert sizes[0] == ("deb", 5, "autoscale") and sizes[-1] == ("deb", 1, "autoscale"), sizes
+    assert "lead" in resized[0].data["reason"]
 
 
 def test_a_bad_autoscale_section_names_its_key() -> None:

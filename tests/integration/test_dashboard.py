@@ -440,3 +440,18 @@ def test_realistic_dashboard(redis_port: int, open_dashboard: Callable[..., Dash
         page.screenshot(path=tmp_path / "dashboard-phone.png", full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert board.problems.seen == []
+
+
+def test_an_autoscaled_pool_shows_its_target_and_slo(
+    redis_port: int, inventory_file: Path, open_dashboard: Callable[..., Dashboard]
+) -> None:
+    scaled = {**POOLS[2], "size": 0, "autoscale": {"min": 2, "max": 5, "target_wait_p95_s": 1}}
+    settings = site_settings([POOLS[0], scaled])
+    fill_with_manager(settings, redis_port, inventory_file)
+    with ApiThread(settings, redis_port) as api:
+        board = open_dashboard(api.url)
+        flag = board.row("win-2022-x86_64").locator(".flag")
+        expect(flag).to_have_text("autoscale: target 2", timeout=WAIT_MS)
+        assert httpx.post(f"{api.url}/api/v3/vm/win-2022-x86_64").status_code == 200
+        expect(flag).to_have_text("autoscale: target 2 · 100.0% waited ≤ 1s (24h)", timeout=WAIT_MS)
+        expect(board.row("debian-12-x86_64").locator(".flag")).to_have_text("")

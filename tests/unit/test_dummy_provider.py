@@ -400,3 +400,16 @@ def test_a_relative_filename_is_under_the_state_folder_and_its_folder_is_made(tm
     assert isinstance(provider, DummyProvider)
     assert provider.options.filename == str(tmp_path / "state" / "sub" / "inventory.json")
     assert (tmp_path / "state" / "sub").is_dir()
+
+
+async def test_clones_can_take_a_lognormal_time() -> None:
+    """As `vmpooler simulate` draws them: the end-to-end replay compares the two."""
+    provider = _dummy(createvm_mean_time=0.04, createvm_sd_time=0.01, seed=4)
+    loop = asyncio.get_running_loop()
+    took = []
+    for i in range(12):
+        started = loop.time()
+        await provider.create_vm(POOL, f"vm{i}")
+        took.append(loop.time() - started)
+    assert min(took) > 0.01 and 0.025 < sum(took) / len(took) < 0.08
+    assert len(set(took)) > 1, "a draw, not a fixed time"

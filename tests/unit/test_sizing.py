@@ -16,6 +16,7 @@ from vmpooler.sizing import (
     learn_refill,
     slot_of,
 )
+from vmpooler.store.autoscale import dump_profile, load_profile
 
 MONDAY = 1_704_067_200  # 2024-01-01 00:00 UTC
 
@@ -116,3 +117,10 @@ def test_the_idle_budget_caps_the_target_but_not_the_queue() -> None:
     free = decide(AutoscaleSpec(0, 500, 1.0), profile, Observed(MONDAY, 300, 60, queued=5))
     capped = decide(AutoscaleSpec(0, 500, 1.0, idle_budget_vm_hours_per_day=48), profile, Observed(MONDAY, 300, 60, 5))
     assert free.target > 7 and capped.target == 2 + 5, capped.reason  # 48 VM-hours a day: 2 an hour
+
+
+def test_a_profile_survives_its_json_form() -> None:
+    profile = learn_refill(learn_refill(Profile(), 80.0), 100.0)
+    for minute in range(3 * 60):
+        profile = learn_minute(profile, MONDAY + minute * 60, 30 if minute == 70 else 1)
+    assert load_profile(dump_profile(profile)) == profile

@@ -25,13 +25,19 @@ class Autoscaler:
             raise ValueError(f"pool {ctx.name} has no autoscale section")
         self.ctx = ctx
         self.spec = ctx.policy.autoscale
-        self.store = AutoscaleStore(ctx.store.client)
+        self.store = AutoscaleStore(ctx.store.client, ctx.store.eventlog.max_length)
         self.profile: Profile | None = None
         self.decision: Decision | None = None
         self._dirty = False
         #: the minutes learned in the last day: (start, idle VM-seconds, checkouts)
         self._recent: deque[tuple[int, float, int]] = deque()
         ctx.on_ready = self._refilled
+
+    def forget(self) -> None:
+        """Another manager may have learned meanwhile (the pool's lease moved): read the profile again."""
+        self.profile = None
+        self._dirty = False
+        self._recent.clear()
 
     def _refilled(self, seconds: float) -> None:
         if self.profile is not None:

@@ -64,6 +64,8 @@ class PoolReconciler:
         self._empty = None
         self._missing.clear()
         self.quiet.forget()
+        if self.autoscaler is not None:
+            self.autoscaler.forget()
 
     async def run_once(self, *, quiet: bool = False) -> bool:
         """One pass. With ``quiet`` (nothing announced a change since the last pass) a pool found

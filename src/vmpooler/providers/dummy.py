@@ -15,6 +15,7 @@ process that made it. Without ``filename`` the inventory lives in memory and die
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import zlib
@@ -57,6 +58,10 @@ class DummyOptions(ProviderOptions):
     is_ready_timeout: Seconds = 5
     ready_delay: Seconds = 2.0
     createvm_max_time: Seconds = 0
+    #: set (> 0): a clone takes a lognormal time of this mean and ``createvm_sd_time`` standard
+    #: deviation instead (the distribution `vmpooler simulate` draws, for replays that compare with it)
+    createvm_mean_time: Seconds = 0
+    createvm_sd_time: Seconds = 0
     createvm_fail_percent: Percent = 0
     createdisk_max_time: Seconds = 0
     createdisk_fail_percent: Percent = 0
@@ -164,6 +169,7 @@ class DummyProvider(Provider):
 
         await self._inventory.update(pool.name, name, start_clone)
         try:
+            await self._lognormal_delay(self.options.createvm_mean_time, self.options.createvm_sd_time)
             await self._simulate("createvm", f"cloning {name!r}")
         except ProviderError:
             # The half-made VM stays, as a failed clone can on a real hypervisor.
@@ -276,6 +282,12 @@ class DummyProvider(Provider):
     async def _delay(self, max_time: float) -> None:
         if max_time > 0:
             await asyncio.sleep(self._random.uniform(0, max_time))
+
+    async def _lognormal_delay(self, mean: float, sd: float) -> None:
+        if mean <= 0:
+            return
+        sigma2 = math.log(1 + (sd / mean) ** 2)
+        await asyncio.sleep(self._random.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2)))
 
     async def _simulate(self, call: str, doing: str) -> None:
         """Sleep per ``<call>_max_time``, then fail per ``<call>_fail_percent``."""

@@ -49,6 +49,9 @@ class SimulationSettings:
     seed: int = 1
     #: owner -> weight in the fair queue (1 when not given)
     weights: Mapping[str, float] = field(default_factory=dict)
+    #: the manager clones for the VMs waiting checkouts ask for (False: as before waiting checkouts,
+    #: when a client retrying on 503 is invisible to the manager)
+    clone_for_queue: bool = True
 
 
 @dataclass
@@ -140,8 +143,9 @@ class _Pool:
         while self.recent and self.recent[0][0] < self.now - RECENT_WINDOW_S:
             self.recent_vms -= self.recent.popleft()[1]
         slots = self.settings.clone_slots
+        queued = self.queue.vms if self.settings.clone_for_queue else 0
         levels = Levels(
-            self.now, self.ready, self.pending, self.running, self.queue.vms, self.recent_vms, RECENT_WINDOW_S, slots
+            self.now, self.ready, self.pending, self.running, queued, self.recent_vms, RECENT_WINDOW_S, slots
         )
         excess = self.ready + self.pending - self.policy.target(levels)
         if excess > 0:

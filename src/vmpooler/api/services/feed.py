@@ -69,6 +69,17 @@ class DashboardFeed:
             "problems": await self._problems(report, now),
             "holders": await self.holders(pool or [n for n, e in report["pools"].items() if e["running"]], now),
             "ondemand": await self.ondemand(),
+            # autoscaled pools: the manager's target and how the last day met the wait target
+            "autoscale": {
+                name: {
+                    "target": entry["autoscale"]["target"],
+                    "wait": entry["autoscale"]["target_wait_p95_s"],
+                    "attainment": entry["autoscale"]["slo_attainment_24h"],
+                    "checkouts": entry["autoscale"]["checkouts_24h"],
+                }
+                for name, entry in report["pools"].items()
+                if "autoscale" in entry
+            },
         }
         self._cache[pool or ""] = (now, body)
         return body

@@ -33,6 +33,7 @@ export function updatePools(feed) {
     entry.levels = levels;
     entry.kind = kinds.get(name) || "";
     entry.health = feed.problems.degraded[name] || null;
+    entry.autoscale = (feed.autoscale || {})[name] || null;
   }
   for (const name of pools.keys()) if (!(name in feed.pools)) pools.delete(name);
   drawPage();
@@ -137,9 +138,13 @@ function updateRow(entry, now) {
   }
   const level = entry.health ? "degraded" : size === 0 ? "idle" : ready === 0 ? "empty" : ready < size ? "low" : "full";
   if (entry.row.dataset.level !== level) entry.row.dataset.level = level;
-  // checkouts waiting their turn (docs/waiting.md) are shown where a degraded pool says why
+  // checkouts waiting their turn (docs/waiting.md) and an autoscaled pool's target are shown where a
+  // degraded pool says why
   const queued = waiting ? `${fmt(waiting)} waiting` : "";
-  const flag = entry.health ? `degraded: ${entry.health.problem || "cannot be filled"}` : queued;
+  const scaled = entry.autoscale ? autoscaleFlag(entry.autoscale) : "";
+  const flag = entry.health
+    ? `degraded: ${entry.health.problem || "cannot be filled"}`
+    : [queued, scaled].filter(Boolean).join(" · ");
   if (values.flag !== flag) {
     values.flag = flag;
     cells.flag.textContent = flag;
@@ -151,6 +156,14 @@ function updateRow(entry, now) {
     values.lastBoot = lastBoot;
     cells.bootCell.title = lastBoot ? new Date(lastBoot * 1000).toLocaleString() : "";
   }
+}
+
+/** An autoscaled pool's line: the manager's target and, once there were checkouts, the last day's SLO. */
+function autoscaleFlag(scale) {
+  const target = scale.target ?? "?";
+  if (!scale.checkouts) return `autoscale: target ${target}`;
+  const share = (100 * scale.attainment).toFixed(1);
+  return `autoscale: target ${target} · ${share}% waited ≤ ${scale.wait}s (24h)`;
 }
 
 export function markSelected() {
