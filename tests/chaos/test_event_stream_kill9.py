@@ -34,6 +34,7 @@ AFTER = {
     "vm.returned": VMState.COMPLETED,
     "vm.retired": VMState.COMPLETED,
     "vm.failed": VMState.FAILED,
+    "vm.quarantined": VMState.QUARANTINE,
     "vm.destroyed": VMState.DESTROYED,
 }
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.support.servers import ApiThread
 from tests.support.waiting import until_sync
 from vmpooler.config import Settings, parse_settings
+from vmpooler.store import keys
 from vmpooler.store.redis import Store
 
 ALICE = ("alice", "s3cr3t")
@@ -170,3 +172,23 @@ def test_the_audit_trail_says_who_did_what_and_what_was_refused(auth_api: httpx.
     assert refused["target"].startswith("sha256:") and refused["address"] == "127.0.0.1"
     mine = auth_api.get("/api/v3/audit", params={"user": "alice", "limit": "1"}, headers={"X-AUTH-TOKEN": root})
     assert [e["route"] for e in mine.json()["entries"]] == ["/api/v3/audit"]
+
+
+def test_a_rate_limited_request_is_in_the_audit_trail(redis_port: int) -> None:
+    config = settings(False)
+    config = config.model_copy(update={"rate_limits": {"enabled": True, "global_per_ip": {"limit": 2, "period": 60}}})
+    with served(config, redis_port) as api:
+        statuses = [api.get("/api/v3/vm").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]  # the reads that went through are not recorded; the refusal is
+        limited = until_sync(
+            lambda: store_entries(redis_port), "the 429 recorded", done=lambda found: len(found) == 1
+        ).value
+    assert [(e["method"], e["status"], e["address"]) for e in limited] == [("GET", 429, "127.0.0.1")]
+
+
+def store_entries(redis_port: int) -> list[dict[str, str]]:
+    client = redis.Redis(port=redis_port, decode_responses=True)
+    try:
+        return [dict(fields, status=int(fields["status"])) for _, fields in client.xrange(keys.AUDIT_STREAM)]
+    finally:
+        client.close()

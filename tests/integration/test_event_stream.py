@@ -10,6 +10,7 @@ from tests.support.pools import dummy, manager_for, run_until, settings_with, se
 from vmpooler.manager.event_keeper import EventKeeper
 from vmpooler.states import ALLOWED, VMState
 from vmpooler.store import keys
+from vmpooler.store.connection import connect
 from vmpooler.store.eventlog import EVENT_TYPES, Event, transition_event
 from vmpooler.store.redis import Store
 
@@ -103,8 +104,6 @@ async def test_expiring_once_per_deadline_and_again_after_an_extension(store: St
 
 
 async def test_the_stream_is_bounded_by_length_and_age(redis_port: int) -> None:
-    from tests.support.servers import connect
-
     store = Store(connect("127.0.0.1", redis_port, socket_timeout=2.0), events_max_length=100)
     try:
         for i in range(30):

@@ -78,10 +78,12 @@ class ApiAuth:
             return None
         value = value.strip()
         if self.oidc is not None and self.oidc.enabled and looks_like_jwt(value):
-            return await self.oidc.verify(value)
-        identity = await self.tokens.verify(value)
-        if identity is None:
-            raise Unauthorized(f"the {TOKEN_HEADER} token is not valid (unknown or deleted)")
+            identity = await self.oidc.verify(value)
+        else:
+            found = await self.tokens.verify(value)
+            if found is None:
+                raise Unauthorized(f"the {TOKEN_HEADER} token is not valid (unknown or deleted)")
+            identity = found
         note(request, user=identity.user)
         return identity
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from vmpooler.config import Settings
 from vmpooler.store.redis import Store
 
-#: how often the running VMs' deadlines are looked at for ``vm.expiring``: one ZRANGEBYSCORE per pool
+#: how often the running VMs' deadlines are looked at for ``vm.expiring``: one pipelined ZRANGEBYSCORE per pool
 EXPIRING_SECONDS = 10.0
 #: how often old events and audit entries are trimmed (MINID ~ drops whole stream nodes: cheap)
 TRIM_SECONDS = 300.0
@@ -40,8 +40,7 @@ class EventKeeper:
         now = self.clock()
         warned: list[str] = []
         if self.lead_seconds > 0:
-            for pool in self.pools():
-                warned += await self.store.eventlog.warn_expiring(pool, now, self.lead_seconds)
+            warned = await self.store.eventlog.warn_expiring(self.pools(), now, self.lead_seconds)
         if time.monotonic() - self._trimmed_at >= TRIM_SECONDS:
             self._trimmed_at = time.monotonic()
             await self.store.eventlog.trim(self.events_max_age, now)

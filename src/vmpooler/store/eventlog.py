@@ -173,20 +173,24 @@ class EventLog:
         async with translated():
             return int(await self.client.xtrim(keys.EVENT_STREAM, minid=f"{max(oldest_ms, 0)}-0", approximate=True))
 
-    async def warn_expiring(self, pool: str, now: float, lead_seconds: float, limit: int = 500) -> list[str]:
-        """Write ``vm.expiring`` for each running VM of ``pool`` whose lifetime ends within ``lead_seconds``
-        and that has not been warned of this deadline yet (deadline index: store/deadlines.py)."""
+    async def warn_expiring(self, pools: Sequence[str], now: float, lead_seconds: float, limit: int = 500) -> list[str]:
+        """Write ``vm.expiring`` for each running VM of ``pools`` whose lifetime ends within ``lead_seconds``
+        and that has not been warned of this deadline yet (the deadline index: store/deadlines.py). One
+        pipelined read for every pool; a script runs only for the pools with VMs due."""
+        if not pools:
+            return []
         async with translated():
-            names = [
-                str(n)
-                for n in await self.client.zrangebyscore(
-                    keys.lifetime_ends(pool), now, now + lead_seconds, start=0, num=limit
-                )
-            ]
-            if not names:
-                return []
-            warned = await self._expiring(
-                keys=[keys.lifetime_ends(pool), keys.EVENT_STREAM, *(keys.vm(n) for n in names)],
-                args=[pool, at_field(now), repr(now + lead_seconds), self.max_length, *names],
-            )
-        return [str(n) for n in warned]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for pool in pools:
+                    pipe.zrangebyscore(keys.lifetime_ends(pool), now, now + lead_seconds, start=0, num=limit)
+                due = await pipe.execute()
+            warned: list[str] = []
+            for pool, found in zip(pools, due, strict=True):
+                names = [str(n) for n in found]
+                if names:
+                    done = await self._expiring(
+                        keys=[keys.lifetime_ends(pool), keys.EVENT_STREAM, *(keys.vm(n) for n in names)],
+                        args=[pool, at_field(now), repr(now + lead_seconds), self.max_length, *names],
+                    )
+                    warned += [str(n) for n in done]
+        return warned

@@ -52,6 +52,12 @@ def _claimed_user(headers: dict[bytes, bytes]) -> str:
         return ""
 
 
+def _bearer(headers: dict[bytes, bytes]) -> str:
+    """A token sent as ``Authorization: Bearer`` (an OIDC ID token, or ours)."""
+    scheme, _, value = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
 class AuditRequests:
     def __init__(
         self,
@@ -97,7 +103,7 @@ class AuditRequests:
         headers = dict(scope["headers"])
         noted: dict[str, str] = scope.get("state", {}).get(STATE_KEY, {})
         params: dict[str, Any] = scope.get("path_params", {})
-        token = headers.get(TOKEN_HEADER.lower().encode(), b"").decode("latin-1").strip()
+        token = headers.get(TOKEN_HEADER.lower().encode(), b"").decode("latin-1").strip() or _bearer(headers)
         target = noted.get("target", "")
         if "token" in params:  # DELETE /token/<token>: the token acted on, never in clear
             target = token_hint(str(params["token"]))

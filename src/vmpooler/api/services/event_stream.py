@@ -90,14 +90,14 @@ class EventStreams:
         ends after the events that exist now (``vmpooler events`` without --follow)."""
         if since is not None and since not in ("$", "now") and not STREAM_ID.fullmatch(since):
             raise BadRequest(f"resume point {since[:40]!r} is not an event id such as 1733420000000-0 (or 0, now)")
+        start = "0-0" if since in ("0", "0-0") else since
+        newest = await self.store.eventlog.last_id() if start in (None, "$", "now") or once else ""
+        # checked and taken with no await between: concurrent requests cannot both take the last slot
         if self.active >= self.max_streams:
             raise TooManyStreams(
                 f"this API process serves {self.max_streams} event streams already (events_max_streams); "
                 "retry shortly or follow through another process"
             )
-        start = "0-0" if since in ("0", "0-0") else since
-        if start is None or start in ("$", "now"):
-            start = await self.store.eventlog.last_id()
         self.active += 1
         released = [False]
 
@@ -106,7 +106,8 @@ class EventStreams:
                 released[0] = True
                 self.active -= 1
 
-        end = _id_key(await self.store.eventlog.last_id()) if once else None
+        end = _id_key(newest) if once else None
+        start = newest if start in (None, "$", "now") else start
         stream = self._follow(start, wanted, release, end)
         # a client gone before the first chunk leaves the generator unstarted (its finally never runs):
         # the slot is given back when the generator is collected instead
