@@ -48,6 +48,10 @@ LONG_RUNNING: dict[str, str] = {
     "tests/integration/test_stored_pools.py": "serve processes",
     "tests/integration/test_waiting_processes.py": "two API processes and two managers",
     "tests/integration/test_workers.py": "several API processes",
+    "tests/integration/test_webhooks.py::test_dead_letters_are_shown_to_admins_and_redelivered": "retries to a dead "
+    "letter, then two CLI processes",
+    "tests/integration/test_webhooks.py::test_a_killed_managers_pending_deliveries_are_sent_by_another": "manager "
+    "processes, one killed",
     "tests/security/test_bodies.py": "200 MB bodies against a service process",
     "tests/security/test_embedded_redis.py": "serve with its own Redis",
     "tests/security/test_fuzz_bodies.py": "hypothesis over every body",

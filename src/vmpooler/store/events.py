@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
+from vmpooler.store.pubsub import channel_messages
 
 #: wake-ups for the manager's other loops, on the same channel: no pool can have these names
 #: (a pool's name is letters, digits, ``_``, ``.`` and ``-``)
@@ -32,17 +32,7 @@ class EventStore:
                 pipe.publish(keys.EVENTS, pool)
             await pipe.execute()
 
-    async def pool_events(self, poll_seconds: float = 1.0) -> AsyncIterator[str | None]:
+    def pool_events(self, poll_seconds: float = 1.0) -> AsyncGenerator[str | None, None]:
         """Names of pools as they are notified; None after ``poll_seconds`` without one, so the
         caller can look at its stop flag. Raises StoreError when the subscription breaks."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            async with translated():
-                await pubsub.subscribe(keys.EVENTS)
-            while True:
-                async with translated():
-                    message = await pubsub.get_message(timeout=poll_seconds)
-                yield None if message is None else str(message["data"])
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        return channel_messages(self.client, keys.EVENTS, poll_seconds)

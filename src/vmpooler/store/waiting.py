@@ -9,8 +9,7 @@ client left, its process died and its heartbeat lapsed) leaves nothing behind to
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.eventlog import DEFAULT_MAX_LENGTH, at_field
+from vmpooler.store.pubsub import channel_messages
 from vmpooler.store.scripts import load, load_with
 
 __all__ = [
@@ -300,17 +300,7 @@ class WaitQueues:
         """Tell the pool's waiters to look again (a VM of it became ready), in the caller's pipeline."""
         pipe.publish(keys.WAIT_WAKE, pool)
 
-    async def wakeups(self, poll_seconds: float = 1.0) -> AsyncIterator[str | None]:
+    def wakeups(self, poll_seconds: float = 1.0) -> AsyncGenerator[str | None, None]:
         """Names of pools whose waiters should look again; None after ``poll_seconds`` without one.
         Raises StoreError when the subscription breaks."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            async with translated():
-                await pubsub.subscribe(keys.WAIT_WAKE)
-            while True:
-                async with translated():
-                    message = await pubsub.get_message(timeout=poll_seconds)
-                yield None if message is None else str(message["data"])
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        return channel_messages(self.client, keys.WAIT_WAKE, poll_seconds)
