@@ -8,14 +8,16 @@ vmpooler webhooks redeliver NAME ID    send event ID to hook NAME again
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import typer
 from typer.core import TyperGroup
 
 from vmpooler.cli.client.session import ClientOptions, client_verb, emit, table
-from vmpooler.client.core import Call
+
+if TYPE_CHECKING:  # the client (and httpx) load when a verb runs, not for `vmpooler --help`
+    from vmpooler.client.core import Call
 
 
 class StatusByDefault(TyperGroup):
@@ -32,6 +34,8 @@ NameArg = Annotated[str, typer.Argument(help="the hook's name in :webhooks:", me
 
 
 def _overview() -> Call[dict[str, dict[str, Any]]]:
+    from vmpooler.client.core import Call
+
     return Call("GET", "/webhooks", parse=lambda _, body: dict(body["webhooks"]))
 
 
@@ -96,6 +100,8 @@ def webhooks_redeliver(
     event_id: Annotated[str, typer.Argument(help="the event's id (a dead letter's, or one in the stream)")],
 ) -> None:
     """Send an event to a hook again (it leaves the dead letters)."""
+    from vmpooler.client.core import Call
+
     with opts.session() as ctx, ctx.client() as client:
         path = f"/webhooks/{quote(name, safe='')}/redeliver/{quote(event_id, safe='')}"
         queued = client.send(Call("POST", path, parse=lambda _, body: str(body["queued"])))
