@@ -23,9 +23,12 @@ from vmpooler.cli.simulate import summary
 from vmpooler.simulation import Arrival, Lognormal, SimulationSettings, parse_policy, read_trace, simulate
 from vmpooler.simulation.engine import TRACE_EPOCH, WEEK_S
 from vmpooler.simulation.policies import Policy
+from vmpooler.simulation.trace import bursty_week
 from vmpooler.sizing import AutoscaleSpec
 
 TRACES = Path(__file__).resolve().parent / "traces"
+#: the three weeks before the bursty week autoscale learns from: weeks before -> seed (traces/generate.py)
+WARMUP_SEEDS = {3: 2, 2: 3, 1: 4}
 TARGET_P95_S = 1.0
 SPEC = AutoscaleSpec(0, 500, TARGET_P95_S)
 #: clone + boot of a cloud VM; the dummy provider of the end-to-end replay draws the same
@@ -48,13 +51,9 @@ def trace(name: str) -> list[Arrival]:
 
 def run_policy(text: str, warm: bool = False) -> dict[str, Any]:
     policy = parse_policy(text, SPEC)
-    for weeks_before in (3, 2, 1) if warm else ():
-        simulate(
-            trace(f"bursty-week-before-{weeks_before}.csv"),
-            policy,
-            settings(),
-            start=TRACE_EPOCH - weeks_before * WEEK_S,
-        )
+    for weeks_before, seed in WARMUP_SEEDS.items() if warm else ():
+        earlier = [a for a in bursty_week(seed) if a.at < DAYS[0] * 86400]
+        simulate(earlier, policy, settings(), start=TRACE_EPOCH - weeks_before * WEEK_S)
     figures = summary(simulate(trace("bursty-week.csv"), policy, settings()), TARGET_P95_S)
     figures["setting"] = text
     console.print(

@@ -2,10 +2,11 @@
 (the dummy provider cloning in the simulator's lognormal), compared with ``vmpooler simulate`` on the same
 slice: p95 wait and idle VM-hours should agree within 10 %.
 
-Checkouts here do not wait in the API (waiting checkouts were not merged when this was written): the
-client retries a 503 every 20 ms and measures the wait itself, and the simulator is run the same way
-(the manager does not clone for a queue it cannot see). The pool is a static size: the autoscale rule
-learns by the hour of the week, which a 60x replay does not pass through (see BENCHMARKS.md).
+Checkouts wait in the API's fair queue (``?wait=600``, docs/waiting.md), or with ``--retry`` the client
+retries a 503 every 20 ms instead; either way the client measures the wait itself. A static pool's
+manager does not clone for the queue, so the simulator is run the same way (``clone_for_queue=False``).
+The pool is a static size: the autoscale rule learns by the hour of the week, which a 60x replay does
+not pass through (see BENCHMARKS.md).
 
     .venv/bin/python bench/autoscale_replay.py [--start-hour 8] [--hours 4] [--size 20] [--json FILE]
 """
@@ -66,21 +67,21 @@ def simulated(arrivals: list[Arrival], size: int) -> dict[str, float]:
     }
 
 
-async def replay(url: str, redis_port: int, arrivals: list[Arrival]) -> dict[str, float]:
+async def replay(url: str, redis_port: int, arrivals: list[Arrival], retry: bool) -> dict[str, float]:
     """Every request at its (compressed) time, retried on 503; each VM given back after its hold."""
     rng = random.Random(2)
     waits: list[float] = []
     idle_seconds = 0.0
     done = asyncio.Event()
-    client = httpx.AsyncClient(base_url=url, timeout=30)
+    client = httpx.AsyncClient(base_url=url, timeout=660)
     store = aioredis.Redis(port=redis_port, decode_responses=True)
     begin = time.monotonic() + 0.5
 
     async def one(arrival: Arrival) -> None:
         due = begin + arrival.at / COMPRESSION
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        path = "/api/v3/vm/" + "+".join([POOL] * arrival.count)
-        # no event tells a client a VM came ready: polling is what a retrying client does
+        path = "/api/v3/vm/" + "+".join([POOL] * arrival.count) + ("" if retry else "?wait=600")
+        # without waiting checkouts no event tells a client a VM came ready: it polls
         while (reply := await client.post(path)).status_code == 503:  # noqa: ASYNC110
             await asyncio.sleep(RETRY_S)
         waits.append((time.monotonic() - due) * COMPRESSION)
@@ -153,7 +154,7 @@ def run(args: Any) -> dict[str, Any]:
                 raise RuntimeError(f"the pool did not fill to {args.size} within 120 s")
             time.sleep(0.2)
         console.print(f"replaying {len(arrivals)} requests over {args.hours * 3600 / COMPRESSION:.0f} s ...")
-        real = run_async(replay(url, redis_port, arrivals))
+        real = run_async(replay(url, redis_port, arrivals, args.retry))
     return {
         "simulated": sim,
         "replayed": real,
@@ -179,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--start-hour", type=float, default=8.0, help="where the slice starts (hours into the week)")
     parser.add_argument("--hours", type=float, default=4.0, help="trace hours replayed (a minute each)")
     parser.add_argument("--size", type=int, default=20, help="the pool's static size")
+    parser.add_argument("--retry", action="store_true", help="retry 503s every 20 ms instead of ?wait=600")
     args = parse_with_figures(parser, argv)
     return benchmark_main("autoscale_replay", args, lambda: run(args), report)
 

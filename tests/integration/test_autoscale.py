@@ -85,3 +85,17 @@ async def test_status_and_prometheus_show_waits_and_the_slo(
     assert "lead" in entry["reason"]
     assert (entry["checkouts_24h"], entry["slo_attainment_24h"], entry["burn_rate_24h"]) == (2, 1.0, 0.0)
     assert 'vmpooler_checkout_wait_seconds_bucket{le="0.0",pool="deb"} 2.0' in scraped
+
+
+async def test_waiting_checkouts_raise_the_target(store: Store, inventory_file: Path) -> None:
+    clock = Clock()
+    settings = settings_with([{**POOL, "autoscale": {"min": 0, "max": 6}}])
+    manager = manager_for(settings, store, dummy(inventory_file), clock=clock)
+    await manager.run_once()
+    autoscaler = manager.reconcilers["deb"].autoscaler
+    assert autoscaler is not None and autoscaler.decision is not None and autoscaler.decision.target == 0
+    for seq in range(3):  # three requests waiting in the pool's fair queue
+        await store.client.zadd(keys.wait_queue("deb"), {f"request-{seq}": seq})
+    await manager.run_once()
+    assert autoscaler.decision is not None and autoscaler.decision.target == 3
+    assert "queue 3" in autoscaler.decision.reason

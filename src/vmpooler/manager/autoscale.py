@@ -44,10 +44,12 @@ class Autoscaler:
             self.profile = learn_refill(self.profile, seconds)
             self._dirty = True
 
-    async def target(self, queued: int = 0) -> int:
-        """The ready target now; ``queued``: VMs asked for by checkouts waiting now."""
+    async def target(self) -> int:
+        """The ready target now."""
         ctx = self.ctx
         now = ctx.clock()
+        # checkouts waiting their turn (docs/waiting.md): each asks for at least one VM
+        queued = (await ctx.store.queues.queue_lengths([ctx.name]))[ctx.name]
         if self.profile is None:
             self.profile = await self.store.load(ctx.name)
         await self._learn(now)
