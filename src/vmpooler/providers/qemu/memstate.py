@@ -122,6 +122,9 @@ async def _build(state: SavedState, template: Path, machine: Machine, chosen: Ac
     record.port = await asyncio.to_thread(builder.ports.allocate, files.metadata)
     try:
         argv = command_line(builder.host, machine, record, files, chosen, devices=thaw.devices(files))
+        record.argv = argv
+        # a metadata file as any VM has, so that whatever kills a state directory's VMs finds this one too
+        await asyncio.to_thread(files.metadata.write_text, record.model_dump_json(indent=1))
         pid = await process.launch(argv, files, builder.launch_timeout)
         try:
             await _wait_reachable(machine, builder, record.port)
