@@ -42,6 +42,7 @@ CloneFrom = Literal["boot", "memory"]
 class QemuPoolOptions(MachineOptions):
     """A pool's own keys: the shared machine keys, and how its VMs start."""
 
+    #: this pool's ``clone_from`` (``boot`` or ``memory``), over the provider's
     clone_from: CloneFrom | None = None
 
 
