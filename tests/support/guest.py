@@ -70,7 +70,7 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.2; done
 mkdir -p /mnt/template
 if mount -t ext4 /dev/vda /mnt/template && [ -f /mnt/template/{TEMPLATE_MARKER} ]; then disk=ok; fi
 echo "$disk" > /etc/template-disk
-head -c 32 /dev/urandom > /etc/ssh_host_key
+/bin/new-host-key
 /bin/agent &
 mkdir -p /www
 /bin/banner > /www/index.html
@@ -88,11 +88,18 @@ BANNER_SCRIPT = f"""#!/bin/sh
 count=$(( $(cat /etc/banner-count 2>/dev/null || echo 0) + 1 ))
 echo "$count" > /etc/banner-count
 disks=$(ls /sys/block | grep '^vd' | tr '\\n' ',')
-hostkey=$(sha256sum /etc/ssh_host_key | cut -c1-16)
-mac=$(cat /sys/class/net/eth0/address)
-random=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+read -r hostkey < /etc/ssh_host_key.id
+read -r mac < /sys/class/net/eth0/address
+random=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 echo "{BANNER_PREFIX} $(hostname) disk=$(cat /etc/template-disk) hostkey=$hostkey mac=$mac random=$random \
 count=$count disks=${{disks%,}}"
+"""
+
+# the stand-in for ssh-keygen: 32 random bytes, and the short hash the banner shows (made once, not per banner,
+# so that the banner stays quick under TCG)
+NEW_HOST_KEY_SCRIPT = """#!/bin/sh
+head -c 32 /dev/urandom > /etc/ssh_host_key
+sha256sum /etc/ssh_host_key | cut -c1-16 > /etc/ssh_host_key.id
 """
 
 # the thaw agent of a clone restored from a saved memory state (vmpooler.providers.qemu.thaw): on the host's
@@ -116,7 +123,7 @@ while true; do
             ip route add default via 10.0.2.2 2>/dev/null
         fi
         arping -U -c 1 -I eth0 10.0.2.15 >/dev/null 2>&1 &
-        head -c 32 /dev/urandom > /etc/ssh_host_key
+        /bin/new-host-key
         echo "thawed $name $(cat /sys/class/net/eth0/address)" >&3
     done
     exec 3<&-
@@ -209,6 +216,7 @@ def _initramfs(modules_dir: Path) -> bytes:
     archive.file("init", INIT_SCRIPT.encode(), 0o755)
     archive.file("bin/banner", BANNER_SCRIPT.encode(), 0o755)
     archive.file("bin/agent", AGENT_SCRIPT.encode(), 0o755)
+    archive.file("bin/new-host-key", NEW_HOST_KEY_SCRIPT.encode(), 0o755)
     order = _load_order(modules_dir, WANTED_MODULES)
     for module, path in order:
         data = path.read_bytes()

@@ -9,6 +9,7 @@ directory, so the inventory is the metadata files there (see ``localvm.records``
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 import time
@@ -80,6 +81,7 @@ class QemuProvider(LocalVMProvider):
         # a leading dot: no pool can have that name
         self._ports = PortAllocator(self.state_dir / ".ports", *options.port_range, address=options.listen_address)
         self._memstates = self.state_dir / ".memstate"
+        self._builds: dict[tuple[str, Path, Machine, str], asyncio.Future[memstate.SavedState]] = {}
         self._host = Host(options.qemu_binary, options.machine_type, options.listen_address, tuple(options.extra_args))
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
@@ -153,11 +155,27 @@ class QemuProvider(LocalVMProvider):
     ) -> None:
         """Start the VM from the pool's saved memory state (built first if needed), then give it its own identity."""
         chosen: accel.Accelerator = "kvm" if record.accel == "kvm" else "tcg"
-        state = await memstate.ensure(self._memstates, pool.name, template, machine, chosen, self._builder())
+        state = await self._saved_state(pool, template, machine, chosen)
         await images.create_overlay(require_binary(self.options.qemu_img), state.disk, files.overlay)
         await self._launch(machine, record, files, chosen, thaw.devices(files), state.incoming())
         await thaw.wait_running(files, self.options.launch_timeout)
         await thaw.thaw(files, record.name, record.mac, self.options.launch_timeout)
+
+    async def _saved_state(
+        self, pool: PoolTarget, template: Path, machine: Machine, chosen: accel.Accelerator
+    ) -> memstate.SavedState:
+        """The pool's saved state. A build runs as a task of its own that every concurrent clone awaits: a clone
+        cancelled by its time limit leaves the build running, so a template slower to boot than one clone's
+        limit is still saved once, for the clones after it."""
+        key = (pool.name, template, machine, chosen)
+        build = self._builds.get(key)
+        if build is None:
+            build = asyncio.ensure_future(
+                memstate.ensure(self._memstates, pool.name, template, machine, chosen, self._builder())
+            )
+            self._builds[key] = build
+            build.add_done_callback(functools.partial(_finished, self._builds, key))
+        return await asyncio.shield(build)
 
     def _builder(self) -> memstate.Builder:
         options = self.options
@@ -309,3 +327,11 @@ async def _human_command(monitor: qmp.QMPClient, command: str) -> None:
     said = await monitor.execute("human-monitor-command", {"command-line": command}, timeout=SNAPSHOT_TIMEOUT)
     if isinstance(said, str) and "Error" in said:
         raise ProviderError(f"{command}: {said.strip()}")
+
+
+def _finished(builds: dict[Any, Any], key: object, done: asyncio.Future[memstate.SavedState]) -> None:
+    """Forget a finished build (the next clone checks the saved files), and mark its error as seen: the clones
+    that awaited it have reported it, or were cancelled."""
+    builds.pop(key, None)
+    if not done.cancelled():
+        done.exception()
