@@ -34,6 +34,8 @@ from vmpooler.providers.qemu import process, qmp, thaw
 from vmpooler.providers.qemu.argv import Host, command_line
 
 LOCK_POLL_SECONDS = 0.2
+#: longer than the test guest agent's 0.2 s poll of its port, under TCG on a loaded host
+AGENT_SETTLE_SECONDS = 1.0
 #: bytes per second the state is written at: as fast as the disk takes it (QEMU's default is 32 MiB/s)
 SAVE_BANDWIDTH = 1 << 40
 
@@ -128,7 +130,7 @@ async def _build(state: SavedState, template: Path, machine: Machine, chosen: Ac
         pid = await process.launch(argv, files, builder.launch_timeout)
         try:
             await _wait_reachable(machine, builder, record.port)
-            await _save(files, state.memory)
+            await _save(files, state.memory, builder.launch_timeout)
         finally:
             if process.is_ours(pid, uid):
                 await process.stop(pid, uid, files, builder.shutdown_grace)
@@ -145,9 +147,11 @@ async def _wait_reachable(machine: Machine, builder: Builder, port: int) -> None
         await asyncio.sleep(0.5)
 
 
-async def _save(files: VMFiles, memory: Path) -> None:
-    """Pause the guest, then stream its RAM and devices to ``memory``; its disk is flushed with them."""
-    async with qmp.session(files.qmp) as monitor:
+async def _save(files: VMFiles, memory: Path, builder_timeout: float) -> None:
+    """Pause the guest, then stream its RAM and devices to ``memory``; its disk is flushed with them. The agent
+    port is connected meanwhile (``thaw.channel``), so a clone's agent is already waiting for its thaw line."""
+    async with thaw.channel(files, builder_timeout) as _agent, qmp.session(files.qmp) as monitor:
+        await asyncio.sleep(AGENT_SETTLE_SECONDS)  # the agent sees the host within its poll and blocks reading
         await monitor.execute("stop")
         await monitor.execute("migrate-set-parameters", {"max-bandwidth": SAVE_BANDWIDTH})
         await monitor.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(memory))}"})

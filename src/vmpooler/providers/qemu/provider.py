@@ -158,8 +158,11 @@ class QemuProvider(LocalVMProvider):
         state = await self._saved_state(pool, template, machine, chosen)
         await images.create_overlay(require_binary(self.options.qemu_img), state.disk, files.overlay)
         await self._launch(machine, record, files, chosen, thaw.devices(files), state.incoming())
-        await thaw.wait_running(files, self.options.launch_timeout)
-        await thaw.thaw(files, record.name, record.mac, self.options.launch_timeout)
+        timeout = self.options.launch_timeout
+        async with thaw.channel(files, timeout) as agent:
+            await agent.send_thaw(record.name, record.mac)  # read by the guest as soon as it runs
+            await thaw.wait_running(files, timeout)
+            await agent.answer(timeout)
 
     async def _saved_state(
         self, pool: PoolTarget, template: Path, machine: Machine, chosen: accel.Accelerator

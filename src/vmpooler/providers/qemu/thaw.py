@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator
 
 from vmpooler.errors import ProviderError, ProviderTimeout
 from vmpooler.providers.localvm.records import VMFiles
@@ -65,29 +66,56 @@ async def wait_running(files: VMFiles, timeout: float) -> None:
             await asyncio.sleep(POLL_SECONDS)
 
 
-async def thaw(files: VMFiles, hostname: str, mac: str, timeout: float) -> str:
-    """Send the guest agent its new identity and return its answer (``thawed <hostname> <mac>``)."""
-    entropy = secrets.token_hex(ENTROPY_BYTES)
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await qmp.open_unix(files.agent)
-            try:
-                writer.write(f"thaw {hostname} {mac} {entropy}\n".encode())
-                await writer.drain()
+class AgentChannel:
+    """The host's end of a VM's agent port (see ``channel``)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def send_thaw(self, hostname: str, mac: str) -> None:
+        """Write the clone's identity and fresh host entropy; QEMU holds it until the guest reads."""
+        entropy = secrets.token_hex(ENTROPY_BYTES)
+        self._writer.write(f"thaw {hostname} {mac} {entropy}\n".encode())
+        try:
+            await self._writer.drain()
+        except OSError as exc:
+            raise ProviderError(f"the guest agent's channel failed: {exc}") from exc
+
+    async def answer(self, timeout: float) -> str:
+        """The agent's ``thawed <hostname> <mac>``."""
+        try:
+            async with asyncio.timeout(timeout):
                 while True:
-                    line = (await reader.readline()).decode(errors="replace").strip()
+                    line = (await self._reader.readline()).decode(errors="replace").strip()
                     if not line:
                         raise ProviderError("the guest agent closed its channel without answering")
                     if line.startswith("thawed "):
                         return line
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+        except TimeoutError as exc:
+            raise ProviderTimeout(f"the guest agent did not answer the thaw within {timeout:.0f}s") from exc
+        except OSError as exc:
+            raise ProviderError(f"the guest agent's channel failed: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def channel(files: VMFiles, timeout: float) -> AsyncIterator[AgentChannel]:
+    """Connect to the VM's agent port. Connected while the template is saved, and again before a clone's
+    saved state is loaded, the port never looks closed to the guest: its agent, saved blocked in a read,
+    reads the thaw line the moment the clone runs (otherwise it notices a host within its 0.2 s poll)."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await qmp.open_unix(files.agent)
     except TimeoutError as exc:
-        raise ProviderTimeout(f"the guest agent did not answer the thaw within {timeout:.0f}s") from exc
+        raise ProviderTimeout(f"cannot reach the guest agent at {files.agent} within {timeout:.0f}s") from exc
     except OSError as exc:
         raise ProviderError(f"cannot reach the guest agent at {files.agent}: {exc}") from exc
+    try:
+        yield AgentChannel(reader, writer)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
-__all__ = ["AGENT_PORT", "devices", "thaw", "wait_running"]
+__all__ = ["AGENT_PORT", "AgentChannel", "channel", "devices", "wait_running"]
