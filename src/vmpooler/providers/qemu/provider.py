@@ -137,7 +137,7 @@ class QemuProvider(LocalVMProvider):
             chosen = await accel.choose(self.options.accel, binary)
             record.accel = chosen
             if restoring:
-                await self._restore(pool, machine, record, files, template)
+                await self._restore(pool, machine, record, files, template, chosen)
             else:
                 await images.create_overlay(qemu_img, template, files.overlay)
                 await self._launch(machine, record, files, chosen)
@@ -151,10 +151,15 @@ class QemuProvider(LocalVMProvider):
         return own if own in ("boot", "memory") else self.options.clone_from
 
     async def _restore(
-        self, pool: PoolTarget, machine: Machine, record: VMRecord, files: VMFiles, template: Path
+        self,
+        pool: PoolTarget,
+        machine: Machine,
+        record: VMRecord,
+        files: VMFiles,
+        template: Path,
+        chosen: accel.Accelerator,
     ) -> None:
         """Start the VM from the pool's saved memory state (built first if needed), then give it its own identity."""
-        chosen: accel.Accelerator = "kvm" if record.accel == "kvm" else "tcg"
         state = await self._saved_state(pool, template, machine, chosen)
         await images.create_overlay(require_binary(self.options.qemu_img), state.disk, files.overlay)
         await self._launch(machine, record, files, chosen, thaw.devices(files), state.incoming())
