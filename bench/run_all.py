@@ -49,6 +49,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "autoscale": [],
         "handout": [],
         "autoscale_replay": ["--start-hour", "0", "--hours", "6"],
+        "fast_clone": [],
     },
     "quick": {
         "cli_startup": ["--quick"],
@@ -63,6 +64,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "autoscale": ["--quick"],
         "handout": ["--quick"],
         "autoscale_replay": ["--start-hour", "9", "--hours", "1"],
+        "fast_clone": ["--cold", "1", "--restored", "3"],
     },
     "smoke": {
         "cli_startup": ["--rounds", "1"],

@@ -78,6 +78,8 @@ ROWS = (
      "within ± 10 %"),
     ("autoscale_replay_idle", "autoscale_replay", "#19 60x replay against `serve` vs the simulator: idle VM-hours",
      "within ± 10 %"),
+    ("fast_clone_speedup", "fast_clone", "#20 qemu clone restored from memory vs cold boot (TCG), request → reachable",
+     "≥ 5x faster at p50"),
     ("floor_evalsha", "floors", "floor: bare `EVALSHA` round trip (redis-py, service settings)", "for reference"),
     ("floor_http", "floors", "floor: no-op HTTP `GET /api/v3/vm` on the same API process", "for reference"),
     ("floor_ratio", "floors", "checkout ÷ no-op HTTP floor, same processes", "for reference"),
@@ -284,6 +286,15 @@ def _autoscale_replay(fig: dict[str, Any]) -> dict[str, Judged]:
     return {"autoscale_replay_p95": close("p95_s", "s"), "autoscale_replay_idle": close("idle_vm_hours", "VM-h")}
 
 
+def _fast_clone(fig: dict[str, Any]) -> dict[str, Judged]:
+    r = fig["results"]
+    text = (
+        f"{r['speedup_p50']:.1f}x: restored p50 {r['restored_p50']:.2f} s, p95 {r['restored_p95']:.2f} s; "
+        f"cold p50 {r['cold_p50']:.1f} s ({r['accelerator']})"
+    )
+    return {"fast_clone_speedup": (text, r["speedup_p50"] >= 5)}
+
+
 JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "checkout": _checkout,
     "status": _status,
@@ -296,6 +307,7 @@ JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "serve_scale": _serve_scale,
     "autoscale": _autoscale,
     "autoscale_replay": _autoscale_replay,
+    "fast_clone": _fast_clone,
 }
 
 

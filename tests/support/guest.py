@@ -15,9 +15,12 @@ holds them (``guest_key()`` names a cache directory that changes when the recipe
 The guest's ``/init`` mounts proc/sys/dev, loads the modules, takes its hostname from
 ``vmpooler.hostname=`` on the kernel command line, configures eth0 with the user-mode (slirp) address,
 mounts ``/dev/vda`` when present, and answers on port 22 with one line, ``SSH-2.0-vmpooler_testguest
-<hostname> disk=<ok|none> count=<banners served> disks=vda[,vdb...]``, and on port 80 over HTTP (the
-line as it was at boot). A test that reads the banner through the reported address proves it reached
-that very guest, booted from the template disk; ``count`` and ``disks`` show a revert and a new disk.
+<hostname> disk=<ok|none> hostkey=<hash> mac=<eth0's MAC> random=<32 bytes of /dev/urandom, hex>
+count=<banners served> disks=vda[,vdb...]``, and on port 80 over HTTP (the line as it was at boot). A
+test that reads the banner through the reported address proves it reached that very guest, booted
+from the template disk; ``count`` and ``disks`` show a revert and a new disk. ``hostkey`` stands for
+SSH host keys (32 random bytes made at boot); ``/bin/agent`` gives a clone restored from a saved
+memory state a new name, MAC and host key (see ``AGENT_SCRIPT``), which ``hostkey``/``mac``/``random`` show.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ from pathlib import Path
 KERNEL_METAPACKAGE = "linux-image-amd64"
 BUSYBOX = Path("/bin/busybox")
 #: the modules the guest loads (dependencies are added): network, disk, and the checksum ext4 asks for
-WANTED_MODULES = ("virtio_pci", "virtio_net", "e1000", "virtio_blk", "crc32c_generic", "ext4")
+WANTED_MODULES = ("virtio_pci", "virtio_net", "e1000", "virtio_blk", "crc32c_generic", "ext4", "virtio_console")
 TEMPLATE_MARKER = "vmpooler-template"
 BANNER_PREFIX = "SSH-2.0-vmpooler_testguest"
+#: the virtio-serial port the thaw agent listens on (the provider's ``thaw.AGENT_PORT``)
+AGENT_PORT = "org.vmpooler.agent"
 DOWNLOAD_TIMEOUT = 600.0
 
 INIT_SCRIPT = f"""#!/bin/sh
@@ -65,6 +70,8 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.2; done
 mkdir -p /mnt/template
 if mount -t ext4 /dev/vda /mnt/template && [ -f /mnt/template/{TEMPLATE_MARKER} ]; then disk=ok; fi
 echo "$disk" > /etc/template-disk
+/bin/new-host-key
+/bin/agent &
 mkdir -p /www
 /bin/banner > /www/index.html
 httpd -p 80 -h /www
@@ -81,7 +88,47 @@ BANNER_SCRIPT = f"""#!/bin/sh
 count=$(( $(cat /etc/banner-count 2>/dev/null || echo 0) + 1 ))
 echo "$count" > /etc/banner-count
 disks=$(ls /sys/block | grep '^vd' | tr '\\n' ',')
-echo "{BANNER_PREFIX} $(hostname) disk=$(cat /etc/template-disk) count=$count disks=${{disks%,}}"
+read -r hostkey < /etc/ssh_host_key.id
+read -r mac < /sys/class/net/eth0/address
+random=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+echo "{BANNER_PREFIX} $(hostname) disk=$(cat /etc/template-disk) hostkey=$hostkey mac=$mac random=$random \
+count=$count disks=${{disks%,}}"
+"""
+
+# the stand-in for ssh-keygen: 32 random bytes, and the short hash the banner shows (made once, not per banner,
+# so that the banner stays quick under TCG)
+NEW_HOST_KEY_SCRIPT = """#!/bin/sh
+head -c 32 /dev/urandom > /etc/ssh_host_key
+sha256sum /etc/ssh_host_key | cut -c1-16 > /etc/ssh_host_key.id
+"""
+
+# the thaw agent of a clone restored from a saved memory state (vmpooler.providers.qemu.thaw): on the host's
+# "thaw <hostname> <mac> <hex entropy>" over the virtio-serial port it takes the new name and MAC, mixes the
+# entropy in and makes a new host key (the stand-in for ssh-keygen), then answers "thawed <hostname> <mac>".
+# A port with no host connected reads as end-of-file at once, hence the pause before it is opened again.
+AGENT_SCRIPT = f"""#!/bin/sh
+device=
+for port in /sys/class/virtio-ports/*; do
+    [ "$(cat "$port/name" 2>/dev/null)" = {AGENT_PORT} ] && device="/dev/${{port##*/}}"
+done
+[ -n "$device" ] || exit 0
+while true; do
+    exec 3<>"$device"
+    while read -r verb name mac seed <&3; do
+        [ "$verb" = thaw ] || continue
+        echo "$seed" > /dev/urandom
+        hostname "$name"
+        if ! ip link set eth0 address "$mac" 2>/dev/null; then
+            ip link set eth0 down && ip link set eth0 address "$mac" && ip link set eth0 up
+            ip route add default via 10.0.2.2 2>/dev/null
+        fi
+        arping -U -c 1 -I eth0 10.0.2.15 >/dev/null 2>&1 &
+        /bin/new-host-key
+        echo "thawed $name $(cat /sys/class/net/eth0/address)" >&3
+    done
+    exec 3<&-
+    sleep 0.2
+done
 """
 
 
@@ -168,6 +215,8 @@ def _initramfs(modules_dir: Path) -> bytes:
             archive.symlink(f"bin/{applet}", "busybox")
     archive.file("init", INIT_SCRIPT.encode(), 0o755)
     archive.file("bin/banner", BANNER_SCRIPT.encode(), 0o755)
+    archive.file("bin/agent", AGENT_SCRIPT.encode(), 0o755)
+    archive.file("bin/new-host-key", NEW_HOST_KEY_SCRIPT.encode(), 0o755)
     order = _load_order(modules_dir, WANTED_MODULES)
     for module, path in order:
         data = path.read_bytes()

@@ -68,6 +68,11 @@ class VMFiles:
         return self.directory / f"{self.name}.qmp"
 
     @property
+    def agent(self) -> Path:
+        """The socket of the guest agent's channel (a VM restored from a saved memory state has one)."""
+        return self.directory / f"{self.name}.agent"
+
+    @property
     def log(self) -> Path:
         return self.directory / f"{self.name}.log"
 
@@ -83,7 +88,7 @@ class VMFiles:
         disks = (
             [Path(disk) for disk in record.disks] if record else list(self.directory.glob(f"{self.name}-disk*.qcow2"))
         )
-        return [self.overlay, *disks, self.pidfile, self.qmp, self.log, self.serial, self.metadata]
+        return [self.overlay, *disks, self.pidfile, self.qmp, self.agent, self.log, self.serial, self.metadata]
 
 
 class RecordStore:

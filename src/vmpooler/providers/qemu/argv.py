@@ -20,8 +20,19 @@ class Host:
     extra_args: tuple[str, ...] = ()
 
 
-def command_line(host: Host, machine: Machine, record: VMRecord, files: VMFiles, accel: Accelerator) -> list[str]:
+def command_line(
+    host: Host,
+    machine: Machine,
+    record: VMRecord,
+    files: VMFiles,
+    accel: Accelerator,
+    devices: tuple[str, ...] = (),
+    incoming: str | None = None,
+) -> list[str]:
     """Every argument, ending with ``-daemonize``: the VM outlives the manager that started it.
+
+    ``devices`` are more arguments (a restorable VM's agent channel); ``incoming`` starts the VM from a
+    saved memory state (``-incoming``) instead of booting it.
 
     The QMP socket is named relative to the VM's directory (the launch runs there) because a socket
     path may not exceed 107 bytes and a state directory can be deep.
@@ -48,7 +59,9 @@ def command_line(host: Host, machine: Machine, record: VMRecord, files: VMFiles,
         if machine.initrd is not None:
             argv += ["-initrd", str(machine.initrd.absolute())]
         argv += ["-append", f"{machine.append} vmpooler.hostname={name}".strip()]
-    argv += [*host.extra_args]
+    argv += [*host.extra_args, *devices]
+    if incoming is not None:
+        argv += ["-incoming", incoming]
     argv += ["-qmp", f"unix:{files.qmp.name},server=on,wait=off", "-pidfile", str(files.pidfile), "-daemonize"]
     return argv
 

@@ -9,12 +9,13 @@ directory, so the inventory is the metadata files there (see ``localvm.records``
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -23,11 +24,11 @@ from vmpooler.errors import PermanentProviderError, ProviderError
 from vmpooler.providers.base import ProviderOptions
 from vmpooler.providers.localvm import accel, images, network, probe
 from vmpooler.providers.localvm.commands import require_binary
-from vmpooler.providers.localvm.options import LocalVMOptions, Machine, machine_for
+from vmpooler.providers.localvm.options import LocalVMOptions, Machine, MachineOptions, machine_for
 from vmpooler.providers.localvm.ports import PortAllocator
 from vmpooler.providers.localvm.provider import LocalVMProvider
 from vmpooler.providers.localvm.records import RecordStore, VMFiles, VMRecord
-from vmpooler.providers.qemu import process, qmp
+from vmpooler.providers.qemu import memstate, process, qmp, thaw
 from vmpooler.providers.qemu.argv import Host, command_line
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -35,6 +36,15 @@ SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PORT_ATTEMPTS = 3
 #: savevm/loadvm copy the whole guest memory; under TCG on a busy host that takes a while
 SNAPSHOT_TIMEOUT = 300.0
+
+CloneFrom = Literal["boot", "memory"]
+
+
+class QemuPoolOptions(MachineOptions):
+    """A pool's own keys: the shared machine keys, and how its VMs start."""
+
+    #: this pool's ``clone_from`` (``boot`` or ``memory``), over the provider's
+    clone_from: CloneFrom | None = None
 
 
 class QemuOptions(LocalVMOptions):
@@ -50,12 +60,18 @@ class QemuOptions(LocalVMOptions):
     launch_timeout: float = Field(60.0, gt=0)
     #: appended to every VM's command line as they are (e.g. ``[-device, virtio-rng-pci]``)
     extra_args: list[str] = Field(default_factory=list)
+    #: ``boot``: each VM boots its template; ``memory``: the template is booted once and its RAM saved, and each
+    #: VM is restored from that state with a disk overlay of its own (docs/fast-clones.md; a pool may set it)
+    clone_from: CloneFrom = "boot"
+    #: seconds the template of a ``clone_from: memory`` pool may take to answer its probe before it is saved
+    template_boot_timeout: float = Field(300.0, gt=0)
 
 
 class QemuProvider(LocalVMProvider):
     """Runs each VM as its own QEMU process; see the module docstring."""
 
     options_model = QemuOptions
+    pool_options_model = QemuPoolOptions
     options: QemuOptions
 
     def __init__(self, name: str, options: ProviderOptions | None = None) -> None:
@@ -64,6 +80,8 @@ class QemuProvider(LocalVMProvider):
         self._records = RecordStore(self.state_dir)
         # a leading dot: no pool can have that name
         self._ports = PortAllocator(self.state_dir / ".ports", *options.port_range, address=options.listen_address)
+        self._memstates = self.state_dir / ".memstate"
+        self._builds: dict[tuple[str, Path, Machine, str], asyncio.Future[memstate.SavedState]] = {}
         self._host = Host(options.qemu_binary, options.machine_type, options.listen_address, tuple(options.extra_args))
 
     async def vms_in_pool(self, pool: PoolTarget) -> list[str]:
@@ -103,6 +121,7 @@ class QemuProvider(LocalVMProvider):
             binary = require_binary(self.options.qemu_binary)
             machine, qemu_img, template = await self._clone_inputs(pool)
             files = self._records.files(pool.name, name)
+            restoring = self._clone_from(pool) == "memory"
             uid = str(uuid.uuid4())
             record = VMRecord(
                 pool=pool.name,
@@ -115,21 +134,84 @@ class QemuProvider(LocalVMProvider):
             )
             # the metadata comes first and goes last: a crash anywhere in between leaves a listed VM
             await asyncio.to_thread(self._records.create, files, record)
-            await images.create_overlay(qemu_img, template, files.overlay)
             chosen = await accel.choose(self.options.accel, binary)
             record.accel = chosen
-            await self._launch(machine, record, files, chosen)
+            if restoring:
+                await self._restore(pool, machine, record, files, template, chosen)
+            else:
+                await images.create_overlay(qemu_img, template, files.overlay)
+                await self._launch(machine, record, files, chosen)
         info = await self.get_vm(pool, name)
         if info is None:
             raise ProviderError(f"{self.name}: pool {pool.name!r} VM {name!r} vanished while it was created")
         return info
 
-    async def _launch(self, machine: Machine, record: VMRecord, files: VMFiles, chosen: accel.Accelerator) -> None:
+    def _clone_from(self, pool: PoolTarget) -> CloneFrom:
+        own = pool.provider_options.get("clone_from")
+        return own if own in ("boot", "memory") else self.options.clone_from
+
+    async def _restore(
+        self,
+        pool: PoolTarget,
+        machine: Machine,
+        record: VMRecord,
+        files: VMFiles,
+        template: Path,
+        chosen: accel.Accelerator,
+    ) -> None:
+        """Start the VM from the pool's saved memory state (built first if needed), then give it its own identity."""
+        state = await self._saved_state(pool, template, machine, chosen)
+        await images.create_overlay(require_binary(self.options.qemu_img), state.disk, files.overlay)
+        await self._launch(machine, record, files, chosen, thaw.devices(files), state.incoming())
+        timeout = self.options.launch_timeout
+        async with thaw.channel(files, timeout) as agent:
+            await agent.send_thaw(record.name, record.mac)  # read by the guest as soon as it runs
+            await thaw.wait_running(files, timeout)
+            await agent.answer(timeout)
+
+    async def _saved_state(
+        self, pool: PoolTarget, template: Path, machine: Machine, chosen: accel.Accelerator
+    ) -> memstate.SavedState:
+        """The pool's saved state. A build runs as a task of its own that every concurrent clone awaits: a clone
+        cancelled by its time limit leaves the build running, so a template slower to boot than one clone's
+        limit is still saved once, for the clones after it."""
+        key = (pool.name, template, machine, chosen)
+        build = self._builds.get(key)
+        if build is None:
+            build = asyncio.ensure_future(
+                memstate.ensure(self._memstates, pool.name, template, machine, chosen, self._builder())
+            )
+            self._builds[key] = build
+            build.add_done_callback(functools.partial(_finished, self._builds, key))
+        return await asyncio.shield(build)
+
+    def _builder(self) -> memstate.Builder:
+        options = self.options
+        return memstate.Builder(
+            host=self._host,
+            qemu_img=require_binary(options.qemu_img),
+            ports=self._ports,
+            probe_address=self._local_address,
+            probe_timeout=options.probe_timeout,
+            launch_timeout=options.launch_timeout,
+            boot_timeout=options.template_boot_timeout,
+            shutdown_grace=options.shutdown_grace,
+        )
+
+    async def _launch(
+        self,
+        machine: Machine,
+        record: VMRecord,
+        files: VMFiles,
+        chosen: accel.Accelerator,
+        devices: tuple[str, ...] = (),
+        incoming: str | None = None,
+    ) -> None:
         """Start QEMU with a forwarded port of its own, taking another when the first is lost in a race."""
         for attempt in range(1, PORT_ATTEMPTS + 1):
             if machine.network == "user":
                 record.port = await asyncio.to_thread(self._ports.allocate, files.metadata)
-            record.argv = command_line(self._host, machine, record, files, chosen)
+            record.argv = command_line(self._host, machine, record, files, chosen, devices, incoming)
             await asyncio.to_thread(self._records.save, files, record)
             try:
                 record.pid = await process.launch(record.argv, files, self.options.launch_timeout)
@@ -253,3 +335,11 @@ async def _human_command(monitor: qmp.QMPClient, command: str) -> None:
     said = await monitor.execute("human-monitor-command", {"command-line": command}, timeout=SNAPSHOT_TIMEOUT)
     if isinstance(said, str) and "Error" in said:
         raise ProviderError(f"{command}: {said.strip()}")
+
+
+def _finished(builds: dict[Any, Any], key: object, done: asyncio.Future[memstate.SavedState]) -> None:
+    """Forget a finished build (the next clone checks the saved files), and mark its error as seen: the clones
+    that awaited it have reported it, or were cancelled."""
+    builds.pop(key, None)
+    if not done.cancelled():
+        done.exception()

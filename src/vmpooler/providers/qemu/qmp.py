@@ -42,7 +42,7 @@ class QMPClient:
     async def connect(cls, path: Path, timeout: float = 5.0) -> QMPClient:
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await _open_unix(path)
+                reader, writer = await open_unix(path)
                 client = cls(reader, writer, path)
                 greeting = await client._read()
                 if "QMP" not in greeting:
@@ -103,7 +103,8 @@ async def session(path: Path, timeout: float = 5.0) -> AsyncIterator[QMPClient]:
         await client.close()
 
 
-async def _open_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the unix socket at ``path``, however long the path."""
     if len(os.fsencode(path)) <= UNIX_PATH_MAX:
         return await asyncio.open_unix_connection(path, limit=LINE_LIMIT)
     directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
