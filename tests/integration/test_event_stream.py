@@ -103,6 +103,20 @@ async def test_expiring_once_per_deadline_and_again_after_an_extension(store: St
     assert {e.owner for e in expiring} == {"carol"}
 
 
+async def test_the_expiring_sweep_reads_every_pools_deadlines_in_one_round_trip(store: Store) -> None:
+    pools = [f"p{i:02d}" for i in range(30)]
+    settings = settings_with([{"name": p, "template": "t", "size": 0} for p in pools], events_expiring_minutes=10)
+    keeper = EventKeeper(settings, store, lambda: pools, clock=lambda: 12_600.0 - 300)
+    assert await keeper.run_once() == []  # the first round also trims the streams: not the one measured
+    assert await store.create_pending("p07", "vm7", {})
+    assert await store.mark_ready("p07", "vm7", 9000.0, 1.0)
+    await store.checkout([["p07"]], 9000.0, lifetime_hours=1)  # ends 12600: due for a warning
+    before = int((await store.client.info("stats"))["total_reads_processed"])
+    assert await keeper.run_once() == ["vm7"]
+    # one round trip per pool was 31 here; now the pipeline of reads and the one pool's script call
+    assert int((await store.client.info("stats"))["total_reads_processed"]) - before <= 3
+
+
 async def test_the_stream_is_bounded_by_length_and_age(redis_port: int) -> None:
     store = Store(connect("127.0.0.1", redis_port, socket_timeout=2.0), events_max_length=100)
     try:

@@ -120,3 +120,18 @@ async def test_overall_only_history_leaves_out_each_pool(store: Store, redis_por
     with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url) as client:
         body = client.get("/api/v3/history?range=1h&series=overall").json()
     assert "pools" not in body and len(body["overall"]) == 1
+
+
+async def test_a_minute_of_many_pools_costs_a_few_round_trips(store: Store) -> None:
+    """The sampler takes and writes every pool's minute in one pipeline each, not one per pool."""
+    pools = [{"name": f"p{i:02d}", "template": "t", "size": 1} for i in range(40)]
+    now = HOUR + 20 * 60 + 10  # not an hour's last minute: no hour points folded
+    for i, pool in enumerate(pools):
+        await make_ready(store, pool["name"], f"vm{i}", now, boot=float(i))
+    before = int((await store.client.info("stats"))["total_reads_processed"])
+    assert await HistorySampler(settings_with(pools), store).run_once(now=now + 60)
+    # one per pool was 3 x 40 = 120 here (take, then write, each pool's minute)
+    assert int((await store.client.info("stats"))["total_reads_processed"]) - before < 15
+    points = [await store.history.points(pool["name"], "1m", HOUR) for pool in pools]
+    assert [(p["boots"], p["boot_p50"], p["ready"]) for (p,) in points] == [(1, float(i), 1) for i in range(40)]
+    assert await store.history.take_minute("p07", now // 60 * 60) == ({}, [])  # taken: the waiting area is empty

@@ -97,8 +97,10 @@ class HistorySampler:
         every_boot: list[float] = []
         every_clone = [0, 0]  # count, milliseconds
         totals: Point = dict.fromkeys(SUMMED, 0)
+        taken = await self.store.history.take_minutes(pools, minute)
+        points: list[tuple[str | None, Point]] = []
         for pool in self.settings.pools:
-            events, boots = await self.store.history.take_minute(pool.name, minute)
+            events, boots = taken[pool.name]
             level = counts[pool.name]
             point: Point = {
                 "t": minute,
@@ -116,12 +118,13 @@ class HistorySampler:
             every_clone[1] += events.get("clone_ms", 0)
             for key in SUMMED:
                 totals[key] += point[key]
-            await self.store.history.add(pool.name, "1m", point)
-            await self._fold_hour(pool.name, minute)
+            points.append((pool.name, point))
         # the all-pools point: the pools' sums (so a chart of all pools reads one series, not 1,000),
         # and the percentiles of all their boots together, which no mix of per-pool percentiles gives
-        await self.store.history.add(None, "1m", {"t": minute, **totals, **timings(every_boot, *every_clone)})
-        await self._fold_hour(None, minute)
+        points.append((None, {"t": minute, **totals, **timings(every_boot, *every_clone)}))
+        await self.store.history.add_many("1m", points)
+        for pool_name, _ in points:
+            await self._fold_hour(pool_name, minute)
         return True
 
     async def _fold_hour(self, pool: str | None, minute: int) -> None:

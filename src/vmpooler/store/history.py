@@ -68,18 +68,36 @@ class HistoryStore:
 
     async def take_minute(self, pool: str, minute: int) -> tuple[dict[str, int], list[float]]:
         """The counts and boot times of a finished minute, removed from the waiting area."""
+        return (await self.take_minutes([pool], minute))[pool]
+
+    async def take_minutes(self, pools: Sequence[str], minute: int) -> dict[str, tuple[dict[str, int], list[float]]]:
+        """``take_minute`` of every pool, in two round trips whatever their number (the sampler runs
+        each minute over every pool: one round trip per pool per step made its minute cost O(pools))."""
+        if not pools:
+            return {}
         async with translated():
-            counts = await self.client.hgetall(keys.history_counts(pool))
-            mine = {f: int(v) for f, v in counts.items() if str(f).endswith(f":{minute}")}
-            stale = [f for f in counts if int(str(f).rsplit(":", 1)[1]) <= minute]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for pool in pools:
+                    pipe.hgetall(keys.history_counts(pool))
+                every_counts = await pipe.execute()
+            boots_at = []  # where each pool's LRANGE reply is among the replies
+            queued = 0
             async with self.client.pipeline(transaction=True) as pipe:
-                if stale:
-                    pipe.hdel(keys.history_counts(pool), *stale)
-                pipe.lrange(keys.history_boots(pool, minute), 0, -1)
-                pipe.delete(keys.history_boots(pool, minute))
+                for pool, counts in zip(pools, every_counts, strict=True):
+                    stale = [f for f in counts if int(str(f).rsplit(":", 1)[1]) <= minute]
+                    if stale:
+                        pipe.hdel(keys.history_counts(pool), *stale)
+                        queued += 1
+                    boots_at.append(queued)
+                    pipe.lrange(keys.history_boots(pool, minute), 0, -1)
+                    pipe.delete(keys.history_boots(pool, minute))
+                    queued += 2
                 replies = await pipe.execute()
-        boots = [float(b) for b in replies[-2]]
-        return {str(f).split(":", 1)[0]: n for f, n in mine.items()}, boots
+        taken: dict[str, tuple[dict[str, int], list[float]]] = {}
+        for pool, counts, at in zip(pools, every_counts, boots_at, strict=True):
+            mine = {str(f).split(":", 1)[0]: int(v) for f, v in counts.items() if str(f).endswith(f":{minute}")}
+            taken[pool] = (mine, [float(b) for b in replies[at]])
+        return taken
 
     async def unsampled(self, pools: Sequence[str], event: str, now: float) -> dict[str, int]:
         """How many ``event``s each pool counted that are in no point yet: now's minute, and the one
@@ -93,12 +111,17 @@ class HistoryStore:
 
     async def add(self, pool: str | None, resolution: str, point: Point) -> None:
         """Stores ``point`` in ``pool``'s series, or in the all-pools one when ``pool`` is None."""
+        await self.add_many(resolution, [(pool, point)])
+
+    async def add_many(self, resolution: str, points: Sequence[tuple[str | None, Point]]) -> None:
+        """``add`` of each (pool, point), all in one round trip."""
         retention = MINUTE_RETENTION if resolution == "1m" else HOUR_RETENTION
-        key = keys.history(pool, resolution) if pool is not None else keys.history_all(resolution)
         async with translated(), self.client.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(key, point["t"], point["t"])  # a re-run of the same minute replaces it
-            pipe.zadd(key, {json.dumps(point, separators=(",", ":")): point["t"]})
-            pipe.zremrangebyscore(key, "-inf", point["t"] - retention)
+            for pool, point in points:
+                key = keys.history(pool, resolution) if pool is not None else keys.history_all(resolution)
+                pipe.zremrangebyscore(key, point["t"], point["t"])  # a re-run of the same minute replaces it
+                pipe.zadd(key, {json.dumps(point, separators=(",", ":")): point["t"]})
+                pipe.zremrangebyscore(key, "-inf", point["t"] - retention)
             await pipe.execute()
 
     async def points(self, pool: str | None, resolution: str, since: float) -> list[Point]:
