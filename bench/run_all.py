@@ -48,6 +48,9 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "serve_scale": [],
         "autoscale": [],
         "handout": [],
+        "wait_take": [],
+        "events": [],
+        "webhooks": [],
         "autoscale_replay": ["--start-hour", "0", "--hours", "6"],
         "fast_clone": [],
     },
@@ -63,6 +66,9 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "serve_scale": ["--quick"],
         "autoscale": ["--quick"],
         "handout": ["--quick"],
+        "wait_take": ["--looks", "50"],
+        "events": ["--seconds", "1", "--followers", "0,16"],
+        "webhooks": ["--quick"],
         "autoscale_replay": ["--start-hour", "9", "--hours", "1"],
         "fast_clone": ["--cold", "1", "--restored", "3"],
     },
@@ -77,6 +83,8 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "manager_scale": ["--quick", "--pools", "20", "--vms", "100", "--passes", "1", "--changed", "5"],
         "serve_scale": ["--quick", "--big", "60", "--pools", "10", "--seconds", "0.5", "--idle", "1"],
         "autoscale": ["--quick", "--days", "1"],
+        # events, webhooks and handout start several processes (10-25 s even at their smallest): quick and full only
+        "wait_take": ["--looks", "10"],
     },
 }
 TIMEOUT_SECONDS = {"full": 900.0, "quick": 300.0, "smoke": 120.0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -80,6 +81,19 @@ ROWS = (
      "within ± 10 %"),
     ("fast_clone_speedup", "fast_clone", "#20 qemu clone restored from memory vs cold boot (TCG), request → reachable",
      "≥ 5x faster at p50"),
+    ("handout_bad", "handout", "#20 hand-out check: bad VMs handed out (5 % die once ready, 2 % half-alive)",
+     "0 with the check"),
+    ("handout_p95", "handout", "#20 hand-out check: checkout p95 with the check vs without", "≤ +150 ms"),
+    ("failover_p95", "handout", "#20 failover: wait p95 of checkouts of a pool whose every clone fails",
+     "≤ the fallback's clone time + 5 s"),
+    ("wait_take_look", "wait_take", "#19 one waiting checkout's look, longest queue measured", "for reference"),
+    ("events_delivery_p99", "events", "#21 event stream: a checkout's event at every SSE follower, p99",
+     "≤ 1 s, none missed"),
+    ("events_follower_cost", "events", "#21 checkouts/s with the most SSE followers vs none", "for reference"),
+    ("webhooks_delivery_p99", "webhooks", "#21 webhooks: event -> delivery to a healthy hook, p99",
+     "≤ 1 s, none lost"),
+    ("webhooks_hanging", "webhooks", "#21 webhooks: checkout p99 with a hanging receiver beside a healthy one",
+     "within + 5 %"),
     ("floor_evalsha", "floors", "floor: bare `EVALSHA` round trip (redis-py, service settings)", "for reference"),
     ("floor_http", "floors", "floor: no-op HTTP `GET /api/v3/vm` on the same API process", "for reference"),
     ("floor_ratio", "floors", "checkout ÷ no-op HTTP floor, same processes", "for reference"),
@@ -295,6 +309,84 @@ def _fast_clone(fig: dict[str, Any]) -> dict[str, Judged]:
     return {"fast_clone_speedup": (text, r["speedup_p50"] >= 5)}
 
 
+def _handout(fig: dict[str, Any]) -> dict[str, Judged]:
+    r = fig["results"]
+    found: dict[str, Judged] = {}
+    if "handout" in r:
+        on, off = r["handout"]["on"], r["handout"]["off"]
+        growth = on["p95_ms"] - off["p95_ms"]
+        found["handout_bad"] = (
+            f"{on['bad_vms_handed_out']} of {on['checkouts']:,} with the check, {off['bad_vms_handed_out']} of "
+            f"{off['checkouts']:,} without",
+            on["bad_vms_handed_out"] == 0,
+        )
+        found["handout_p95"] = (f"{growth:+.0f} ms ({off['p95_ms']:.0f} -> {on['p95_ms']:.0f} ms)", growth <= 150)
+    if "failover" in r:
+        f = r["failover"]
+        target = f["clone_seconds"] + 5
+        found["failover_p95"] = (
+            f"{f['p95_wait_s']:.1f} s (clone time {f['clone_seconds']:g} s; served {f['served']})",
+            f["p95_wait_s"] <= target,
+        )
+    return found
+
+
+def _wait_take(fig: dict[str, Any]) -> dict[str, Judged]:
+    rows: list[dict[str, Any]] = fig["results"]
+    longest = max(rows, key=lambda row: row["waiting"])
+    text = (
+        f"{longest['median_ms']:.2f} ms median, p99 {longest['p99_ms']:.2f} ms at {longest['waiting']:,} "
+        f"waiting ({longest['redis_ms_per_second']:.0f} ms of Redis per second if all look once)"
+    )
+    return {"wait_take_look": (text, None)}
+
+
+def _events(fig: dict[str, Any]) -> dict[str, Judged]:
+    rows: list[dict[str, Any]] = fig["results"]
+    followed = [row for row in rows if row["followers"] > 0]
+    worst = max(followed, key=lambda row: row["delivery_p99_ms"] or math.inf)
+    missed = sum(row["missed"] for row in followed)
+    p99 = worst["delivery_p99_ms"]
+    found: dict[str, Judged] = {
+        "events_delivery_p99": (
+            f"{_num(p99):.1f} ms with {worst['followers']} follower(s), {missed} missed",
+            p99 is not None and p99 <= 1000 and missed == 0,
+        ),
+    }
+    alone = next((row for row in rows if row["followers"] == 0), None)
+    most = max(followed, key=lambda row: row["followers"])
+    if alone is not None and alone["checkouts_per_s"]:
+        change = most["checkouts_per_s"] / alone["checkouts_per_s"] - 1
+        found["events_follower_cost"] = (
+            f"{change:+.0%}: {alone['checkouts_per_s']:,.0f} -> {most['checkouts_per_s']:,.0f} with "
+            f"{most['followers']} followers",
+            None,
+        )
+    return found
+
+
+def _webhooks(fig: dict[str, Any]) -> dict[str, Judged]:
+    r = fig["results"]
+    deliveries = r["deliveries"]
+    worst = max(d["p99_s"] for d in deliveries)
+    lost = sum(d["events"] - d["delivered"] for d in deliveries)
+    found: dict[str, Judged] = {
+        "webhooks_delivery_p99": (f"{worst:.3f} s, {lost} undelivered", worst <= 1.0 and lost == 0),
+    }
+    scenarios = list(dict.fromkeys(c["scenario"] for c in r["checkouts"]))
+    if len(scenarios) == 2:
+        base, hanging = (
+            statistics.median(c["p99_ms"] for c in r["checkouts"] if c["scenario"] == name) for name in scenarios
+        )
+        change = hanging / base - 1 if base else math.nan
+        rounds = len(r["checkouts"]) // 2
+        found["webhooks_hanging"] = (
+            f"{change:+.1%}: median p99 {base:.2f} -> {hanging:.2f} ms over {rounds} round(s)",
+            change <= 0.05,
+        )
+    return found
+
+
 JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "checkout": _checkout,
     "status": _status,
@@ -308,6 +400,10 @@ JUDGES: dict[str, Callable[[dict[str, Any]], dict[str, Judged]]] = {
     "autoscale": _autoscale,
     "autoscale_replay": _autoscale_replay,
     "fast_clone": _fast_clone,
+    "handout": _handout,
+    "wait_take": _wait_take,
+    "events": _events,
+    "webhooks": _webhooks,
 }
 
 
@@ -322,7 +418,7 @@ def targets(figures: Figures) -> list[Target]:
             continue
         try:
             found |= judge(fig)
-        except (KeyError, StopIteration, TypeError, ZeroDivisionError) as exc:
+        except (KeyError, StopIteration, TypeError, ValueError, ZeroDivisionError) as exc:
             problems[name] = f"not measured: {name} figures incomplete ({type(exc).__name__}: {exc})"
     rows = []
     for key, benchmark, what, goal in ROWS:

@@ -142,7 +142,7 @@ async def run(launch: Launch) -> None:
                 host=host,
                 port=port,
                 loop="none",
-                lifespan="off",
+                lifespan="on",  # its shutdown closes the app's own clients (the OIDC verifier's)
                 # X-Forwarded-For is read by the rate limiter, and only from :rate_limits: trusted_proxies;
                 # uvicorn's own reading would trust it from any loopback peer, letting clients pick their address
                 proxy_headers=False,

@@ -12,11 +12,13 @@ import pytest
 
 from tests.support.oidc_issuer import LocalIssuer
 from tests.support.servers import ApiThread, make_store
+from vmpooler.api.app import create_app
 from vmpooler.auth.oidc import OidcRejected, OidcVerifier
 from vmpooler.auth.oidc_config import read_oidc
 from vmpooler.config import parse_settings
 from vmpooler.errors import ConfigError, ServiceUnavailable
 from vmpooler.store.redis import Store
+from vmpooler.validate import problems
 
 AUDIENCE = "https://vmpooler.test"
 GOOD = {"aud": AUDIENCE, "sub": "repo:acme/widgets:ref:refs/heads/main", "repository": "acme/widgets"}
@@ -163,3 +165,43 @@ def test_a_wrong_oidc_entry_names_its_key_path() -> None:
     with pytest.raises(ConfigError) as raised:
         read_oidc({"oidc": [{"issuer": "https://a.example", "audience": "x"}, {"issuer": "ftp://b", "audience": "y"}]})
     assert any(line.startswith("auth.oidc[1].issuer:") for line in raised.value.problems), raised.value.problems
+
+
+async def test_an_auth_section_with_only_oidc_takes_id_tokens_and_no_passwords(
+    issuer: LocalIssuer, redis_port: int
+) -> None:
+    raw = {"pools": [{"name": "deb", "template": "t/deb", "size": 3}], "auth": {"oidc": [oidc_section(issuer)]}}
+    settings, _ = parse_settings(raw, env={})
+    assert problems(settings) == []
+    store = make_store(redis_port)
+    try:
+        await fill(store, 1)
+        with ApiThread(settings, redis_port) as server, httpx.Client(base_url=server.url, timeout=10) as api:
+            refused = api.post("/api/v3/token", auth=("alice", "secret"))
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["ok"] is False and "only oidc" in refused.json()["error"]
+            token = issuer.token("rsa-1", **GOOD)
+            taken = api.post("/api/v3/vm/deb", headers={"Authorization": f"Bearer {token}"})
+            assert taken.status_code == 200, taken.text
+            name = taken.json()["deb"]["hostname"]
+            assert (await store.vm(name))["token:user"] == "acme/widgets"
+            assert api.delete(f"/api/v3/vm/{name}").status_code == 401  # auth is on: its owner's VM needs a token
+    finally:
+        await store.close()
+
+
+async def test_the_apps_shutdown_closes_the_oidc_client(issuer: LocalIssuer, redis_port: int) -> None:
+    raw = {
+        "pools": [{"name": "deb", "template": "t/deb", "size": 1}],
+        "auth": {"provider": "dummy", "oidc": [oidc_section(issuer)]},
+    }
+    settings, _ = parse_settings(raw, env={})
+    store = make_store(redis_port)
+    try:
+        app = create_app(settings, store)
+        verifier = app.state.auth.oidc
+        async with app.router.lifespan_context(app):
+            assert not verifier.http.is_closed
+        assert verifier.http.is_closed
+    finally:
+        await store.close()

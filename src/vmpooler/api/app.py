@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -81,6 +82,12 @@ _NO_NATIVE_TELEMETRY: dict[str, Any] = (
 )
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await app.state.auth.close()
+
+
 def create_app(
     settings: Settings,
     store: Store,
@@ -99,6 +106,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.store = store
@@ -107,9 +115,9 @@ def create_app(
     backend = auth_backend if auth_backend is not None else build_backend(settings.auth)
     policy = read_policy(settings.auth)
     issuers = read_oidc(settings.auth)
-    oidc = OidcVerifier(issuers, policy.is_admin, clock) if issuers and backend is not None else None
-    app.state.auth = ApiAuth(backend, TokenService(store.tokens, clock, policy), oidc)
-    app.state.vms = VMService(settings, store, clock, auth_enabled=backend is not None, metrics=metrics)
+    oidc = OidcVerifier(issuers, policy.is_admin, clock) if issuers else None
+    app.state.auth = auth = ApiAuth(backend, TokenService(store.tokens, clock, policy), oidc)
+    app.state.vms = VMService(settings, store, clock, auth_enabled=auth.enabled, metrics=metrics)
     app.state.status = StatusService(settings, store, clock)
     app.state.runtime_config = RuntimeConfig(settings, store, clock)
     app.state.vms.on_change = app.state.runtime_config.on_change = app.state.status.invalidate
@@ -120,7 +128,7 @@ def create_app(
     app.state.event_streams = EventStreams(
         store, settings.config.events_max_streams, settings.config.events_keepalive_seconds
     )
-    app.state.webhooks = WebhookService(settings, WebhookStore(store.client), auth_enabled=backend is not None)
+    app.state.webhooks = WebhookService(settings, WebhookStore(store.client), auth_enabled=auth.enabled)
 
     # each router is built once and included under every prefix that serves it: building the routes is
     # most of create_app's time (FastAPI compiles a validator per parameter), and a mount only prefixes them

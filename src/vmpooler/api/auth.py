@@ -34,11 +34,26 @@ class ApiAuth:
 
     @property
     def enabled(self) -> bool:
-        return self.backend is not None
+        """A password backend, OIDC issuers, or both: callers are then told apart."""
+        return self.backend is not None or (self.oidc is not None and self.oidc.enabled)
 
-    def require_enabled(self) -> AuthBackend:
-        if self.backend is None:
+    async def close(self) -> None:
+        """Close the OIDC verifier's HTTP client (the app's lifespan calls this at shutdown)."""
+        if self.oidc is not None:
+            await self.oidc.close()
+
+    def require_enabled(self) -> None:
+        if not self.enabled:
             raise NotFound("token authentication is not configured on this server (no :auth: section)")
+
+    def password_backend(self) -> AuthBackend:
+        """What checks basic-auth passwords; NotFound saying why when this server takes none."""
+        self.require_enabled()
+        if self.backend is None:
+            raise NotFound(
+                "this server takes no passwords (:auth: has only oidc, no provider), so tokens cannot be made "
+                "or revoked with basic auth; send your CI job's OIDC ID token as 'Authorization: Bearer <token>'"
+            )
         return self.backend
 
     def is_admin(self, login: Login) -> bool:
@@ -46,7 +61,7 @@ class ApiAuth:
 
     async def basic_login(self, request: Request) -> Login:
         """The login of valid basic-auth credentials; 401 otherwise, 503 when LDAP is down."""
-        backend = self.require_enabled()
+        backend = self.password_backend()
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic" or not encoded:

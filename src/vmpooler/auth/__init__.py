@@ -24,7 +24,8 @@ _PROVIDERS = ("dummy", "ldap")
 
 
 def build_backend(auth: Mapping[str, Any] | None) -> AuthBackend | None:
-    """The backend the ``:auth:`` section names; None when there is no such section.
+    """The backend the ``:auth:`` section names; None when there is no such section, or when it has
+    only ``oidc:`` (ID tokens are then the only credentials).
 
     Raises ConfigError naming the key path (``auth.provider``, ``auth.ldap.host``, ...) when the
     section is wrong.
@@ -37,7 +38,11 @@ def build_backend(auth: Mapping[str, Any] | None) -> AuthBackend | None:
     if isinstance(provider, str):
         provider = provider.strip().lstrip(":")
     if provider is None:
-        raise ConfigError([f"auth.provider: required (one of {', '.join(_PROVIDERS)})"])
+        if auth.get("oidc"):
+            return None  # OIDC ID tokens only: no passwords, so no token is made with basic auth
+        raise ConfigError(
+            [f"auth.provider: required (one of {', '.join(_PROVIDERS)}) unless auth.oidc names an issuer"]
+        )
     if provider == "dummy":
         return DummyAuth()
     if provider == "ldap":

@@ -181,24 +181,8 @@ class OidcVerifier:
                 leeway=issuer.leeway_s,
                 options={"require": ["exp", "iat", "iss", "aud"]},
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise OidcRejected("the ID token has expired; request a fresh one right before calling vmpooler") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise OidcRejected(f"the ID token is not valid yet ({exc}); check the clocks of issuer and server") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise OidcRejected(
-                f"the ID token's audience is not {' or '.join(issuer.audience)!r}; request the token with that "
-                "audience (GitHub: core.getIDToken(audience); GitLab: id_tokens: aud)"
-            ) from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise OidcRejected(f"the ID token lacks the {exc.claim!r} claim; it cannot be accepted") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise OidcRejected(
-                f"the ID token's signature does not verify against {issuer.issuer}'s key; it was altered or "
-                "signed by someone else"
-            ) from exc
         except jwt.PyJWTError as exc:
-            raise OidcRejected(f"the ID token is not valid: {exc}") from exc
+            raise OidcRejected(_what_to_change(exc, issuer)) from exc
         return claims
 
     def _identity(self, token: str, claims: dict[str, Any], issuer: OidcIssuer) -> Identity:
@@ -216,6 +200,29 @@ class OidcVerifier:
         admin = self.is_admin(owner) or any(self.is_admin(group) for group in groups)
         # the id of this very token: VMs checked out with it are listed by it, as with our tokens
         return Identity(owner, token_id(token), admin)
+
+
+#: what a caller is told for each refusal of PyJWT's (the first class that matches); the rest: its own words
+_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "the ID token has expired; request a fresh one right before calling vmpooler"),
+    (jwt.ImmatureSignatureError, "the ID token is not valid yet ({exc}); check the clocks of issuer and server"),
+    (
+        jwt.InvalidAudienceError,
+        "the ID token's audience is not {audience!r}; request the token with that audience "
+        "(GitHub: core.getIDToken(audience); GitLab: id_tokens: aud)",
+    ),
+    (jwt.MissingRequiredClaimError, "the ID token lacks the {claim!r} claim; it cannot be accepted"),
+    (
+        jwt.InvalidSignatureError,
+        "the ID token's signature does not verify against {issuer}'s key; it was altered or signed by someone else",
+    ),
+)
+
+
+def _what_to_change(exc: jwt.PyJWTError, issuer: OidcIssuer) -> str:
+    template = next((text for kind, text in _REFUSALS if isinstance(exc, kind)), "the ID token is not valid: {exc}")
+    audience = " or ".join(issuer.audience)
+    return template.format(exc=exc, audience=audience, claim=getattr(exc, "claim", ""), issuer=issuer.issuer)
 
 
 def _as_strings(value: object) -> list[str]:

@@ -88,6 +88,11 @@ class Call(Generic[T]):
     #: seconds to wait for the reply instead of the client's timeout (a checkout that waits its turn)
     timeout: float | None = None
 
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """This call as a request of ``http`` (the sync and the async client send it alike)."""
+        timeout = httpx.USE_CLIENT_DEFAULT if self.timeout is None else self.timeout
+        return http.build_request(self.method, self.path, json=self.json, params=self.params, timeout=timeout)
+
 
 _ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
     cls.status: cls

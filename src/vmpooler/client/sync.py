@@ -44,14 +44,7 @@ class Client:
     def send(self, call: core.Call[T]) -> T:
         """Send one request described by :mod:`vmpooler.client.core` and parse its reply."""
         with core.transport_errors(self.url):
-            response = self._http.request(
-                call.method,
-                call.path,
-                json=call.json,
-                params=call.params,
-                auth=call.basic_auth,
-                timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout,
-            )
+            response = self._http.send(call.request(self._http), auth=call.basic_auth)
         return core.read_reply(call, response)
 
     @contextlib.contextmanager

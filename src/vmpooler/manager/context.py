@@ -19,7 +19,8 @@ from vmpooler.providers.base import Provider
 from vmpooler.sizing import AutoscaleSpec
 from vmpooler.states import VMState
 from vmpooler.store.records import VMRecord
-from vmpooler.store.redis import Fields, Store
+from vmpooler.store.redis import Store
+from vmpooler.store.replies import Fields
 
 log = logging.getLogger("vmpooler.manager")
 

@@ -149,16 +149,8 @@ class OndemandProvisioner:
                 await self.store.move(pool, name, VMState.RUNNING, VMState.COMPLETED, reason="on-demand request ended")
         await self.store.ondemand.forget_vms(request_id, items)
 
-    async def run(
-        self,
-        stop: asyncio.Event,
-        metrics: Metrics,
-        interval: float = 1.0,
-        *,
-        wakeups: Wakeups | None = None,
-        idle_interval: float = IDLE_POLL_SECONDS,
-    ) -> None:
-        """Every ``interval`` while requests are open; otherwise every ``idle_interval``, or at once when
-        the API announces a new request on ``wakeups`` (each ``interval`` while that is not listening)."""
-        sleep = idle_sleep(wakeups, ONDEMAND, lambda: self._open, idle_interval)
-        await every(interval, stop, self.run_once, name="ondemand", metrics=metrics, sleep=sleep)
+    async def run(self, stop: asyncio.Event, metrics: Metrics, *, wakeups: Wakeups | None = None) -> None:
+        """Every second while requests are open; otherwise every IDLE_POLL_SECONDS, or at once when the
+        API announces a new request on ``wakeups`` (each second while that is not listening)."""
+        sleep = idle_sleep(wakeups, ONDEMAND, lambda: self._open, IDLE_POLL_SECONDS)
+        await every(1.0, stop, self.run_once, name="ondemand", metrics=metrics, sleep=sleep)

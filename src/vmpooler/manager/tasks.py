@@ -70,21 +70,13 @@ class TaskWorker:
             await self.store.update_vm(vm, {task_error_field(kind): str(exc)})
             log.warning("pool %s vm %s: %s %s failed: %s", ctx.name, vm, kind, argument, exc)
 
-    async def run(
-        self,
-        stop: asyncio.Event,
-        metrics: Metrics,
-        interval: float = 1.0,
-        *,
-        wakeups: Wakeups | None = None,
-        idle_interval: float = IDLE_POLL_SECONDS,
-    ) -> None:
-        """Again after ``interval`` when a pass found work; otherwise after ``idle_interval``, or at once
-        when the API announces a task on ``wakeups`` (each ``interval`` while that is not listening)."""
+    async def run(self, stop: asyncio.Event, metrics: Metrics, *, wakeups: Wakeups | None = None) -> None:
+        """Again after a second when a pass found work; otherwise after IDLE_POLL_SECONDS, or at once
+        when the API announces a task on ``wakeups`` (each second while that is not listening)."""
         done = [0]
 
         async def run_pass() -> None:
             done[0] = await self.run_once()
 
-        sleep = idle_sleep(wakeups, TASKS, lambda: done[0] > 0, idle_interval)
-        await every(interval, stop, run_pass, name="tasks", metrics=metrics, sleep=sleep)
+        sleep = idle_sleep(wakeups, TASKS, lambda: done[0] > 0, IDLE_POLL_SECONDS)
+        await every(1.0, stop, run_pass, name="tasks", metrics=metrics, sleep=sleep)

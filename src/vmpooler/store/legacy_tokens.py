@@ -15,12 +15,11 @@ never finds ours through this path.
 
 from __future__ import annotations
 
-from typing import Any
-
 from vmpooler.states import VMState
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.records import VMField
+from vmpooler.store.replies import str_dict
 from vmpooler.store.scripts import load
 
 #: on a hashed record: a copy of the original's clear record, which must still exist for the copy to count
@@ -31,10 +30,6 @@ HINT_FIELD = "hint"
 VM_TOKEN_FIELD = VMField.TOKEN
 
 
-def _dict(reply: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in reply.items()}
-
-
 class LegacyTokenStore:
     def __init__(self, client: Redis) -> None:
         self.client = client
@@ -43,7 +38,7 @@ class LegacyTokenStore:
     async def original_record(self, clear_token: str) -> dict[str, str] | None:
         """The record the original wrote under ``clear_token``, or None (none, or one of ours)."""
         async with translated():
-            record = _dict(await self.client.hgetall(keys.token(clear_token)))
+            record = str_dict(await self.client.hgetall(keys.token(clear_token)))
             user = record.get("user")
             if not user or HINT_FIELD in record or LEGACY_FIELD in record:
                 return None

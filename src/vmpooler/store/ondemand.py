@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from vmpooler.store import keys
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.events import ONDEMAND
 from vmpooler.store.history import count_field
+from vmpooler.store.replies import str_dict
 from vmpooler.store.scripts import load
 
 Item = tuple[str, str, int]  # (alias as requested, pool, count)
@@ -26,10 +26,6 @@ def decode_items(requested: str) -> list[Item]:
         alias, pool, count = part.rsplit(":", 2)
         items.append((alias, pool, int(count)))
     return items
-
-
-def _dict(reply: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in reply.items()}
 
 
 class OndemandStore:
@@ -50,7 +46,7 @@ class OndemandStore:
 
     async def get(self, request_id: str) -> dict[str, str] | None:
         async with translated():
-            record = _dict(await self.client.hgetall(keys.ondemand_request(request_id)))
+            record = str_dict(await self.client.hgetall(keys.ondemand_request(request_id)))
         return record or None
 
     async def update(self, request_id: str, fields: Mapping[str, str]) -> None:
@@ -76,7 +72,7 @@ class OndemandStore:
             for request_id in ids:
                 pipe.hgetall(keys.ondemand_request(request_id))
             records = await pipe.execute() if ids else []
-        return [(i, _dict(r)) for i, r in zip(ids, records, strict=True) if r]
+        return [(i, str_dict(r)) for i, r in zip(ids, records, strict=True) if r]
 
     async def delivered(self, request_id: str, items: Sequence[Item]) -> list[list[str]]:
         """The VMs delivered so far for each item, in item order."""

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from redis.exceptions import NoScriptError
 
@@ -14,19 +13,22 @@ from vmpooler.errors import LeaseLost
 from vmpooler.states import LIVE_STATES, VMState, check_move
 from vmpooler.store import keys
 from vmpooler.store.audit_trail import AuditTrail
+from vmpooler.store.checkout_call import checkout_call
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.deadlines import DeadlineStore, deadline_keys, zset_score
 from vmpooler.store.eventlog import DEFAULT_MAX_LENGTH, EventLog, at_field, event_data, transition_event
 from vmpooler.store.events import EventStore
 from vmpooler.store.handout import HandoutStore
 from vmpooler.store.health import HealthStore
-from vmpooler.store.history import HistoryStore, count_field
+from vmpooler.store.history import HistoryStore
 from vmpooler.store.leases import LeaseStore
+from vmpooler.store.managers import ManagerStore
 from vmpooler.store.ondemand import OndemandStore
 from vmpooler.store.overrides import OverrideStore
 from vmpooler.store.pool_view import PoolView, read_pool_view
 from vmpooler.store.ratelimit import RateLimitStore
 from vmpooler.store.records import VMField, VMRecord, format_time
+from vmpooler.store.replies import Fields, flat_pairs, str_dict, str_mapping, str_set
 from vmpooler.store.scripts import Scripts, queue, settle
 from vmpooler.store.slots import SlotStore
 from vmpooler.store.stats import StatsStore
@@ -34,28 +36,8 @@ from vmpooler.store.tasks import TaskStore
 from vmpooler.store.tokens import TokenStore
 from vmpooler.store.waiting import CheckoutVia, WaitQueues
 
-Fields = Mapping[str, str | int | float]
-
 #: hours a checked-out VM lives when the caller names no lifetime (``vm_lifetime``'s default)
 DEFAULT_LIFETIME_HOURS = 24.0
-
-
-def _pairs(fields: Fields | None) -> list[str]:
-    return [str(item) for pair in (fields or {}).items() for item in pair]
-
-
-def _mapping(fields: Fields) -> Any:
-    # redis-py types mapping keys invariantly over bytes | str | ...; ours are all str
-    return {key: str(value) for key, value in fields.items()}
-
-
-def _strs(values: Any) -> set[str]:
-    """A reply of a client made with decode_responses=True holds str only."""
-    return {str(v) for v in values}
-
-
-def _dict(reply: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in reply.items()}
 
 
 class Store:
@@ -85,6 +67,7 @@ class Store:
         self.health = HealthStore(client, self.eventlog)
         self.handout = HandoutStore(client, self.eventlog)
         self.leases = LeaseStore(client)
+        self.managers = ManagerStore(client)
         self.events = EventStore(client)
         self.queues = WaitQueues(client, events_max_length)
         self.slots = SlotStore(client, self._scripts.clone_slot, self.managers_alive)
@@ -107,18 +90,18 @@ class Store:
                 pipe.sadd(keys.POOLS, name)
                 pipe.delete(keys.pool(name))
                 if fields:
-                    pipe.hset(keys.pool(name), mapping=_mapping(fields))
+                    pipe.hset(keys.pool(name), mapping=str_mapping(fields))
             await pipe.execute()
 
     async def stored_pools(self) -> dict[str, dict[str, str]]:
         """Every pool published in Redis (``vmpooler__pools``), name -> its ``vmpooler__pool__<name>`` hash."""
         async with translated():
-            names = sorted(_strs(await self.client.smembers(keys.POOLS)))
+            names = sorted(str_set(await self.client.smembers(keys.POOLS)))
             async with self.client.pipeline(transaction=False) as pipe:
                 for name in names:
                     pipe.hgetall(keys.pool(name))
                 found = await pipe.execute()
-        return {name: _dict(fields) for name, fields in zip(names, found, strict=True)}
+        return {name: str_dict(fields) for name, fields in zip(names, found, strict=True)}
 
     async def counts(self, pools: Sequence[str]) -> dict[str, dict[VMState, int]]:
         """Size of every live state set of every pool, in one round trip and one reply."""
@@ -135,7 +118,7 @@ class Store:
 
     async def members(self, pool: str, state: VMState) -> set[str]:
         async with translated():
-            return _strs(await self.client.smembers(keys.state_set(state, pool)))
+            return str_set(await self.client.smembers(keys.state_set(state, pool)))
 
     async def members_of(self, pools: Sequence[str], state: VMState) -> dict[str, set[str]]:
         """One state's members for several pools, in one round trip."""
@@ -143,7 +126,7 @@ class Store:
             for pool in pools:
                 pipe.smembers(keys.state_set(state, pool))
             found = await pipe.execute()
-        return {pool: _strs(names) for pool, names in zip(pools, found, strict=True)}
+        return {pool: str_set(names) for pool, names in zip(pools, found, strict=True)}
 
     async def all_members(self, pool: str) -> dict[VMState, set[str]]:
         async with translated(), self.client.pipeline(transaction=False) as pipe:
@@ -166,13 +149,13 @@ class Store:
 
     async def lastboot(self) -> dict[str, str]:
         async with translated():
-            return _dict(await self.client.hgetall(keys.LASTBOOT))
+            return str_dict(await self.client.hgetall(keys.LASTBOOT))
 
     # ---- VM records ---------------------------------------------------------------------------
 
     async def vm(self, name: str) -> dict[str, str]:
         async with translated():
-            return _dict(await self.client.hgetall(keys.vm(name)))
+            return str_dict(await self.client.hgetall(keys.vm(name)))
 
     async def vms(self, names: Sequence[str]) -> list[dict[str, str]]:
         async with translated(), self.client.pipeline(transaction=False) as pipe:
@@ -189,7 +172,7 @@ class Store:
 
     async def update_vm(self, name: str, fields: Fields) -> None:
         async with translated():
-            await self.client.hset(keys.vm(name), mapping=_mapping(fields))
+            await self.client.hset(keys.vm(name), mapping=str_mapping(fields))
 
     async def locate(self, name: str) -> tuple[str, VMState] | None:
         """(pool, state) of a VM, DESTROYED when only its record is left; None when never known."""
@@ -222,7 +205,7 @@ class Store:
         async with translated():
             done = await self._scripts.create_pending(
                 keys=[keys.state_set(VMState.PENDING, pool), keys.vm(name), keys.lease(pool), keys.EVENT_STREAM],
-                args=[fence, name, *event, *_pairs(record)],
+                args=[fence, name, *event, *flat_pairs(record)],
             )
         if done == -1:
             raise LeaseLost(f"pool {pool}: this manager's lease passed to another manager").with_context(
@@ -270,7 +253,7 @@ class Store:
             at_field(),
             event_data(**{"from": source.value, "reason": reason or None}),
             self.eventlog.max_length,
-            *_pairs(fields),
+            *flat_pairs(fields),
         ]
         async with translated():
             if not notify:
@@ -309,7 +292,7 @@ class Store:
         """A finished clone's statistics, and ``fields`` on its record, in one round trip."""
         async with translated(), self.client.pipeline(transaction=True) as pipe:
             if fields:
-                pipe.hset(keys.vm(name), mapping=_mapping(fields))
+                pipe.hset(keys.vm(name), mapping=str_mapping(fields))
             self.history.queue_clone(pipe, pool, seconds, now)
             fallback = self.stats.queue_record(pipe, "clone", pool, name, seconds, now)
             replies = await pipe.execute(raise_on_error=False)
@@ -368,94 +351,44 @@ class Store:
         request's turn: store/waiting.py), which raises its own error when it serves nothing.
         """
         check_move(VMState.READY, VMState.RUNNING)
-        pools: list[str] = []
-        index: dict[str, int] = {}
-        # the provisioner retries an empty pool until its clones arrive: only the API's refusals count
-        refused = count_field("refused", now) if ondemand is None else ""
-        ends = zset_score(now + lifetime_hours * 3600 if lifetime_hours > 0 else math.inf)
-        args = [format_time(now), keys.VM_PREFIX, "", str(len(requests)), count_field("checkouts", now), refused, ends]
-        for candidates in requests:
-            args.append(str(len(candidates)))
-            for pool in candidates:
-                if pool not in index:
-                    pools.append(pool)
-                    index[pool] = len(pools)
-                args.append(str(index[pool]))
-        pairs = _pairs(fields)
-        owner = str((fields or {}).get(VMField.USER, ""))
-        event = [str(self.eventlog.max_length), owner, event_data(**{"from": "ready"}), at_field(now)]
-        args += [str(len(pairs) // 2), *pairs, *event, keys.EVENTS, *pools]
-        args[2] = str(len(pools))
-        script_keys = [
-            key
-            for pool in pools
-            for key in (
-                keys.state_set(VMState.READY, pool),
-                keys.ready_queue(pool),
-                keys.state_set(VMState.RUNNING, pool),
-                keys.active(pool),
-                keys.history_counts(pool),
-                keys.ready_since(pool),
-                keys.checked_at(pool),
-                keys.lifetime_ends(pool),
-            )
-        ]
-        script_keys.append(keys.EVENT_STREAM)
-        if token_id is not None:
-            script_keys.append(keys.token_vms(token_id))
-        if ondemand is not None:
-            script_keys.append(keys.request_vms(*ondemand))
-        script_keys += index_sets
+        call = checkout_call(
+            requests,
+            now,
+            fields,
+            token_id=token_id,
+            ondemand=ondemand,
+            lifetime_hours=lifetime_hours,
+            index_sets=index_sets,
+            events_max_length=self.eventlog.max_length,
+        )
         async with translated():
             if via is None:
-                reply = await self._scripts.checkout(keys=script_keys, args=args)
+                reply = await self._scripts.checkout(keys=call.keys, args=call.args)
             else:
-                reply = await via.script(keys=[*via.keys, *script_keys], args=[*via.args, *args])
+                reply = await via.script(keys=[*via.keys, *call.keys], args=[*via.args, *call.args])
         if via is not None and int(reply[0]) < 0:
             raise via.refusal(list(reply))
-        if reply[0] == 0:
-            return int(reply[1]) - 1
-        flat = reply[1:]
-        return [(pools[int(flat[i]) - 1], str(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return call.taken(reply)
 
     # ---- managers: who is alive -------------------------------------------------------------
 
+    # the manager heartbeats live in store/managers.py; these names are what callers have always used
+
     async def heartbeat(self, manager_id: str, description: str, ttl_seconds: int, now: float = 0.0) -> None:
-        async with translated(), self.client.pipeline(transaction=True) as pipe:
-            pipe.set(keys.manager(manager_id), description, ex=ttl_seconds)
-            pipe.zadd(keys.MANAGERS, {manager_id: now or time.time()})
-            await pipe.execute()
+        await self.managers.heartbeat(manager_id, description, ttl_seconds, now)
 
     async def retire(self, manager_id: str) -> None:
-        async with translated(), self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.manager(manager_id))
-            pipe.zrem(keys.MANAGERS, manager_id)
-            await pipe.execute()
+        await self.managers.retire(manager_id)
 
     async def live_managers(self, since: float) -> int:
         """How many managers sent a heartbeat after ``since`` (epoch seconds)."""
-        async with translated():
-            await self.client.zremrangebyscore(keys.MANAGERS, "-inf", since - 3600)
-            return int(await self.client.zcount(keys.MANAGERS, since, "+inf"))
+        return await self.managers.live_count(since)
 
     async def manager_descriptions(self) -> dict[str, str]:
-        """manager id -> ``host:pid`` for every manager whose heartbeat has not lapsed."""
-        async with translated():
-            ids = [str(i) for i in await self.client.zrange(keys.MANAGERS, 0, -1)]
-            if not ids:
-                return {}
-            found = await self.client.mget([keys.manager(i) for i in ids])
-        return {i: str(d) for i, d in zip(ids, found, strict=True) if d is not None}
+        return await self.managers.descriptions()
 
     async def managers_alive(self, manager_ids: set[str]) -> set[str]:
-        ids = sorted(manager_ids)
-        if not ids:
-            return set()
-        async with translated(), self.client.pipeline(transaction=False) as pipe:
-            for manager_id in ids:
-                pipe.exists(keys.manager(manager_id))
-            found = await pipe.execute()
-        return {manager_id for manager_id, alive in zip(ids, found, strict=True) if alive}
+        return await self.managers.alive(manager_ids)
 
     async def fingerprint(self, pool: str) -> tuple[object, ...]:
         """Cheap summary that changes when a pool needs the manager: checkouts, returns, overrides."""

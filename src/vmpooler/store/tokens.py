@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from vmpooler.states import VMState
 from vmpooler.store import keys, scripts
 from vmpooler.store.connection import Redis, translated
 from vmpooler.store.eventlog import EventLog, at_field, event_data, queue_event
 from vmpooler.store.legacy_tokens import LegacyTokenStore
 from vmpooler.store.records import VMField
-
-
-def _dict(reply: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in reply.items()}
+from vmpooler.store.replies import str_dict
 
 
 class TokenStore:
@@ -42,7 +37,7 @@ class TokenStore:
 
     async def get(self, token_id: str) -> dict[str, str] | None:
         async with translated():
-            record = _dict(await self.client.hgetall(keys.token(token_id)))
+            record = str_dict(await self.client.hgetall(keys.token(token_id)))
         return record or None
 
     async def touch(self, token_id: str, when: str) -> None:
@@ -55,7 +50,7 @@ class TokenStore:
             async with self.client.pipeline(transaction=False) as pipe:
                 for token_id in ids:
                     pipe.hgetall(keys.token(token_id))
-                records = [_dict(r) for r in await pipe.execute()]
+                records = [str_dict(r) for r in await pipe.execute()]
         return {token_id: record for token_id, record in zip(ids, records, strict=True) if record}
 
     async def revoke(

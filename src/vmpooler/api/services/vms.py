@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from vmpooler.api.services.vm_changes import check_lifetime, check_tags
 from vmpooler.api.services.waiting import WaitingCheckouts, new_ticket, quota_error, quota_limits
 from vmpooler.auth.tokens import Identity
 from vmpooler.config import Settings
 from vmpooler.domain import Checkout
 from vmpooler.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, StoreError, Unauthorized
 from vmpooler.health import Failover, HandoutGate
-from vmpooler.limits import LIFETIME_CEILING_HOURS, lifetime_limit
+from vmpooler.limits import LIFETIME_CEILING_HOURS
 from vmpooler.metrics.base import Metrics
 from vmpooler.states import VMState
 from vmpooler.store.records import VMRecord, rfc3339
@@ -31,9 +32,6 @@ from vmpooler.store.waits import WaitStore
 # always used with fullmatch: `$` also matches before a final newline, so "team\n" passed as a name
 POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})*")
-TAG_KEY = re.compile(r"[A-Za-z0-9_.-]+")  # length: :config: max_tag_name_length
-# a space, not \s: a tag value holds no newline, tab or other control character
-TAG_VALUE = re.compile(r"[\w \-.@:/]*")  # length: :config: max_tag_value_length
 MAX_VMS_PER_REQUEST = 100
 MAX_DISK_GB = 2048
 
@@ -296,8 +294,8 @@ class VMService:
         if not isinstance(body, dict) or not body:
             raise BadRequest('send a JSON object such as {"lifetime": 2} or {"tags": {"team": "qa"}}')
         failures: list[str] = []
-        lifetime = self._check_lifetime(body["lifetime"], failures) if "lifetime" in body else None
-        tags = self._check_tags(body["tags"], failures) if "tags" in body else {}
+        lifetime = check_lifetime(self.settings, body["lifetime"], failures) if "lifetime" in body else None
+        tags = check_tags(self.settings, body["tags"], failures) if "tags" in body else {}
         failures += [
             f"Unknown argument {key!r}: only 'lifetime' and 'tags' can be changed"
             for key in body
@@ -319,65 +317,6 @@ class VMService:
             checkout = (await self.store.record(name)).checkout
             ends = checkout + lifetime * 3600 if checkout is not None else math.inf
             await self.store.deadlines.set_lifetime(pool, name, lifetime, ends)
-
-    def _check_lifetime(self, value: Any, failures: list[str]) -> int | None:
-        try:
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise ValueError
-            lifetime = int(value)
-        except ValueError:
-            failures.append(f"Lifetime must be a positive integer number of hours (got {str(value)[:40]!r})")
-            return None
-        limit = lifetime_limit(self.settings)
-        if lifetime <= 0:
-            failures.append(f"Lifetime must be a positive integer number of hours (got {lifetime})")
-        elif lifetime > limit:
-            failures.append(
-                f"You provided a lifetime ({str(value)[:40]}) that exceeds the configured maximum of {limit}."
-            )
-        else:
-            return lifetime
-        return None
-
-    def _check_tags(self, value: Any, failures: list[str]) -> dict[str, str]:
-        if not isinstance(value, dict):
-            failures.append('tags must be a JSON object such as {"team": "qa"}')
-            return {}
-        cfg = self.settings.config
-        allowed = cfg.allowed_tags
-        if allowed is not None and (unknown := sorted(set(value) - set(allowed))):
-            failures.append(f"You provided unsupported tags ({', '.join(unknown)}); allowed: {', '.join(allowed)}")
-            return {}
-        if len(value) > cfg.max_tags_per_vm:
-            failures.append(f"Too many tags: a VM may carry at most {cfg.max_tags_per_vm} (got {len(value)})")
-            return {}
-        tags: dict[str, str] = {}
-        for key, raw in value.items():
-            text = "" if raw is None else str(raw)
-            if len(key) > cfg.max_tag_name_length or not TAG_KEY.fullmatch(key):
-                failures.append(
-                    f"Tag name {key[:60]!r} must be 1-{cfg.max_tag_name_length} letters, digits, '_', '.' or '-'"
-                )
-            elif len(text) > cfg.max_tag_value_length:
-                failures.append(f"Tag value for {key!r} exceeds {cfg.max_tag_value_length} characters")
-            elif not TAG_VALUE.fullmatch(text):
-                failures.append(f"Tag value for {key!r} contains invalid characters")
-            elif text:
-                tags[key] = self._filter_tag(key, text)
-        return tags
-
-    def _filter_tag(self, key: str, value: str) -> str:
-        """Apply the configured ``:tagfilter:`` regex: the value becomes its joined captures."""
-        pattern = self.settings.tagfilter.get(key)
-        if not pattern:
-            return value
-        try:
-            match = re.search(pattern, value)
-        except re.error:
-            return value
-        if match is None or not match.groups():
-            return value
-        return "".join(group for group in match.groups() if group)
 
     async def give_back(self, hostname: str, caller: Identity | None = None) -> None:
         """DELETE: a checked-out VM goes to completed; the manager destroys it."""
