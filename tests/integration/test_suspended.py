@@ -74,7 +74,7 @@ async def test_the_tier_is_kept_at_its_size_and_survives_a_manager_restart(store
 async def test_a_waiting_checkout_on_an_empty_pool_is_served_by_a_resumed_vm(
     store: Store, inventory_file: Path, redis_port: int
 ) -> None:
-    clone_seconds = 4.0  # a clone boots this long after it is made; a resume takes at most 0.2 s
+    clone_seconds = 2.5  # a clone boots this long after it is made; a resume takes at most 0.2 s
     settings = settings_with([{**POOL, "size": 0, "suspended": 1}])
     manager = Manager(
         settings,
@@ -85,7 +85,7 @@ async def test_a_waiting_checkout_on_an_empty_pool_is_served_by_a_resumed_vm(
         history_wait=lambda _now: 3600.0,
     )
     stop = asyncio.Event()
-    running = asyncio.create_task(manager.run(stop, grace=5))
+    running = asyncio.create_task(manager.run(stop, grace=0.5))
     try:
 
         async def one_suspended() -> bool:
@@ -94,6 +94,8 @@ async def test_a_waiting_checkout_on_an_empty_pool_is_served_by_a_resumed_vm(
         await until(one_suspended, "the tier filled", timeout=20)
         (suspended,) = await store.members("deb", VMState.SUSPENDED)
         with ApiThread(settings, redis_port) as api:
+            status = await asyncio.to_thread(httpx.get, f"{api.url}/api/v3/status", timeout=10)
+            assert status.json()["pools"]["deb"]["suspended"] == 1 and status.json()["pools"]["deb"]["ready"] == 0
             # size 0: nothing is ready, so the checkout waits; its demand has the manager resume the tier
             started = time.monotonic()
             reply = await asyncio.to_thread(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -26,29 +27,35 @@ class SuspendedTier:
         self.suspending: set[str] = set()
         #: VMs being resumed (still SUSPENDED in Redis): they count as ready already
         self.resuming: set[str] = set()
+        #: booted clones are placed one at a time: two booting together must not both see the ready VMs short
+        self._placing = asyncio.Lock()
         lifecycle.on_booted = self.place_booted
 
     async def place_booted(self, name: str, started: float) -> None:
         """A clone of this pool booted: into the tier when it is short and the ready VMs are not; else ready."""
         ctx = self.ctx
-        if ctx.policy.suspended <= 0 or not await self._wants(name):
+        if ctx.policy.suspended <= 0:
             await ctx.mark_ready(name, started)
             return
-        self.suspending.add(name)
+        async with self._placing:
+            if not await self._wants(name):
+                await ctx.mark_ready(name, started)
+                return
+            self.suspending.add(name)
         began = time.monotonic()
         try:
             await ctx.call("suspend_vm", ctx.provider.suspend_vm(ctx.target, name), vm=name)
+            booted = ctx.clock() - started
+            reason = f"booted in {booted:.1f}s, suspended in {time.monotonic() - began:.1f}s"
+            if await ctx.move(name, VMState.PENDING, VMState.SUSPENDED, reason, VMRecord(ready=ctx.clock()).fields()):
+                await ctx.clone_succeeded()
         except ProviderError as exc:
             # its state is unknown (half saved?): it goes, and the next clone takes its place
             ctx.metrics.error("suspend_failed", ctx.name)
             await ctx.move(name, VMState.PENDING, VMState.FAILED, f"suspend failed: {exc}")
-            return
         finally:
+            # only once it is in the SUSPENDED set (or gone): counted in the tier all along
             self.suspending.discard(name)
-        booted = ctx.clock() - started
-        reason = f"booted in {booted:.1f}s, suspended in {time.monotonic() - began:.1f}s"
-        if await ctx.move(name, VMState.PENDING, VMState.SUSPENDED, reason, VMRecord(ready=ctx.clock()).fields()):
-            await ctx.clone_succeeded()
 
     async def _wants(self, name: str) -> bool:
         ctx = self.ctx
