@@ -60,13 +60,17 @@ async def test_the_tier_is_kept_at_its_size_and_survives_a_manager_restart(store
     assert members[VMState.SUSPENDED] == suspended and len(members[VMState.READY]) == 1
     assert not members[VMState.PENDING] and not members[VMState.COMPLETED]
 
-    # a checkout takes the ready VM: one suspended VM is resumed, and a clone refills the tier
+    # a manager killed mid-resume: the provider runs the VM, Redis still has it suspended
+    first = min(suspended)
+    await provider.resume_vm(settings.pools[0].target(), first)
+    # a checkout takes the ready VM: the suspended VM first in line is resumed (again: that succeeds), and a
+    # clone refills the tier
     (ready,) = members[VMState.READY]
     assert await store.move("deb", ready, VMState.READY, VMState.RUNNING)
     await run_until(restarted, lambda: tier_full(store))
     members = await in_one_state_each(store)
-    (resumed,) = members[VMState.READY]
-    assert resumed in suspended and await event_types(store, resumed) == ["vm.cloned", "vm.suspended", "vm.resumed"]
+    assert members[VMState.READY] == {first}
+    assert await event_types(store, first) == ["vm.cloned", "vm.suspended", "vm.resumed"]
     assert len(members[VMState.SUSPENDED] - suspended) == 1
     await settle(restarted)
 
@@ -124,3 +128,25 @@ def test_a_suspended_tier_on_a_provider_that_cannot_suspend_is_a_config_problem(
     assert found and found[0].startswith("pools[0].suspended:") and "cannot suspend" in found[0]
     fine, _ = parse_settings({"pools": [{"name": "deb", "template": "t/deb", "size": 1, "suspended": 2}]}, env={})
     assert not [p for p in problems(fine) if "suspended" in p]
+
+
+async def test_a_vm_whose_resume_fails_is_failed_and_replaced_by_a_clone(store: Store, inventory_file: Path) -> None:
+    settings = settings_with([{**POOL, "suspended": 1}])
+    filled = manager_for(settings, store, dummy(inventory_file))
+
+    async def one_ready_one_suspended() -> bool:
+        counts = (await store.counts(["deb"]))["deb"]
+        return counts[VMState.READY] == 1 and counts[VMState.SUSPENDED] == 1 and counts[VMState.PENDING] == 0
+
+    await run_until(filled, one_ready_one_suspended)
+    await settle(filled)
+    (suspended,) = await store.members("deb", VMState.SUSPENDED)
+    (ready,) = await store.members("deb", VMState.READY)
+    assert await store.move("deb", ready, VMState.READY, VMState.RUNNING)
+    broken = manager_for(settings, store, dummy(inventory_file, resumevm_fail_percent=100))
+    await run_until(broken, one_ready_one_suspended)
+    await in_one_state_each(store)
+    assert suspended not in await store.members("deb", VMState.READY) | await store.members("deb", VMState.SUSPENDED)
+    types = await event_types(store, suspended)
+    assert types[:3] == ["vm.cloned", "vm.suspended", "vm.failed"] and "vm.resumed" not in types
+    await settle(broken)
