@@ -53,6 +53,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "webhooks": [],
         "autoscale_replay": ["--start-hour", "0", "--hours", "6"],
         "fast_clone": [],
+        "suspend_resume": [],
     },
     "quick": {
         "cli_startup": ["--quick"],
@@ -71,6 +72,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "webhooks": ["--quick"],
         "autoscale_replay": ["--start-hour", "9", "--hours", "1"],
         "fast_clone": ["--cold", "1", "--restored", "3"],
+        "suspend_resume": ["--cold", "1", "--cycles", "3"],
     },
     "smoke": {
         "cli_startup": ["--rounds", "1"],

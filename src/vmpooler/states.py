@@ -15,6 +15,10 @@ of any set (its hash lingers for ``data_ttl`` as a record).
                  │  ^          │
                  │  └ READY <──┘ (released by an operator after a passing check)
                  └──> READY       (a checkout that could not complete gives back the VMs it had checked)
+
+    PENDING ──> SUSPENDED ──> READY       (the suspended tier: booted, then its RAM saved and no CPU held;
+                    │                      resumed when the ready VMs fall short; docs/fast-clones.md)
+                    └──> COMPLETED / FAILED (beyond the tier, drained, vanished / its resume failed)
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class VMState(StrEnum):
     DESTROYED = "destroyed"
     #: failed its hand-out check: out of circulation, kept ``quarantine_hours`` for debugging
     QUARANTINE = "quarantine"
+    #: booted then suspended (RAM saved to disk, no CPU): resumed into READY when the ready VMs fall short
+    SUSPENDED = "suspended"
 
 
 #: States that are a Redis set per pool; DESTROYED is not held anywhere.
@@ -45,13 +51,14 @@ LIVE_STATES: tuple[VMState, ...] = (
     VMState.FAILED,
     VMState.DISCOVERED,
     VMState.QUARANTINE,
+    VMState.SUSPENDED,
 )
 
 #: States whose VMs the manager destroys.
 DOOMED_STATES: tuple[VMState, ...] = (VMState.COMPLETED, VMState.FAILED)
 
 ALLOWED: dict[VMState, frozenset[VMState]] = {
-    VMState.PENDING: frozenset({VMState.READY, VMState.FAILED, VMState.RUNNING}),
+    VMState.PENDING: frozenset({VMState.READY, VMState.FAILED, VMState.RUNNING, VMState.SUSPENDED}),
     VMState.READY: frozenset({VMState.RUNNING, VMState.COMPLETED, VMState.FAILED}),
     # QUARANTINE and READY only in the hand-out check's step of a checkout (api/services/handout.py)
     VMState.RUNNING: frozenset({VMState.COMPLETED, VMState.QUARANTINE, VMState.READY}),
@@ -59,6 +66,8 @@ ALLOWED: dict[VMState, frozenset[VMState]] = {
     VMState.FAILED: frozenset({VMState.DESTROYED}),
     VMState.DISCOVERED: frozenset({VMState.COMPLETED}),
     VMState.QUARANTINE: frozenset({VMState.READY, VMState.COMPLETED}),
+    # only the manager's suspended tier (manager/suspended.py) moves VMs in and out of SUSPENDED
+    VMState.SUSPENDED: frozenset({VMState.READY, VMState.COMPLETED, VMState.FAILED}),
     VMState.DESTROYED: frozenset(),
 }
 

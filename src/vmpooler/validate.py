@@ -41,6 +41,19 @@ def problems(settings: Settings, load_provider: LoadProvider = registry.load) ->
         *_raised(lambda: read_oidc(settings.auth)),
         *_raised(lambda: enabled_limits(settings)),
         *webhook_problems(settings.webhooks),
+        *suspend_problems(settings, load_provider),
+    ]
+
+
+def suspend_problems(settings: Settings, load_provider: LoadProvider) -> list[str]:
+    """Pools asking for a suspended tier from a provider that cannot suspend and resume VMs."""
+    classes = _provider_classes(settings, load_provider)
+    return [
+        f"pools[{i}].suspended: pool {pool.name!r} keeps {pool.suspended} VMs suspended, but its provider "
+        f"{pool.provider!r} ({classes[pool.provider].__name__}) cannot suspend VMs: set it to 0 or use one "
+        "that can (dummy, qemu)"
+        for i, pool in enumerate(settings.pools)
+        if pool.suspended and pool.provider in classes and not classes[pool.provider].suspends()
     ]
 
 

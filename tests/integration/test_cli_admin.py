@@ -30,7 +30,7 @@ from vmpooler.cli.main import app
 from vmpooler.client import Client
 from vmpooler.config import Settings, load_settings
 from vmpooler.domain import PoolTarget
-from vmpooler.states import VMState
+from vmpooler.states import LIVE_STATES, VMState
 from vmpooler.store.embedded import free_port
 from vmpooler.store.redis import Store
 
@@ -115,6 +115,7 @@ async def test_inventory_lists_every_pool_with_its_vms_by_state(config: Path, st
         "failed": [],
         "discovered": [],
         "quarantine": [],
+        "suspended": [],
     }
     assert pools["old"] == {
         "configured": False,
@@ -124,7 +125,7 @@ async def test_inventory_lists_every_pool_with_its_vms_by_state(config: Path, st
 
     plain = (await run("inventory", "-c", str(config))).stdout.splitlines()  # a pipe: one pool and state a line
     assert "deb ready 1 deb-a" in plain and "deb running 1 deb-b" in plain and "cent ready 0" in plain
-    assert len(plain) == 3 * 7  # three pools, seven states (quarantine is one)
+    assert len(plain) == 3 * len(LIVE_STATES)  # three pools, each of its states
 
 
 # ---- purge ------------------------------------------------------------------------------------------------
@@ -223,6 +224,7 @@ async def test_migrate_from_ruby_reads_the_original_layout(config: Path, store: 
         "failed": 0,
         "discovered": 0,
         "quarantine": 0,
+        "suspended": 0,
     }
     assert report["pools"]["cent"]["counts"]["completed"] == 1
     assert report["tokens"]["adopted_on_first_use"] == [hint("a" * 32)]  # never the token itself

@@ -83,6 +83,13 @@ class PoolSettings(BaseModel):
     quarantine_hours: float = Field(
         24, ge=0, le=8760, description="Hours a VM that failed its hand-out check is kept before it is destroyed."
     )
+    suspended: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="VMs kept suspended besides the ready ones, resumed first when those fall short "
+        "(docs/fast-clones.md); the provider must be able to suspend.",
+    )
     fallback: list[str] = Field(
         default_factory=list, description="Pools that serve this pool's checkouts while it is degraded or empty."
     )

@@ -52,6 +52,8 @@ class PoolPolicy:
     quarantine_hours: float = 24.0
     #: the pool's hand-out check (run by the API), whose failure rate may open the breaker
     handout_check: HandoutCheck | None = None
+    #: VMs kept suspended besides the ready ones (the suspended tier, manager/suspended.py)
+    suspended: int = 0
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from vmpooler.errors import LeaseLost, PermanentProviderError, ProviderError, StoreError
@@ -26,6 +26,12 @@ class Lifecycle:
         self.ctx = ctx
         self.busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: what a clone that booted becomes (name, clone start): ready, or suspended (manager/suspended.py)
+        self.on_booted: Callable[[str, float], Awaitable[object]] = ctx.mark_ready
+
+    def start(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on ``name`` in the background; the VM is busy (passes leave it alone) until it ends."""
+        self._spawn(name, work)
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         self.busy.add(name)
@@ -92,7 +98,7 @@ class Lifecycle:
             await self._free_slot(slot)
             while time.monotonic() < deadline:
                 if await self._booted(name):
-                    await ctx.mark_ready(name, started)
+                    await self.on_booted(name, started)
                     return
                 await asyncio.sleep(ctx.ready_poll_interval)
             await ctx.clone_failed(f"clone {name} not ready within {ctx.policy.timeout:.0f}s", permanent=False)

@@ -66,6 +66,7 @@ def policy_for(settings: Settings, pool: PoolSettings) -> PoolPolicy:
         autoscale=pool.autoscale.spec() if pool.autoscale is not None else None,
         quarantine_hours=pool.quarantine_hours,
         handout_check=pool.handout_check,
+        suspended=pool.suspended,
     )
 
 

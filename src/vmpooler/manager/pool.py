@@ -15,6 +15,7 @@ from vmpooler.manager.context import PoolContext
 from vmpooler.manager.lifecycle import Lifecycle
 from vmpooler.manager.quarantine import QuarantineKeeper
 from vmpooler.manager.quiet import Census, QuietPool
+from vmpooler.manager.suspended import SuspendedTier
 from vmpooler.states import DOOMED_STATES, VMState
 from vmpooler.store.pool_view import Due, PoolView
 from vmpooler.store.records import VMRecord
@@ -59,6 +60,7 @@ class PoolReconciler:
         #: sets the size of a pool with an ``autoscale:`` section
         self.autoscaler = Autoscaler(ctx) if ctx.policy.autoscale is not None else None
         self.quarantine = QuarantineKeeper(ctx)
+        self.suspended = SuspendedTier(ctx, self.lifecycle)
 
     def forget_cached_state(self) -> None:
         self._empty = None
@@ -113,7 +115,7 @@ class PoolReconciler:
             return False
         await ctx.publish_health()
         members = view.members
-        self._count_missing(inventory, members[VMState.RUNNING] | members[VMState.READY])
+        self._count_missing(inventory, members[VMState.RUNNING] | members[VMState.READY] | members[VMState.SUSPENDED])
         changed = await self._discover(inventory, members)
         busy = self.lifecycle.busy
         records = {name: fields for name, fields in view.records.items() if name not in busy}
@@ -129,7 +131,9 @@ class PoolReconciler:
         # an autoscaled pool's target moves with the clock: it is looked at again each minute
         next_due = view.due.next_at if self.autoscaler is None else min(view.due.next_at, ctx.clock() + 60)
         self.next_due = min(next_due, quarantine_due)
-        self.quiet.settle(view, changed, bool(self.lifecycle.busy), ctx.policy.size + view.demand)
+        # a suspended tier short of its size (or over it) is not settled: a later pass fills it
+        unsettled = changed or view.count(VMState.SUSPENDED) != ctx.policy.suspended
+        self.quiet.settle(view, unsettled, bool(self.lifecycle.busy), ctx.policy.size + view.demand)
         return changed
 
     async def _view(self) -> PoolView:
@@ -323,6 +327,8 @@ class PoolReconciler:
             await ctx.move(name, VMState.READY, VMState.COMPLETED, reason)
         for name in members[VMState.PENDING]:
             await ctx.move(name, VMState.PENDING, VMState.FAILED, reason)
+        for name in members[VMState.SUSPENDED] - self.lifecycle.busy:
+            await ctx.move(name, VMState.SUSPENDED, VMState.COMPLETED, reason)
         return True
 
     def _destroy_doomed(self, members: dict[VMState, set[str]]) -> None:
@@ -347,6 +353,12 @@ class PoolReconciler:
             self._empty = empty
         excess = ready + pending - target
         changed = False
+        if ctx.policy.suspended or view.count(VMState.SUSPENDED):
+            # the suspended tier: resumes first (fast), then clones fill the ready VMs and the tier
+            suspended = view.members[VMState.SUSPENDED]
+            gone = {name for name in suspended if self._gone(name)}
+            changed, correction = await self.suspended.adjust(ready, target, suspended, gone)
+            excess += correction
         if excess > 0 and ready > 0:
             surplus = sorted(await ctx.store.members(ctx.name, VMState.READY))[: min(excess, ready)]
             for name in surplus:

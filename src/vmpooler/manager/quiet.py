@@ -16,7 +16,7 @@ FULL_PASS_EVERY = 30
 #: the shared census of set sizes is read again when older than this
 CENSUS_MAX_AGE = 5.0
 #: quarantined VMs wait for their hours (next_due) or an operator (whose change is announced)
-_SETTLED_STATES = (VMState.READY, VMState.RUNNING, VMState.QUARANTINE)
+_SETTLED_STATES = (VMState.READY, VMState.RUNNING, VMState.QUARANTINE, VMState.SUSPENDED)
 
 
 class Census:

@@ -115,6 +115,21 @@ class Provider(ABC):
     async def revert_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
         raise NotSupported(f"provider {self.name!r} cannot revert snapshots")
 
+    async def suspend_vm(self, pool: PoolTarget, name: str) -> None:
+        """Save the booted VM's memory and stop it, so it holds no CPU (and, where the platform allows, no
+        RAM) until ``resume_vm``; the manager's suspended tier (a pool's ``suspended: N``) needs both."""
+        raise NotSupported(f"provider {self.name!r} cannot suspend VMs")
+
+    async def resume_vm(self, pool: PoolTarget, name: str) -> None:
+        """Run a suspended VM again from its saved memory: the same machine (name, address, identity).
+        Succeeds when it already runs, so a resume interrupted by a crash can simply be repeated."""
+        raise NotSupported(f"provider {self.name!r} cannot resume VMs")
+
+    @classmethod
+    def suspends(cls) -> bool:
+        """Whether this provider implements ``suspend_vm`` and ``resume_vm`` (a pool's ``suspended`` needs it)."""
+        return cls.suspend_vm is not Provider.suspend_vm and cls.resume_vm is not Provider.resume_vm
+
     async def create_disk(self, pool: PoolTarget, name: str, size_gb: int) -> None:
         raise NotSupported(f"provider {self.name!r} cannot add disks")
 

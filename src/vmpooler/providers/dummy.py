@@ -76,6 +76,11 @@ class DummyOptions(ProviderOptions):
     migratevm_max_time: Seconds = 0
     migratevm_fail_percent: Percent = 0
     migratevm_couldmove_percent: Percent = 0
+    #: a VM's suspend (memory saved, no CPU) and resume, for a pool's suspended tier
+    suspendvm_max_time: Seconds = 0
+    suspendvm_fail_percent: Percent = 0
+    resumevm_max_time: Seconds = 0
+    resumevm_fail_percent: Percent = 0
     getvm_poweroff_percent: Percent = 0
     getvm_rename_percent: Percent = 0
     vmready_fail_percent: Percent = 0
@@ -96,6 +101,7 @@ class VMStatus(StrEnum):
     CLONING = "cloning"
     FAILED = "failed"  # the injected clone failure left it behind
     RUNNING = "running"
+    SUSPENDED = "suspended"  # its memory saved: not ready until resumed
 
 
 class DummyProvider(Provider):
@@ -209,6 +215,26 @@ class DummyProvider(Provider):
             self._doomed.discard(name)
             self._listeners.close(name)
         return True
+
+    async def suspend_vm(self, pool: PoolTarget, name: str) -> None:
+        await self._simulate("suspendvm", f"suspending {name!r}")
+
+        def suspend(record: Record) -> None:
+            if record["status"] not in (VMStatus.RUNNING, VMStatus.SUSPENDED):
+                raise PermanentProviderError(f"dummy: VM {name!r} is {record['status']}, not running: cannot suspend")
+            record["status"] = VMStatus.SUSPENDED
+
+        await self._change_vm(pool, name, suspend)
+
+    async def resume_vm(self, pool: PoolTarget, name: str) -> None:
+        await self._simulate("resumevm", f"resuming {name!r}")
+
+        def resume(record: Record) -> None:
+            if record["status"] not in (VMStatus.RUNNING, VMStatus.SUSPENDED):
+                raise PermanentProviderError(f"dummy: VM {name!r} is {record['status']}, not suspended: cannot resume")
+            record["status"] = VMStatus.RUNNING
+
+        await self._change_vm(pool, name, resume)
 
     async def create_snapshot(self, pool: PoolTarget, name: str, snapshot: str) -> None:
         await self._simulate("createsnapshot", f"snapshotting {name!r}")

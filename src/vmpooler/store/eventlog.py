@@ -40,6 +40,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "vm.destroyed",
         "vm.failed",
         "vm.quarantined",
+        "vm.suspended",
+        "vm.resumed",
         "pool.resized",
         "pool.breaker_opened",
         "pool.breaker_closed",
@@ -58,6 +60,8 @@ def transition_event(source: VMState, target: VMState) -> str:
     (``vm.returned``, from RUNNING) or the manager, before anyone used it (``vm.retired``)."""
     if target is VMState.COMPLETED:
         return "vm.returned" if source is VMState.RUNNING else "vm.retired"
+    if source is VMState.SUSPENDED and target is VMState.READY:
+        return "vm.resumed"
     return {
         VMState.READY: "vm.ready",
         VMState.RUNNING: "vm.checked_out",
@@ -66,6 +70,7 @@ def transition_event(source: VMState, target: VMState) -> str:
         VMState.DISCOVERED: "vm.discovered",
         VMState.PENDING: "vm.cloned",
         VMState.QUARANTINE: "vm.quarantined",
+        VMState.SUSPENDED: "vm.suspended",
     }[target]
 
 

@@ -41,6 +41,12 @@ def state_set_prefix(state: VMState) -> str:
     return f"{PREFIX}{state.value}__"
 
 
+def suspended(pool: str) -> str:
+    """Ours: the pool's suspended tier (VMs whose RAM is saved to disk, resumed when the ready VMs fall
+    short): the state set of ``VMState.SUSPENDED``, ``vmpooler__suspended__<pool>``."""
+    return state_set(VMState.SUSPENDED, pool)
+
+
 def ready_queue(pool: str) -> str:
     """Ours: FIFO of ready VM names, so checkout hands out the oldest in O(1)."""
     return f"{PREFIX}readyqueue__{pool}"

@@ -182,6 +182,10 @@ class WaitQueues:
             )
         if int(reply[0]) == -2 and refused is not None:
             raise refused(quota_refusal(reply))
+        if int(reply[0]) > 0:
+            # the pool's managers look now: a pool with a suspended tier resumes VMs for its waiters
+            async with translated():
+                await self.client.publish(keys.EVENTS, ticket.pool)
         return int(reply[0]) > 0
 
     def take_via(
@@ -299,6 +303,11 @@ class WaitQueues:
     def queue_wake(pipe: Pipeline, pool: str) -> None:
         """Tell the pool's waiters to look again (a VM of it became ready), in the caller's pipeline."""
         pipe.publish(keys.WAIT_WAKE, pool)
+
+    async def wake(self, pool: str) -> None:
+        """Tell the pool's waiters to look again now (a VM became ready outside a pipeline: a resume)."""
+        async with translated():
+            await self.client.publish(keys.WAIT_WAKE, pool)
 
     def wakeups(self, poll_seconds: float = 1.0) -> AsyncGenerator[str | None, None]:
         """Names of pools whose waiters should look again; None after ``poll_seconds`` without one.

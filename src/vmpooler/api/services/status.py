@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from vmpooler.config import Settings
+from vmpooler.config import PoolSettings, Settings
 from vmpooler.limits import pool_sizes
 from vmpooler.states import VMState
 from vmpooler.store.autoscale import AutoscaleStore
@@ -149,9 +149,7 @@ class StatusService:
                     entry["degraded"] = health[pool.name]
                 if pool.name in autoscaled:
                     entry["autoscale"] = autoscaled[pool.name]
-                quarantined = counts[pool.name][VMState.QUARANTINE]
-                if pool.handout_check is not None or quarantined:  # ours: failed their hand-out check
-                    entry["quarantine"] = quarantined
+                entry.update(_held_apart(pool, counts[pool.name]))
                 report["pools"][pool.name] = entry
         return dict(sorted(report.items()))
 
@@ -195,3 +193,14 @@ class StatusService:
     async def total_running(self) -> int:
         counts = await self.store.counts([p.name for p in self.settings.pools])
         return sum(c[VMState.RUNNING] for c in counts.values())
+
+
+def _held_apart(pool: PoolSettings, counts: Mapping[VMState, int]) -> dict[str, int]:
+    """Ours: the pool's VMs held out of the ready ones, for pools that can have them (or still do): those that
+    failed their hand-out check (docs/health.md) and the suspended tier (docs/fast-clones.md)."""
+    held = {}
+    if pool.handout_check is not None or counts[VMState.QUARANTINE]:
+        held["quarantine"] = counts[VMState.QUARANTINE]
+    if pool.suspended or counts[VMState.SUSPENDED]:
+        held["suspended"] = counts[VMState.SUSPENDED]
+    return held

@@ -80,6 +80,11 @@ class VMFiles:
     def serial(self) -> Path:
         return self.directory / f"{self.name}.serial.log"
 
+    @property
+    def suspended(self) -> Path:
+        """A suspended VM's RAM and device state (QEMU's migration stream); present only while it is suspended."""
+        return self.directory / f"{self.name}.suspended"
+
     def disk(self, number: int) -> Path:
         return self.directory / f"{self.name}-disk{number}.qcow2"
 
@@ -88,7 +93,17 @@ class VMFiles:
         disks = (
             [Path(disk) for disk in record.disks] if record else list(self.directory.glob(f"{self.name}-disk*.qcow2"))
         )
-        return [self.overlay, *disks, self.pidfile, self.qmp, self.agent, self.log, self.serial, self.metadata]
+        return [
+            self.overlay,
+            *disks,
+            self.pidfile,
+            self.qmp,
+            self.agent,
+            self.suspended,
+            self.log,
+            self.serial,
+            self.metadata,
+        ]
 
 
 class RecordStore:

@@ -28,7 +28,7 @@ from vmpooler.providers.localvm.options import LocalVMOptions, Machine, MachineO
 from vmpooler.providers.localvm.ports import PortAllocator
 from vmpooler.providers.localvm.provider import LocalVMProvider
 from vmpooler.providers.localvm.records import RecordStore, VMFiles, VMRecord
-from vmpooler.providers.qemu import memstate, process, qmp, thaw
+from vmpooler.providers.qemu import memstate, process, qmp, suspend, thaw
 from vmpooler.providers.qemu.argv import Host, command_line
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -255,6 +255,35 @@ class QemuProvider(LocalVMProvider):
             return False
         return await probe.answers(machine.ready_probe, host, port, self.options.probe_timeout)
 
+    async def suspend_vm(self, pool: PoolTarget, name: str) -> None:
+        """RAM and devices to ``<name>.suspended``, then the process ends: no CPU, no memory. Its port stays its own."""
+        with self._about(pool, name):
+            files, record = await self._existing(pool, name)
+            pid = process.find(files, record.uid, record.pid)
+            if pid is None:
+                if files.suspended.exists():
+                    return  # already suspended
+                raise ProviderError("the VM is not running")
+            await suspend.save(files, self.options.launch_timeout)
+            await process.stop(pid, record.uid, files, self.options.shutdown_grace)
+            record.pid = None
+            await asyncio.to_thread(self._records.save, files, record)
+
+    async def resume_vm(self, pool: PoolTarget, name: str) -> None:
+        """The same command line again, from the saved state: the same machine, address and identity."""
+        with self._about(pool, name):
+            files, record = await self._existing(pool, name)
+            if process.find(files, record.uid, record.pid) is None:
+                if not files.suspended.exists():
+                    raise PermanentProviderError("the VM is neither running nor suspended")
+                record.pid = await process.launch(
+                    suspend.resume_argv(record.argv, files), files, self.options.launch_timeout
+                )
+                await asyncio.to_thread(self._records.save, files, record)
+            # paused when it was saved: resumed here once its state is loaded
+            await thaw.wait_running(files, self.options.launch_timeout)
+            await asyncio.to_thread(files.suspended.unlink, missing_ok=True)
+
     async def get_vm_ip_address(self, pool: PoolTarget, name: str) -> str | None:
         found = await self._load(pool, name)
         return await self._address(found[1]) if found else None
@@ -312,11 +341,14 @@ class QemuProvider(LocalVMProvider):
         record = await asyncio.to_thread(self._records.load, files)
         return (files, record) if record is not None else None
 
-    async def _running(self, pool: PoolTarget, name: str) -> tuple[VMFiles, VMRecord]:
+    async def _existing(self, pool: PoolTarget, name: str) -> tuple[VMFiles, VMRecord]:
         found = await self._load(pool, name)
         if found is None:
             raise PermanentProviderError("no such VM")
-        files, record = found
+        return found
+
+    async def _running(self, pool: PoolTarget, name: str) -> tuple[VMFiles, VMRecord]:
+        files, record = await self._existing(pool, name)
         if process.find(files, record.uid, record.pid) is None:
             raise ProviderError("the VM is not running")
         return files, record
