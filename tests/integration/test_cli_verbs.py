@@ -150,6 +150,9 @@ def interrupt_waiting(env: dict[str, str], server: ApiThread, *extra: str) -> tu
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as at a terminal: a suite started in the background (`make test &`) has SIGINT ignored, and a
+        # child inherits that, so the Ctrl-C below would never arrive
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     deadline = time.monotonic() + 30
     while not (claimed := asyncio.run(claim_new_requests(server.redis_port))):

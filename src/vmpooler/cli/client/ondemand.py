@@ -152,7 +152,11 @@ def _wait_for(client: Client, rid: str, wanted: dict[str, int], timeout: float, 
 
     deadline = time.monotonic() + timeout
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    console = Console(stderr=True)
+    # refreshed by this loop, not by Rich's refresh thread: a Ctrl-C that lands while that thread and this
+    # one share Rich's lock could leave the process unable to exit; and nothing is drawn off a terminal
+    progress = Progress(*columns, console=console, transient=True, auto_refresh=False, disable=not console.is_terminal)
+    with progress:
         tasks = {name: progress.add_task(name, total=n) for name, n in wanted.items()}
         while True:
             current = client.request_status(rid)
@@ -161,6 +165,7 @@ def _wait_for(client: Client, rid: str, wanted: dict[str, int], timeout: float, 
             for name, counts in current.pending.items():
                 if name in tasks:
                     progress.update(tasks[name], completed=counts.get("ready", 0))
+            progress.refresh()
             if time.monotonic() > deadline:
                 raise ApiError(
                     f"on-demand request {rid} is not ready after {timeout:g}s; it goes on: "
