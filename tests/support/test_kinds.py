@@ -39,6 +39,14 @@ LONG_RUNNING: dict[str, str] = {
     "tests/integration/test_cli_verbs.py::test_ctrl_c_during_wait_says_how_to_follow_up": "a CLI process, interrupted",
     "tests/integration/test_docs.py": "builds the documentation site",
     "tests/integration/test_manager_probe.py": "a manager process",
+    # the three below watch an idle manager for seconds to show it does not poll: time, not work
+    "tests/integration/test_manager_wakeups.py::test_idle_pools_cost_no_polling_and_a_checkout_is_refilled_at_once": (
+        "6 s of an idle manager"
+    ),
+    "tests/integration/test_manager_wakeups.py::test_a_quiet_pool_reads_nothing_yet_sees_changes_no_event_announced": (
+        "6 s of an idle manager"
+    ),
+    "tests/integration/test_manager_service_wakeups.py": "6 s of idle task and on-demand loops",
     "tests/integration/test_openapi.py": "schemathesis over every route",
     "tests/integration/test_provider_paths.py": "serve started from other folders",
     "tests/integration/test_security_serve.py": "a service process per test",
