@@ -4,6 +4,7 @@ and autoscale, which calls the manager's own ``decide`` (``vmpooler.sizing``).""
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from vmpooler.sizing import AutoscaleSpec, Observed, Profile, decide, learn_minute, learn_refill
@@ -25,19 +26,20 @@ class Levels:
     clone_slots: int | None
 
 
-class Policy:
+class Policy(ABC):
     """A ready target (ready plus pending VMs to keep) for the levels it is shown. Every policy clones
     for the waiting queue too, as the manager does for waiting checkouts."""
 
     name = "policy"
 
+    @abstractmethod
     def target(self, levels: Levels) -> int:
-        raise NotImplementedError
+        """How many VMs to keep ready or cloning at these levels."""
 
-    def learn_minute(self, minute_start: int, checkouts: int) -> None:
+    def learn_minute(self, minute_start: int, checkouts: int) -> None:  # noqa: B027 (optional hook)
         """A finished minute saw ``checkouts`` VMs asked for (only a learning policy keeps it)."""
 
-    def learn_refill(self, seconds: float) -> None:
+    def learn_refill(self, seconds: float) -> None:  # noqa: B027 (optional hook)
         """One more clone took ``seconds`` to become ready."""
 
 
